@@ -1,0 +1,184 @@
+//! One error type for the whole crate: a kind a program can match on, plus the
+//! context a person needs (which operation, which section, what the OS said).
+
+use std::fmt;
+use std::io;
+
+/// What went wrong, in terms a caller can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No section exists under that name (or the file behind it is gone).
+    NotFound,
+    /// A section already exists under that name.
+    AlreadyExists,
+    /// The OS refused access, the section is owned by another user, or a
+    /// write was attempted through a read-only handle or view.
+    PermissionDenied,
+    /// The name is not a valid section name (empty, contains `/` or NUL,
+    /// `.`/`..`, too long, or reserved).
+    InvalidName,
+    /// An offset or length is unaligned or outside the section or view.
+    InvalidRange,
+    /// A size is zero, too large to map, or smaller than the current size
+    /// where only growth is allowed.
+    InvalidSize,
+    /// The name was left behind by a holder that died: the section is not
+    /// live and is never opened as if it were. `create` reclaims it and
+    /// [`gc`](crate::gc) removes it.
+    Stale,
+    /// The name refers to a file that was replaced or removed since the
+    /// section was created.
+    Replaced,
+    /// An entry in the namespace is not something this crate can open as a
+    /// section (a directory, a device, a damaged record).
+    WrongKind,
+    /// The operation is not available on this platform or namespace.
+    Unsupported,
+    /// Any other operating-system error; see [`Error::os_error`].
+    Os,
+}
+
+impl ErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not found",
+            ErrorKind::AlreadyExists => "already exists",
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::InvalidName => "invalid name",
+            ErrorKind::InvalidRange => "invalid range",
+            ErrorKind::InvalidSize => "invalid size",
+            ErrorKind::Stale => "stale (its last holder died without releasing it)",
+            ErrorKind::Replaced => "backing file replaced or removed",
+            ErrorKind::WrongKind => "not a section",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Os => "operating-system error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error type of every fallible operation in this crate.
+///
+/// Its `Display` is a complete sentence fragment a command-line tool can
+/// print as it is, e.g.
+/// `section 'telemetry': open: permission denied (owned by uid 1001; allow it with allow_foreign_owner)`.
+#[derive(Debug, thiserror::Error)]
+pub struct Error {
+    kind: ErrorKind,
+    op: &'static str,
+    name: Option<String>,
+    detail: Option<String>,
+    #[source]
+    source: Option<io::Error>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, op: &'static str) -> Self {
+        Error {
+            kind,
+            op,
+            name: None,
+            detail: None,
+            source: None,
+        }
+    }
+
+    /// An error from an OS call, classified by its errno.
+    pub(crate) fn os(op: &'static str, err: io::Error) -> Self {
+        let kind = match err.kind() {
+            io::ErrorKind::NotFound => ErrorKind::NotFound,
+            io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+            io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            io::ErrorKind::Unsupported => ErrorKind::Unsupported,
+            _ => ErrorKind::Os,
+        };
+        Error {
+            kind,
+            op,
+            name: None,
+            detail: None,
+            source: Some(err),
+        }
+    }
+
+    pub(crate) fn with_name(mut self, name: &str) -> Self {
+        if self.name.is_none() {
+            self.name = Some(name.to_owned());
+        }
+        self
+    }
+
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub(crate) fn with_op(mut self, op: &'static str) -> Self {
+        self.op = op;
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The operation that failed (`"create"`, `"open"`, `"map"`, ...).
+    pub fn operation(&self) -> &'static str {
+        self.op
+    }
+
+    /// The section's name, when the operation concerned a named section.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The underlying OS error, when there is one.
+    pub fn os_error(&self) -> Option<&io::Error> {
+        self.source.as_ref()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = &self.name {
+            write!(f, "section '{}': ", name.escape_debug())?;
+        }
+        write!(f, "{}: {}", self.op, self.kind)?;
+        match (&self.detail, &self.source) {
+            (Some(d), Some(e)) => write!(f, " ({d}: {e})"),
+            (Some(d), None) => write!(f, " ({d})"),
+            (None, Some(e)) => write!(f, " ({e})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(err: Error) -> io::Error {
+        let kind = match err.kind {
+            ErrorKind::NotFound | ErrorKind::Stale | ErrorKind::Replaced => io::ErrorKind::NotFound,
+            ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,
+            ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
+            ErrorKind::InvalidName | ErrorKind::InvalidRange | ErrorKind::InvalidSize => {
+                io::ErrorKind::InvalidInput
+            }
+            ErrorKind::WrongKind => io::ErrorKind::InvalidData,
+            ErrorKind::Unsupported => io::ErrorKind::Unsupported,
+            ErrorKind::Os => err
+                .source
+                .as_ref()
+                .map_or(io::ErrorKind::Other, io::Error::kind),
+        };
+        io::Error::new(kind, err)
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

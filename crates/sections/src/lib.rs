@@ -1,0 +1,66 @@
+//! Windows-style *sections* for Rust: one abstraction behind memory-mapped
+//! files and named shared memory, with views, access rights and
+//! handle-counted lifetime.
+//!
+//! A [`Section`] is a kernel memory object: anonymous or named, backed by
+//! memory or by a file. A [`View`] maps a range of it with one [`Access`].
+//! A named section lives, by default, while any process holds a handle or a
+//! view of it, as on Windows; when the last holder goes away (by drop or by
+//! `kill -9`), the name goes too.
+//!
+//! ```
+//! use sections::{Access, Namespace, Section};
+//!
+//! # fn main() -> sections::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let ns = Namespace::at(dir.path());
+//! // One process creates a named section...
+//! let section = Section::options().size(4096).namespace(&ns).create("telemetry")?;
+//! let view = section.map_all(Access::ReadWrite)?;
+//! view.write_at(0, b"hello")?;
+//!
+//! // ...another opens it by name, with the access it may have.
+//! let reader = Section::options().access(Access::Read).namespace(&ns).open("telemetry")?;
+//! let mut buf = [0u8; 5];
+//! reader.map(0, 4096, Access::Read)?.read_at(0, &mut buf)?;
+//! assert_eq!(&buf, b"hello");
+//!
+//! // A read-only handle cannot make a writable view.
+//! assert!(reader.map_all(Access::ReadWrite).is_err());
+//!
+//! // When the last handle and view are gone, so is the name.
+//! drop((section, view, reader));
+//! assert!(Section::options().namespace(&ns).open("telemetry").is_err());
+//! # Ok(()) }
+//! ```
+//!
+//! The default namespace is `/dev/shm`, so a section named `telemetry` is
+//! the object `shm_open("/telemetry")` opens in C and
+//! `SharedMemory("telemetry")` opens in Python.
+//!
+//! # Safety of shared bytes
+//!
+//! Another process may write a shared page at any moment, so the safe API
+//! copies ([`View::read_at`], [`View::write_at`]) or hands out atomics
+//! ([`View::atomic_u32`]); slices over the memory are `unsafe` and say what
+//! they need. Memory-backed sections never shrink (anonymous ones are
+//! sealed against it), so a peer cannot make a view of one fault.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod error;
+mod name;
+mod section;
+mod sys;
+mod view;
+
+pub use error::{Error, ErrorKind, Result};
+pub use name::{gc, list, validate_name, EntryInfo, EntryKind, Namespace, MAX_NAME_LEN};
+pub use section::{remove, Access, Disposition, Kind, Lifetime, Removed, Section, SectionOptions};
+pub use view::{Advice, Residency, View};
+
+/// The alignment of view offsets: the page size on Linux.
+pub fn granularity() -> usize {
+    sys::granularity()
+}

@@ -1,0 +1,238 @@
+//! Section names and the namespace they live in.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::section::Lifetime;
+use crate::sys;
+
+/// The longest name, in bytes (the file-name limit of Linux file systems).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Names beginning with this are the crate's own files (sections being
+/// built, before they are published) and are refused as section names.
+pub(crate) const RESERVED_PREFIX: &str = ".sections-";
+
+/// Where named sections live: a directory, `/dev/shm` by default.
+///
+/// A section named `telemetry` in the default namespace is the file
+/// `/dev/shm/telemetry`, the very object that `shm_open("/telemetry")` in C,
+/// `SharedMemory("telemetry")` in Python and Boost.Interprocess open.
+/// [`Namespace::at`] picks any other directory, the analog of a Windows
+/// private namespace: names there are invisible to the default namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Namespace {
+    dir: PathBuf,
+}
+
+impl Namespace {
+    /// A namespace rooted at `dir`, which must be an existing directory
+    /// (checked when a section is created or opened in it).
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Namespace { dir: dir.into() }
+    }
+
+    /// The directory of this namespace.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Default for Namespace {
+    /// `/dev/shm`, the POSIX shared-memory namespace on Linux.
+    fn default() -> Self {
+        Namespace::at("/dev/shm")
+    }
+}
+
+/// Checks that `name` is usable as a section name.
+///
+/// A valid name is 1 to [`MAX_NAME_LEN`] bytes, contains no `/` and no NUL,
+/// is not `.` or `..`, and does not begin with the crate's reserved prefix
+/// `.sections-`. A leading `/` (as in `shm_open("/name")`) is not accepted:
+/// pass the bare name. Nothing that passes can name a file outside the
+/// namespace directory.
+pub fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("a name cannot be empty".to_owned())
+    } else if name.len() > MAX_NAME_LEN {
+        Some(format!(
+            "a name is at most {MAX_NAME_LEN} bytes, this one is {}",
+            name.len()
+        ))
+    } else if name.contains('/') {
+        Some("a name cannot contain '/'".to_owned())
+    } else if name.contains('\0') {
+        Some("a name cannot contain a NUL byte".to_owned())
+    } else if name == "." || name == ".." {
+        Some(format!("'{name}' is not a name"))
+    } else if name.starts_with(RESERVED_PREFIX) {
+        Some(format!(
+            "names beginning with '{RESERVED_PREFIX}' are reserved for sections being built"
+        ))
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(Error::new(ErrorKind::InvalidName, "validate name")
+            .with_name(name)
+            .with_detail(reason)),
+    }
+}
+
+/// What an entry of a namespace is backed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// Memory (a tmpfs file): a named memory section, or a segment made
+    /// by `shm_open`, Python or Boost.
+    Memory,
+    /// A record naming a backing file (a named file-backed section).
+    File,
+}
+
+/// One entry of a namespace, as [`list`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryInfo {
+    /// The entry's name.
+    pub name: String,
+    /// Memory or file.
+    pub kind: EntryKind,
+    /// Size in bytes: the memory's, or the backing file's (0 if that file
+    /// is gone).
+    pub size: u64,
+    /// The owner's user id.
+    pub owner_uid: u32,
+    /// Permission bits, e.g. `0o600`.
+    pub mode: u32,
+    /// Counted or persistent; entries made by other programs are persistent.
+    pub lifetime: Lifetime,
+    /// Whether any process holds the section (`None` when the entry could
+    /// not be opened to ask). Only counted sections are held.
+    pub held: Option<bool>,
+    /// A counted section whose last holder died: not live, never opened,
+    /// removed by [`gc`] and reclaimed by the next create.
+    pub stale: bool,
+    /// Whether this library made the entry (it carries the
+    /// `user.sections` attribute).
+    pub made_by_sections: bool,
+    /// The backing file of a file-backed entry.
+    pub file: Option<PathBuf>,
+}
+
+fn dir_error(op: &'static str, namespace: &Namespace, e: std::io::Error) -> Error {
+    Error::os(op, e).with_detail(format!("namespace directory {}", namespace.dir().display()))
+}
+
+/// Lists every regular file of a namespace, sections made by this library
+/// and segments made by other programs alike, without changing any
+/// lifetime state: no lock is taken that could make a concurrent last
+/// holder believe it is not the last.
+pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
+    const OP: &str = "list";
+    let dir = sys::open_dir(namespace.dir()).map_err(|e| dir_error(OP, namespace, e))?;
+    let raw = sys::list_namespace(std::os::fd::AsFd::as_fd(&dir))
+        .map_err(|e| dir_error(OP, namespace, e))?;
+    let mut out: Vec<EntryInfo> = raw
+        .into_iter()
+        .filter(|r| !r.name.starts_with(RESERVED_PREFIX))
+        .map(|r| {
+            let marker = r.marker.ok().flatten();
+            let lifetime = marker.map_or(Lifetime::Persistent, |m| m.lifetime);
+            let file = r.record.as_ref().map(|rec| rec.path.clone());
+            let size = match (&marker, &file) {
+                (Some(m), Some(path)) if m.file => std::fs::metadata(path).map_or(0, |md| md.len()),
+                (Some(m), None) if m.file => 0,
+                _ => r.st.size,
+            };
+            EntryInfo {
+                name: r.name,
+                kind: if marker.is_some_and(|m| m.file) {
+                    EntryKind::File
+                } else {
+                    EntryKind::Memory
+                },
+                size,
+                owner_uid: r.st.uid,
+                mode: r.st.mode & 0o7777,
+                lifetime,
+                held: r.held,
+                stale: lifetime == Lifetime::Counted && marker.is_some() && r.held == Some(false),
+                made_by_sections: marker.is_some(),
+                file,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Removes the stale names of a namespace (counted sections whose last
+/// holder died) and the leftovers of sections whose creator died before
+/// publishing them. Returns the names removed. Live and persistent
+/// sections are never touched: each removal re-checks, under the name's
+/// lock, that nobody holds it.
+pub fn gc(namespace: &Namespace) -> Result<Vec<String>> {
+    const OP: &str = "gc";
+    let dir = sys::open_dir(namespace.dir()).map_err(|e| dir_error(OP, namespace, e))?;
+    let dirfd = std::os::fd::AsFd::as_fd(&dir);
+    let raw = sys::list_namespace(dirfd).map_err(|e| dir_error(OP, namespace, e))?;
+    let mut removed = Vec::new();
+    for r in raw {
+        let gone = if r.abandoned_build {
+            sys::remove_abandoned_build(dirfd, &r.name)
+        } else if matches!(r.marker, Ok(Some(m)) if m.lifetime == Lifetime::Counted)
+            && r.held == Some(false)
+        {
+            sys::reclaim_stale(dirfd, &r.name)
+        } else {
+            continue;
+        };
+        match gone {
+            Ok(true) => removed.push(r.name),
+            Ok(false) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::os(OP, e).with_name(&r.name)),
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_names() {
+        for name in [
+            "a",
+            "telemetry",
+            "psm_12ab",
+            ".hidden",
+            "x.y-z_1",
+            &"n".repeat(255),
+        ] {
+            validate_name(name).unwrap();
+        }
+    }
+
+    #[test]
+    fn rejects_hostile_names() {
+        let long = "n".repeat(256);
+        for name in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "/abs",
+            "nul\0byte",
+            long.as_str(),
+            ".sections-tmp",
+        ] {
+            let err = validate_name(name).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidName, "{name:?}");
+        }
+    }
+}

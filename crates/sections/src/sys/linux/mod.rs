@@ -1,0 +1,302 @@
+//! Linux: memfd, tmpfs files and regular files, mapped with `mmap`.
+
+mod names;
+mod transfer;
+
+use std::ffi::c_void;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{self as rfs, Mode, OFlags};
+use rustix::mm::{self, MapFlags, MsyncFlags, ProtFlags};
+
+pub(crate) use names::*;
+pub(crate) use transfer::{receive_fd, send_fd};
+
+use crate::section::Access;
+
+/// The size of a page, which is also the alignment of view offsets.
+pub(crate) fn granularity() -> usize {
+    rustix::param::page_size()
+}
+
+pub(crate) fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+pub(crate) fn pid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+fn oflags_for(access: Access) -> OFlags {
+    if access.needs_writable_handle() {
+        OFlags::RDWR
+    } else {
+        OFlags::RDONLY
+    }
+}
+
+/// An anonymous memory section: a memfd of `size` bytes, sealed so that it
+/// can grow but never shrink (a peer cannot make our views fault).
+///
+/// # References
+/// memfd_create(2), fcntl(2) `F_ADD_SEALS`
+pub(crate) fn memfd(size: u64) -> io::Result<OwnedFd> {
+    let fd = rfs::memfd_create(
+        "sections",
+        rfs::MemfdFlags::CLOEXEC | rfs::MemfdFlags::ALLOW_SEALING,
+    )?;
+    rfs::ftruncate(&fd, size)?;
+    rfs::fcntl_add_seals(&fd, rfs::SealFlags::SHRINK | rfs::SealFlags::SEAL)?;
+    Ok(fd)
+}
+
+/// Whether `fd` is a memfd (the only files that accept seals).
+pub(crate) fn is_memfd(fd: BorrowedFd<'_>) -> bool {
+    rfs::fcntl_get_seals(fd).is_ok()
+}
+
+/// A duplicate of `fd` without close-on-exec, so a child started with
+/// `exec` inherits it.
+pub(crate) fn inheritable_dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    Ok(rustix::io::dup(fd)?)
+}
+
+/// Whether `fd` was opened for writing.
+pub(crate) fn fd_writable(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let fl = rfs::fcntl_getfl(fd)?;
+    Ok(fl.contains(OFlags::RDWR) || fl.contains(OFlags::WRONLY))
+}
+
+/// Identity and metadata of an open file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStat {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub uid: u32,
+    pub mode: u32,
+    pub is_regular: bool,
+}
+
+fn to_filestat(st: &rfs::Stat) -> FileStat {
+    FileStat {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size: st.st_size as u64,
+        uid: st.st_uid,
+        mode: st.st_mode & 0o7777,
+        is_regular: rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::RegularFile,
+    }
+}
+
+pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<FileStat> {
+    Ok(to_filestat(&rfs::fstat(fd)?))
+}
+
+pub(crate) fn set_len(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+    Ok(rfs::ftruncate(fd, len)?)
+}
+
+pub(crate) fn fsync(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rfs::fsync(fd)?)
+}
+
+/// Opens a regular file for a file-backed section, never following a
+/// symbolic link in the last component. With `create_size`, a missing file
+/// is created (mode 0600) at that size and a shorter one is extended to it.
+pub(crate) fn open_file(
+    path: &Path,
+    access: Access,
+    create_size: Option<u64>,
+) -> io::Result<OwnedFd> {
+    let mut flags = oflags_for(access) | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    if create_size.is_some() {
+        flags |= OFlags::CREATE;
+    }
+    let fd = rfs::open(path, flags, Mode::from_raw_mode(0o600))?;
+    let st = fstat(fd.as_fd())?;
+    if !st.is_regular {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if let Some(size) = create_size {
+        if st.size < size {
+            rfs::ftruncate(&fd, size)?;
+        }
+    }
+    Ok(fd)
+}
+
+/// A new descriptor for the same file with its own open file description,
+/// read-only: what is handed to a process that may only read.
+pub(crate) fn reopen_read_only(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    Ok(rfs::open(
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Maps `len` bytes of `fd` at `offset` with `access`.
+///
+/// # Safety
+/// The caller owns the returned mapping and must unmap it exactly once with
+/// [`unmap`]; `offset` must be a multiple of [`granularity`].
+pub(crate) unsafe fn map(
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    len: usize,
+    access: Access,
+) -> io::Result<*mut u8> {
+    let mut prot = ProtFlags::READ;
+    if access.writes() {
+        prot |= ProtFlags::WRITE;
+    }
+    if access.executes() {
+        prot |= ProtFlags::EXEC;
+    }
+    let flags = if access.is_private() {
+        MapFlags::PRIVATE
+    } else {
+        MapFlags::SHARED
+    };
+    // SAFETY: a fresh mapping chosen by the kernel (null hint) cannot alias
+    // any existing Rust object; the caller takes ownership of it.
+    let ptr = unsafe { mm::mmap(std::ptr::null_mut(), len, prot, flags, fd, offset)? };
+    Ok(ptr.cast())
+}
+
+/// # Safety
+/// `ptr..ptr+len` must be a mapping made by [`map`] that nothing uses any more.
+pub(crate) unsafe fn unmap(ptr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: guaranteed by the caller.
+    Ok(unsafe { mm::munmap(ptr.cast(), len)? })
+}
+
+/// `msync` over a page-aligned range of a mapping.
+///
+/// # Safety
+/// The range must lie within a live mapping.
+pub(crate) unsafe fn flush(ptr: *mut u8, len: usize, wait: bool) -> io::Result<()> {
+    let flags = if wait {
+        MsyncFlags::SYNC
+    } else {
+        MsyncFlags::ASYNC
+    };
+    // SAFETY: guaranteed by the caller; msync does not change the contents.
+    Ok(unsafe { mm::msync(ptr.cast(), len, flags)? })
+}
+
+/// The advice a view accepts: hints that cannot lose data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Hint {
+    Normal,
+    Sequential,
+    Random,
+    WillNeed,
+    HugePage,
+    NoHugePage,
+}
+
+/// # Safety
+/// The range must lie within a live mapping.
+pub(crate) unsafe fn advise(ptr: *mut u8, len: usize, hint: Hint) -> io::Result<()> {
+    let advice = match hint {
+        Hint::Normal => libc::MADV_NORMAL,
+        Hint::Sequential => libc::MADV_SEQUENTIAL,
+        Hint::Random => libc::MADV_RANDOM,
+        Hint::WillNeed => libc::MADV_WILLNEED,
+        Hint::HugePage => libc::MADV_HUGEPAGE,
+        Hint::NoHugePage => libc::MADV_NOHUGEPAGE,
+    };
+    raw_madvise(ptr, len, advice)
+}
+
+fn raw_madvise(ptr: *mut u8, len: usize, advice: libc::c_int) -> io::Result<()> {
+    // SAFETY: none of the advice values passed here discards data; the
+    // callers guarantee the range is mapped.
+    let rc = unsafe { libc::madvise(ptr.cast::<c_void>(), len, advice) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Makes a range resident without touching it from user space, so that a
+/// page that cannot be read in (a file truncated behind our back, no
+/// memory) is an error here instead of a SIGBUS later.
+///
+/// Uses `MADV_POPULATE_READ`/`MADV_POPULATE_WRITE` (Linux 5.14); on older
+/// kernels falls back to `MADV_WILLNEED`, which starts read-ahead but
+/// cannot report failures. Returns whether the pages were really populated.
+///
+/// # Safety
+/// The range must lie within a live mapping.
+pub(crate) unsafe fn prefetch(ptr: *mut u8, len: usize, write: bool) -> io::Result<bool> {
+    const MADV_POPULATE_READ: libc::c_int = 22;
+    const MADV_POPULATE_WRITE: libc::c_int = 23;
+    let advice = if write {
+        MADV_POPULATE_WRITE
+    } else {
+        MADV_POPULATE_READ
+    };
+    loop {
+        match raw_madvise(ptr, len, advice) {
+            Ok(()) => return Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                raw_madvise(ptr, len, libc::MADV_WILLNEED)?;
+                return Ok(false);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "part of the range lies beyond the end of the backing file",
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How many of the pages of a page-aligned range are resident.
+///
+/// # Safety
+/// The range must lie within a live mapping.
+pub(crate) unsafe fn resident_pages(ptr: *mut u8, len: usize) -> io::Result<usize> {
+    let page = granularity();
+    let pages = len.div_ceil(page);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: `vec` has one byte per page of the range, as mincore requires.
+    let rc = unsafe { libc::mincore(ptr.cast::<c_void>(), len, vec.as_mut_ptr().cast()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(vec.iter().filter(|&&b| b & 1 == 1).count())
+}
+
+/// # Safety
+/// The range must lie within a live mapping.
+pub(crate) unsafe fn lock(ptr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: guaranteed by the caller; mlock does not change contents.
+    Ok(unsafe { mm::mlock(ptr.cast(), len)? })
+}
+
+/// # Safety
+/// The range must lie within a live mapping.
+pub(crate) unsafe fn unlock(ptr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: guaranteed by the caller.
+    Ok(unsafe { mm::munlock(ptr.cast(), len)? })
+}
+
+/// The soft `RLIMIT_MEMLOCK`, in bytes (`None` when unlimited).
+pub(crate) fn memlock_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Memlock).current
+}

@@ -1,0 +1,422 @@
+//! [`View`]: one mapping of a range of a section.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::section::{Access, Section};
+use crate::sys;
+
+/// Access-pattern hints for [`View::advise`]. None of them can lose data;
+/// hints that can (such as `MADV_DONTNEED` on a private view) are not offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Advice {
+    /// No particular pattern (the default).
+    Normal,
+    /// Read front to back: read ahead aggressively, drop pages behind.
+    Sequential,
+    /// Random access: little read-ahead.
+    Random,
+    /// The range will be needed soon: start reading it in.
+    WillNeed,
+    /// Back the range with huge pages where the kernel allows.
+    HugePage,
+    /// Do not use huge pages for the range.
+    NoHugePage,
+}
+
+/// How much of a range is resident in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Residency {
+    /// Pages of the range that are resident.
+    pub resident_pages: usize,
+    /// Pages the range spans.
+    pub total_pages: usize,
+    /// The page size the counts are in.
+    pub page_size: usize,
+}
+
+impl Residency {
+    /// Resident bytes (whole pages).
+    pub fn resident_bytes(&self) -> u64 {
+        self.resident_pages as u64 * self.page_size as u64
+    }
+}
+
+/// A mapping of `len` bytes of a section at `offset`, with one [`Access`].
+///
+/// A view keeps its section alive. Another process (or another view) can
+/// write the same bytes at any moment, so the safe accessors copy
+/// ([`read_at`](Self::read_at), [`write_at`](Self::write_at)) or hand out
+/// atomics ([`atomic_u32`](Self::atomic_u32)); Rust references to the bytes
+/// are `unsafe` ([`as_slice`](Self::as_slice)) and state what they need.
+#[derive(Debug)]
+pub struct View {
+    ptr: NonNull<u8>,
+    len: usize,
+    offset: u64,
+    access: Access,
+    section: Section,
+}
+
+// SAFETY: a view is a process-wide mapping, valid from any thread. Its safe
+// accessors either copy with atomic operations or return atomics, so
+// concurrent use through `&View` from several threads is not a data race;
+// the unsafe accessors put the burden of exclusion on their callers.
+unsafe impl Send for View {}
+// SAFETY: see `Send`.
+unsafe impl Sync for View {}
+
+impl View {
+    pub(crate) fn new(section: Section, offset: u64, len: usize, access: Access) -> Result<View> {
+        // SAFETY: `offset` was checked to be granularity-aligned by the
+        // caller; the mapping is owned by the view and unmapped in `drop`.
+        let ptr = unsafe { sys::map(section.data_fd(), offset, len, access) }.map_err(|e| {
+            let hint = if access.executes() && e.kind() == std::io::ErrorKind::PermissionDenied {
+                " (is the namespace or file system mounted noexec?)"
+            } else {
+                ""
+            };
+            section.err_os("map", e).with_detail(format!(
+                "{len} bytes at offset {offset} as {access:?}{hint}"
+            ))
+        })?;
+        let ptr = NonNull::new(ptr).expect("mmap never returns null on success");
+        Ok(View {
+            ptr,
+            len,
+            offset,
+            access,
+            section,
+        })
+    }
+
+    /// The length of the view in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: views are never empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Where in the section the view starts.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The view's access.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The section this view maps.
+    pub fn section(&self) -> &Section {
+        &self.section
+    }
+
+    /// The first byte of the view. Dereferencing it is `unsafe`: other
+    /// processes may write the memory concurrently.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The first byte of the view, for writing. Writing through it is only
+    /// allowed when [`Access::writes`] is true for the view's access, and
+    /// is subject to the same concurrency caveats as [`as_mut_slice`](Self::as_mut_slice).
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    fn check(&self, op: &'static str, offset: usize, len: usize) -> Result<()> {
+        if offset.checked_add(len).is_none_or(|end| end > self.len) {
+            return Err(self
+                .section
+                .err(ErrorKind::InvalidRange, op)
+                .with_detail(format!(
+                    "{len} bytes at offset {offset} go past the end of the view ({} bytes)",
+                    self.len
+                )));
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self, op: &'static str) -> Result<()> {
+        if !self.access.writes() {
+            return Err(self
+                .section
+                .err(ErrorKind::PermissionDenied, op)
+                .with_detail(format!("the view is {:?}", self.access)));
+        }
+        Ok(())
+    }
+
+    /// Copies `buf.len()` bytes at `offset` in the view into `buf`.
+    ///
+    /// The copy is made with atomic loads, so a concurrent writer (another
+    /// process or thread) is not undefined behaviour; bytes it writes during
+    /// the copy may be seen half old, half new.
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.check("read", offset, buf.len())?;
+        // SAFETY: the range was bounds-checked against the live mapping, and
+        // `buf` is a distinct private buffer.
+        unsafe { load_bytes(self.ptr.as_ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copies `data` into the view at `offset`, with atomic stores (see
+    /// [`read_at`](Self::read_at)). Fails on a read-only view.
+    pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
+        self.check_writable("write")?;
+        self.check("write", offset, data.len())?;
+        // SAFETY: bounds-checked against a writable live mapping; `data` is
+        // a distinct buffer.
+        unsafe { store_bytes(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) };
+        Ok(())
+    }
+
+    fn atomic_ptr<T>(&self, op: &'static str, offset: usize) -> Result<*mut T> {
+        let size = std::mem::size_of::<T>();
+        self.check_writable(op)?;
+        self.check(op, offset, size)?;
+        let ptr = self.ptr.as_ptr().wrapping_add(offset);
+        if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+            return Err(self
+                .section
+                .err(ErrorKind::InvalidRange, op)
+                .with_detail(format!(
+                    "offset {offset} is not aligned to {} bytes",
+                    std::mem::align_of::<T>()
+                )));
+        }
+        Ok(ptr.cast())
+    }
+
+    /// An atomic 32-bit integer at `offset` (4-byte aligned), shared with
+    /// every process that maps the same bytes. Needs a writable view, since
+    /// an atomic can be stored to.
+    pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
+        let ptr = self.atomic_ptr::<u32>("atomic_u32", offset)?;
+        // SAFETY: the pointer is aligned, in bounds and writable, and lives
+        // as long as `&self` (the mapping is only removed on drop). All
+        // access to the bytes through this crate's safe API is atomic.
+        Ok(unsafe { AtomicU32::from_ptr(ptr) })
+    }
+
+    /// An atomic 64-bit integer at `offset` (8-byte aligned). See
+    /// [`atomic_u32`](Self::atomic_u32).
+    pub fn atomic_u64(&self, offset: usize) -> Result<&AtomicU64> {
+        let ptr = self.atomic_ptr::<u64>("atomic_u64", offset)?;
+        // SAFETY: as in `atomic_u32`.
+        Ok(unsafe { AtomicU64::from_ptr(ptr) })
+    }
+
+    /// The whole view as a byte slice.
+    ///
+    /// # Safety
+    /// While the returned borrow lives, no process and no thread may write
+    /// the view's bytes (through any view, file write or handle), for
+    /// example because the section is read-only to everyone or a lock held
+    /// by the caller excludes writers.
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: the mapping is valid for `len` bytes while `self` lives;
+        // the absence of writers is the caller's contract.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The whole view as a mutable byte slice; fails on a read-only view.
+    ///
+    /// # Safety
+    /// While the returned borrow lives, no other process, thread or view may
+    /// read or write the view's bytes.
+    pub unsafe fn as_mut_slice(&mut self) -> Result<&mut [u8]> {
+        self.check_writable("as_mut_slice")?;
+        // SAFETY: the mapping is valid and writable for `len` bytes while
+        // `self` lives; exclusivity is the caller's contract.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) })
+    }
+
+    /// A page-aligned `(pointer, length)` covering `offset..offset+len`.
+    fn pages(&self, op: &'static str, offset: usize, len: usize) -> Result<(*mut u8, usize)> {
+        self.check(op, offset, len)?;
+        let page = sys::granularity();
+        let start = offset / page * page;
+        Ok((
+            self.ptr.as_ptr().wrapping_add(start),
+            len + (offset - start),
+        ))
+    }
+
+    /// Writes modified pages of the whole view back to the section's file
+    /// and waits (`msync(MS_SYNC)`). For memory-backed sections it is
+    /// cheap and changes nothing visible.
+    pub fn flush(&self) -> Result<()> {
+        self.flush_range(0, self.len)
+    }
+
+    /// [`flush`](Self::flush) for a range of the view.
+    pub fn flush_range(&self, offset: usize, len: usize) -> Result<()> {
+        let (ptr, len) = self.pages("flush", offset, len)?;
+        // SAFETY: the range lies within the live mapping.
+        unsafe { sys::flush(ptr, len, true) }.map_err(|e| self.section.err_os("flush", e))
+    }
+
+    /// Starts writing modified pages back and returns at once.
+    pub fn flush_async(&self) -> Result<()> {
+        let (ptr, len) = self.pages("flush", 0, self.len)?;
+        // SAFETY: the range lies within the live mapping.
+        unsafe { sys::flush(ptr, len, false) }.map_err(|e| self.section.err_os("flush", e))
+    }
+
+    /// Flushes the view and the file: when it returns, the data is on disk
+    /// (`msync` + `fsync`). For memory-backed sections this is [`flush`](Self::flush).
+    pub fn flush_durable(&self) -> Result<()> {
+        self.flush()?;
+        if self.section.kind().is_file() {
+            sys::fsync(self.section.data_fd()).map_err(|e| self.section.err_os("flush", e))?;
+        }
+        Ok(())
+    }
+
+    /// Tells the kernel how the view will be used.
+    pub fn advise(&self, advice: Advice) -> Result<()> {
+        let hint = match advice {
+            Advice::Normal => sys::Hint::Normal,
+            Advice::Sequential => sys::Hint::Sequential,
+            Advice::Random => sys::Hint::Random,
+            Advice::WillNeed => sys::Hint::WillNeed,
+            Advice::HugePage => sys::Hint::HugePage,
+            Advice::NoHugePage => sys::Hint::NoHugePage,
+        };
+        // SAFETY: the whole view is a live mapping; no hint discards data.
+        unsafe { sys::advise(self.ptr.as_ptr(), self.len, hint) }.map_err(|e| {
+            self.section
+                .err_os("advise", e)
+                .with_detail(format!("{advice:?}"))
+        })
+    }
+
+    /// Makes `offset..offset+len` resident now, so later accesses do not
+    /// fault. Returns an error, never a crash, when pages cannot be read
+    /// in (for example a backing file truncated by someone else).
+    /// Returns `false` when the kernel could only be asked to read ahead
+    /// (kernels before 5.14), `true` when the pages are resident.
+    pub fn prefetch(&self, offset: usize, len: usize) -> Result<bool> {
+        let (ptr, len) = self.pages("prefetch", offset, len)?;
+        let write = self.access.writes() && !self.access.is_private();
+        // SAFETY: the range lies within the live mapping.
+        unsafe { sys::prefetch(ptr, len, write) }.map_err(|e| self.section.err_os("prefetch", e))
+    }
+
+    /// How many pages of `offset..offset+len` are resident (`mincore`).
+    pub fn residency(&self, offset: usize, len: usize) -> Result<Residency> {
+        let (ptr, len) = self.pages("residency", offset, len)?;
+        // SAFETY: the range lies within the live mapping.
+        let resident = unsafe { sys::resident_pages(ptr, len) }
+            .map_err(|e| self.section.err_os("residency", e))?;
+        let page_size = sys::granularity();
+        Ok(Residency {
+            resident_pages: resident,
+            total_pages: len.div_ceil(page_size),
+            page_size,
+        })
+    }
+
+    /// Locks `offset..offset+len` in memory (`mlock`). A refusal names the
+    /// `RLIMIT_MEMLOCK` limit that caused it.
+    pub fn lock(&self, offset: usize, len: usize) -> Result<()> {
+        let (ptr, len) = self.pages("lock", offset, len)?;
+        // SAFETY: the range lies within the live mapping.
+        unsafe { sys::lock(ptr, len) }.map_err(|e| {
+            let limit = match sys::memlock_limit() {
+                Some(l) => format!("{l} bytes"),
+                None => "unlimited".to_owned(),
+            };
+            Error::new(ErrorKind::PermissionDenied, "lock")
+                .with_detail(format!(
+                    "locking {len} bytes refused ({e}); RLIMIT_MEMLOCK is {limit}: raise it \
+                     (ulimit -l) or grant CAP_IPC_LOCK"
+                ))
+                .with_name(self.section.name().unwrap_or("(anonymous)"))
+        })
+    }
+
+    /// Unlocks a range locked with [`lock`](Self::lock).
+    pub fn unlock(&self, offset: usize, len: usize) -> Result<()> {
+        let (ptr, len) = self.pages("unlock", offset, len)?;
+        // SAFETY: the range lies within the live mapping.
+        unsafe { sys::unlock(ptr, len) }.map_err(|e| self.section.err_os("unlock", e))
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made in `new` and is unmapped only here;
+        // no borrow of it can outlive `self`.
+        let _ = unsafe { sys::unmap(self.ptr.as_ptr(), self.len) };
+    }
+}
+
+const WORD: usize = std::mem::size_of::<usize>();
+
+/// Copies `len` bytes from shared memory at `src` to private memory at `dst`
+/// with relaxed atomic loads (word-sized where `src` is aligned).
+///
+/// # Safety
+/// `src..src+len` must be readable mapped memory and `dst..dst+len` a
+/// private buffer that nothing else accesses during the call.
+unsafe fn load_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    let mut i = 0;
+    let head = src.align_offset(WORD).min(len);
+    while i < head {
+        // SAFETY: in bounds per the contract; a byte is always aligned.
+        unsafe { *dst.add(i) = AtomicU8::from_ptr(src.add(i).cast_mut()).load(Ordering::Relaxed) };
+        i += 1;
+    }
+    while i + WORD <= len {
+        // SAFETY: `src + i` is word-aligned (after `head`) and in bounds;
+        // `dst` may be unaligned, hence write_unaligned.
+        unsafe {
+            let w = AtomicUsize::from_ptr(src.add(i).cast_mut().cast()).load(Ordering::Relaxed);
+            dst.add(i).cast::<usize>().write_unaligned(w);
+        }
+        i += WORD;
+    }
+    while i < len {
+        // SAFETY: as in the head loop.
+        unsafe { *dst.add(i) = AtomicU8::from_ptr(src.add(i).cast_mut()).load(Ordering::Relaxed) };
+        i += 1;
+    }
+}
+
+/// Copies `len` bytes from private memory at `src` into shared memory at
+/// `dst` with relaxed atomic stores.
+///
+/// # Safety
+/// `dst..dst+len` must be writable mapped memory and `src..src+len` a
+/// readable buffer that does not overlap it.
+unsafe fn store_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    let mut i = 0;
+    let head = dst.align_offset(WORD).min(len);
+    while i < head {
+        // SAFETY: in bounds per the contract.
+        unsafe { AtomicU8::from_ptr(dst.add(i)).store(*src.add(i), Ordering::Relaxed) };
+        i += 1;
+    }
+    while i + WORD <= len {
+        // SAFETY: `dst + i` is word-aligned and in bounds; `src` may be
+        // unaligned, hence read_unaligned.
+        unsafe {
+            let w = src.add(i).cast::<usize>().read_unaligned();
+            AtomicUsize::from_ptr(dst.add(i).cast()).store(w, Ordering::Relaxed);
+        }
+        i += WORD;
+    }
+    while i < len {
+        // SAFETY: as in the head loop.
+        unsafe { AtomicU8::from_ptr(dst.add(i)).store(*src.add(i), Ordering::Relaxed) };
+        i += 1;
+    }
+}
