@@ -278,12 +278,61 @@ impl SectionOptions {
         const OP: &str = "create";
         validate_name(name).map_err(|e| e.with_op(OP))?;
         match &self.file {
-            None => self.create_memory(OP, name),
+            None => self.create_memory(OP, name, &mut |_| Ok(())),
             Some(path) => self.create_file(OP, name, path),
         }
     }
 
-    fn create_memory(&self, op: &'static str, name: &str) -> Result<Section> {
+    /// Creates a named memory-backed section and runs `init` on a writable
+    /// view of it *before* it is published under `name`: no opener can see
+    /// the section until `init` has returned `Ok`. If `init` fails, nothing
+    /// is published and its error is returned.
+    pub fn create_with(
+        &self,
+        name: &str,
+        mut init: impl FnMut(&View) -> Result<()>,
+    ) -> Result<Section> {
+        const OP: &str = "create";
+        validate_name(name).map_err(|e| e.with_op(OP))?;
+        if self.file.is_some() {
+            return Err(Error::new(ErrorKind::Unsupported, OP)
+                .with_name(name)
+                .with_detail(
+                "create_with initialises memory-backed sections; a file-backed one shows its file",
+            ));
+        }
+        let mut failure = None;
+        let result = self.create_memory(OP, name, &mut |fd| {
+            let mut run = || -> Result<()> {
+                let fd = fd.try_clone_to_owned().map_err(|e| Error::os(OP, e))?;
+                let private = Section::from_parts(
+                    fd,
+                    None,
+                    Kind::Anonymous,
+                    Access::ReadWrite,
+                    None,
+                    Lifetime::Counted,
+                );
+                let view = private.map_all(Access::ReadWrite)?;
+                init(&view)
+            };
+            run().map_err(|e| {
+                failure = Some(e);
+                std::io::Error::other("initialisation failed")
+            })
+        });
+        match failure {
+            Some(e) => Err(e),
+            None => result,
+        }
+    }
+
+    fn create_memory(
+        &self,
+        op: &'static str,
+        name: &str,
+        init: &mut dyn FnMut(BorrowedFd<'_>) -> std::io::Result<()>,
+    ) -> Result<Section> {
         let size = self.size.ok_or_else(|| {
             Error::new(ErrorKind::InvalidSize, op)
                 .with_name(name)
@@ -297,6 +346,7 @@ impl SectionOptions {
             sys::Content::Memory { size },
             self.mode,
             self.lifetime,
+            init,
         )
         .map_err(|e| create_error(op, name, e))?;
         let data = entry
@@ -345,6 +395,7 @@ impl SectionOptions {
             sys::Content::File(&record),
             self.mode,
             self.lifetime,
+            &mut |_| Ok(()),
         )
         .map_err(|e| create_error(op, name, e))?;
         Ok(Section::from_parts(

@@ -176,7 +176,7 @@ pub(crate) unsafe fn map(
 /// `ptr..ptr+len` must be a mapping made by [`map`] that nothing uses any more.
 pub(crate) unsafe fn unmap(ptr: *mut u8, len: usize) -> io::Result<()> {
     // SAFETY: guaranteed by the caller.
-    Ok(unsafe { mm::munmap(ptr.cast(), len)? })
+    unsafe { mm::munmap(ptr.cast(), len) }.map_err(Into::into)
 }
 
 /// `msync` over a page-aligned range of a mapping.
@@ -190,7 +190,7 @@ pub(crate) unsafe fn flush(ptr: *mut u8, len: usize, wait: bool) -> io::Result<(
         MsyncFlags::ASYNC
     };
     // SAFETY: guaranteed by the caller; msync does not change the contents.
-    Ok(unsafe { mm::msync(ptr.cast(), len, flags)? })
+    unsafe { mm::msync(ptr.cast(), len, flags) }.map_err(Into::into)
 }
 
 /// The advice a view accepts: hints that cannot lose data.
@@ -286,14 +286,14 @@ pub(crate) unsafe fn resident_pages(ptr: *mut u8, len: usize) -> io::Result<usiz
 /// The range must lie within a live mapping.
 pub(crate) unsafe fn lock(ptr: *mut u8, len: usize) -> io::Result<()> {
     // SAFETY: guaranteed by the caller; mlock does not change contents.
-    Ok(unsafe { mm::mlock(ptr.cast(), len)? })
+    unsafe { mm::mlock(ptr.cast(), len) }.map_err(Into::into)
 }
 
 /// # Safety
 /// The range must lie within a live mapping.
 pub(crate) unsafe fn unlock(ptr: *mut u8, len: usize) -> io::Result<()> {
     // SAFETY: guaranteed by the caller.
-    Ok(unsafe { mm::munlock(ptr.cast(), len)? })
+    unsafe { mm::munlock(ptr.cast(), len) }.map_err(Into::into)
 }
 
 /// The soft `RLIMIT_MEMLOCK`, in bytes (`None` when unlimited).

@@ -372,12 +372,16 @@ fn temp_name() -> String {
 
 /// Builds a section under a private name and publishes it as `name`,
 /// reclaiming a stale entry of that name first if there is one.
+///
+/// `init` runs on the private, fully sized file before it is published, so
+/// no opener ever sees contents it has not finished.
 pub(crate) fn create_named(
     dir: OwnedFd,
     name: &str,
     content: Content<'_>,
     mode: u32,
     lifetime: Lifetime,
+    init: &mut dyn FnMut(BorrowedFd<'_>) -> io::Result<()>,
 ) -> io::Result<Entry> {
     let marker = Marker {
         lifetime,
@@ -415,7 +419,10 @@ pub(crate) fn create_named(
             hold(fd.as_fd())?;
         }
         match content {
-            Content::Memory { size } => rfs::ftruncate(&fd, size)?,
+            Content::Memory { size } => {
+                rfs::ftruncate(&fd, size)?;
+                init(fd.as_fd())?;
+            }
             Content::File(record) => {
                 let bytes = record.encode();
                 let mut off = 0;
@@ -610,8 +617,7 @@ pub(crate) struct RawListing {
 /// non-blocking `flock` probe on private build names).
 pub(crate) fn list_namespace(dir: BorrowedFd<'_>) -> io::Result<Vec<RawListing>> {
     let mut out = Vec::new();
-    let mut iter = rfs::Dir::read_from(dir)?;
-    while let Some(ent) = iter.next() {
+    for ent in rfs::Dir::read_from(dir)? {
         let ent = ent?;
         let Ok(name) = std::str::from_utf8(ent.file_name().to_bytes()) else {
             continue;

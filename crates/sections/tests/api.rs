@@ -1,0 +1,778 @@
+//! Behaviour of one process: creating, opening, views, lifetime, bad input.
+//! Every test works in a private namespace (a fresh directory on tmpfs) and
+//! so cleans up everything it creates.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+
+use sections::{
+    gc, granularity, list, remove, Access, Advice, Disposition, EntryKind, ErrorKind, Kind,
+    Lifetime, Namespace, Section,
+};
+
+fn namespace() -> (tempfile::TempDir, Namespace) {
+    let dir = tempfile::Builder::new()
+        .prefix("sections-api-")
+        .tempdir_in("/dev/shm")
+        .expect("a temporary directory on /dev/shm");
+    let ns = Namespace::at(dir.path());
+    (dir, ns)
+}
+
+fn create(ns: &Namespace, name: &str, size: u64) -> Section {
+    Section::options()
+        .size(size)
+        .namespace(ns)
+        .create(name)
+        .unwrap()
+}
+
+fn open(ns: &Namespace, name: &str, access: Access) -> sections::Result<Section> {
+    Section::options().namespace(ns).access(access).open(name)
+}
+
+fn page() -> u64 {
+    granularity() as u64
+}
+
+#[test]
+fn create_then_open_sees_writes_both_ways() {
+    let (_d, ns) = namespace();
+    let a = create(&ns, "both", 2 * page());
+    let b = open(&ns, "both", Access::ReadWrite).unwrap();
+    let va = a.map_all(Access::ReadWrite).unwrap();
+    let vb = b.map(page(), granularity(), Access::ReadWrite).unwrap();
+    va.write_at(granularity() + 3, b"from a").unwrap();
+    let mut buf = [0u8; 6];
+    vb.read_at(3, &mut buf).unwrap();
+    assert_eq!(&buf, b"from a");
+    vb.write_at(100, b"from b").unwrap();
+    va.read_at(granularity() + 100, &mut buf).unwrap();
+    assert_eq!(&buf, b"from b");
+    assert_eq!(b.size().unwrap(), 2 * page());
+    assert_eq!(a.kind(), Kind::Memory);
+    assert_eq!(a.name(), Some("both"));
+}
+
+#[test]
+fn named_memory_section_is_the_file_under_exactly_its_name() {
+    let (dir, ns) = namespace();
+    let s = create(&ns, "plain", 5000);
+    let md = std::fs::metadata(dir.path().join("plain")).unwrap();
+    assert_eq!(md.len(), 5000);
+    assert_eq!(md.permissions().mode() & 0o777, 0o600);
+    s.map_all(Access::ReadWrite)
+        .unwrap()
+        .write_at(0, b"xyz")
+        .unwrap();
+    assert_eq!(
+        &std::fs::read(dir.path().join("plain")).unwrap()[..3],
+        b"xyz"
+    );
+}
+
+#[test]
+fn read_only_opener_cannot_write() {
+    let (_d, ns) = namespace();
+    let _owner = create(&ns, "ro", page());
+    let reader = open(&ns, "ro", Access::Read).unwrap();
+    let err = reader.map_all(Access::ReadWrite).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    let view = reader.map_all(Access::Read).unwrap();
+    assert_eq!(
+        view.write_at(0, b"x").unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert_eq!(
+        view.atomic_u32(0).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    // The descriptor itself is read-only, so even a raw writable shared
+    // mapping of it is refused by the kernel.
+    let fd = reader.as_fd();
+    let raw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            granularity(),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            0,
+        )
+    };
+    assert_eq!(raw, libc::MAP_FAILED);
+}
+
+#[test]
+fn copy_on_write_view_never_changes_the_section() {
+    let (_d, ns) = namespace();
+    let s = create(&ns, "cow", page());
+    let shared = s.map_all(Access::ReadWrite).unwrap();
+    shared.write_at(0, b"original").unwrap();
+    let reader = open(&ns, "cow", Access::Read).unwrap();
+    let private = reader.map_all(Access::CopyOnWrite).unwrap();
+    private.write_at(0, b"modified").unwrap();
+    let mut buf = [0u8; 8];
+    private.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"modified");
+    shared.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"original");
+}
+
+#[test]
+fn last_drop_removes_the_name_and_views_keep_it_alive() {
+    let (dir, ns) = namespace();
+    let s = create(&ns, "alive", page());
+    let view = s.map_all(Access::ReadWrite).unwrap();
+    let other = open(&ns, "alive", Access::Read).unwrap();
+    drop(s);
+    assert!(
+        dir.path().join("alive").exists(),
+        "another handle still holds it"
+    );
+    drop(other);
+    assert!(dir.path().join("alive").exists(), "a view still holds it");
+    view.write_at(0, b"still mapped").unwrap();
+    drop(view);
+    assert!(!dir.path().join("alive").exists());
+    assert_eq!(
+        open(&ns, "alive", Access::Read).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn persistent_section_stays_until_removed() {
+    let (_d, ns) = namespace();
+    let s = Section::options()
+        .size(page())
+        .lifetime(Lifetime::Persistent)
+        .namespace(&ns)
+        .create("keep")
+        .unwrap();
+    s.map_all(Access::ReadWrite)
+        .unwrap()
+        .write_at(0, b"kept")
+        .unwrap();
+    drop(s);
+    let again = open(&ns, "keep", Access::Read).unwrap();
+    assert_eq!(again.lifetime(), Lifetime::Persistent);
+    let mut buf = [0u8; 4];
+    again
+        .map_all(Access::Read)
+        .unwrap()
+        .read_at(0, &mut buf)
+        .unwrap();
+    assert_eq!(&buf, b"kept");
+    let removed = remove(&ns, "keep").unwrap();
+    assert!(
+        !removed.still_held,
+        "persistent handles are not counted holds"
+    );
+    assert_eq!(
+        open(&ns, "keep", Access::Read).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn remove_of_a_held_section_frees_the_name_but_not_the_memory() {
+    let (_d, ns) = namespace();
+    let s = create(&ns, "rm", page());
+    let view = s.map_all(Access::ReadWrite).unwrap();
+    let other = open(&ns, "rm", Access::ReadWrite).unwrap();
+    let removed = remove(&ns, "rm").unwrap();
+    assert!(removed.still_held);
+    view.write_at(0, b"ok").unwrap();
+    // A new section of the same name is independent, and the old holders'
+    // drops leave it alone.
+    let fresh = create(&ns, "rm", 2 * page());
+    drop((s, view, other));
+    assert_eq!(
+        open(&ns, "rm", Access::Read).unwrap().size().unwrap(),
+        2 * page()
+    );
+    drop(fresh);
+}
+
+#[test]
+fn create_fails_if_the_name_exists_and_open_if_it_does_not() {
+    let (_d, ns) = namespace();
+    let _s = create(&ns, "once", page());
+    let err = Section::options()
+        .size(page())
+        .namespace(&ns)
+        .create("once")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    assert!(err.to_string().contains("once"), "{err}");
+    let err = open(&ns, "missing", Access::Read).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        std::io::Error::from(err).kind(),
+        std::io::ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn create_or_open_says_what_happened_and_the_real_size() {
+    let (_d, ns) = namespace();
+    let (first, what) = Section::options()
+        .size(3 * page())
+        .namespace(&ns)
+        .create_or_open("coo")
+        .unwrap();
+    assert_eq!(what, Disposition::Created);
+    let (second, what) = Section::options()
+        .size(page())
+        .namespace(&ns)
+        .create_or_open("coo")
+        .unwrap();
+    assert_eq!(what, Disposition::Opened { size: 3 * page() });
+    assert_eq!(
+        second.size().unwrap(),
+        3 * page(),
+        "the existing size is kept"
+    );
+    drop((first, second));
+}
+
+#[test]
+fn create_with_initialises_before_publishing() {
+    let (_d, ns) = namespace();
+    let s = Section::options()
+        .size(page())
+        .namespace(&ns)
+        .create_with("init", |view| view.write_at(0, b"ready"))
+        .unwrap();
+    let mut buf = [0u8; 5];
+    open(&ns, "init", Access::Read)
+        .unwrap()
+        .map_all(Access::Read)
+        .unwrap()
+        .read_at(0, &mut buf)
+        .unwrap();
+    assert_eq!(&buf, b"ready");
+    drop(s);
+    // A failing initialiser publishes nothing.
+    let err = Section::options()
+        .size(page())
+        .namespace(&ns)
+        .create_with("init2", |view| {
+            view.write_at(page() as usize, b"past the end")
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRange);
+    assert_eq!(
+        open(&ns, "init2", Access::Read).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(list(&ns).unwrap().is_empty());
+}
+
+#[test]
+fn hostile_names_are_refused_and_touch_nothing_outside() {
+    let (dir, ns) = namespace();
+    let long = "n".repeat(256);
+    for name in [
+        "",
+        ".",
+        "..",
+        "../escape",
+        "a/b",
+        "/abs",
+        "nul\0",
+        long.as_str(),
+        ".sections-x",
+    ] {
+        let err = Section::options()
+            .size(page())
+            .namespace(&ns)
+            .create(name)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidName, "{name:?}");
+        assert_eq!(
+            open(&ns, name, Access::Read).unwrap_err().kind(),
+            ErrorKind::InvalidName
+        );
+        assert_eq!(
+            remove(&ns, name).unwrap_err().kind(),
+            ErrorKind::InvalidName
+        );
+    }
+    assert!(!dir.path().parent().unwrap().join("escape").exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // 255 bytes is allowed.
+    drop(create(&ns, &"n".repeat(255), page()));
+}
+
+#[test]
+fn symlinks_in_the_namespace_are_never_followed() {
+    let (dir, ns) = namespace();
+    let target = dir.path().join("target-file");
+    std::fs::write(&target, vec![7u8; 4096]).unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join("link")).unwrap();
+    let err = open(&ns, "link", Access::ReadWrite).unwrap_err();
+    assert_ne!(err.kind(), ErrorKind::NotFound, "{err}");
+    let err = Section::options()
+        .size(page())
+        .namespace(&ns)
+        .create("link")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        vec![7u8; 4096],
+        "the target is untouched"
+    );
+}
+
+#[test]
+fn bad_sizes_and_ranges_are_typed_errors() {
+    let (_d, ns) = namespace();
+    let opts = |size| {
+        Section::options()
+            .size(size)
+            .namespace(&ns)
+            .create("sz")
+            .map(drop)
+    };
+    assert_eq!(opts(0).unwrap_err().kind(), ErrorKind::InvalidSize);
+    assert_eq!(opts(u64::MAX).unwrap_err().kind(), ErrorKind::InvalidSize);
+    assert_eq!(
+        Section::anonymous(0).unwrap_err().kind(),
+        ErrorKind::InvalidSize
+    );
+
+    let s = create(&ns, "range", 2 * page());
+    assert_eq!(
+        s.map(1, 10, Access::Read).unwrap_err().kind(),
+        ErrorKind::InvalidRange
+    );
+    assert_eq!(
+        s.map(0, 0, Access::Read).unwrap_err().kind(),
+        ErrorKind::InvalidRange
+    );
+    assert_eq!(
+        s.map(page(), granularity() + 1, Access::Read)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidRange
+    );
+    assert_eq!(
+        s.map(u64::MAX - page() + 1, 1, Access::Read)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidRange
+    );
+    let v = s.map_all(Access::ReadWrite).unwrap();
+    let mut buf = [0u8; 2];
+    assert_eq!(
+        v.read_at(2 * granularity() - 1, &mut buf)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidRange
+    );
+    assert_eq!(
+        v.write_at(usize::MAX, b"x").unwrap_err().kind(),
+        ErrorKind::InvalidRange
+    );
+    assert_eq!(v.atomic_u64(4).unwrap_err().kind(), ErrorKind::InvalidRange);
+    assert_eq!(
+        v.atomic_u32(2 * granularity() - 2).unwrap_err().kind(),
+        ErrorKind::InvalidRange
+    );
+    assert_eq!(s.grow(page()).unwrap_err().kind(), ErrorKind::InvalidSize);
+    assert_eq!(s.grow(u64::MAX).unwrap_err().kind(), ErrorKind::InvalidSize);
+}
+
+#[test]
+fn a_size_the_os_cannot_map_is_an_error_not_a_crash() {
+    let (_d, ns) = namespace();
+    // 1 EiB: tmpfs accepts the sparse size, the address space does not.
+    let huge = 1u64 << 60;
+    match Section::options().size(huge).namespace(&ns).create("huge") {
+        Ok(s) => {
+            let err = s.map_all(Access::ReadWrite).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Os, "{err}");
+        }
+        Err(e) => assert!(
+            matches!(e.kind(), ErrorKind::InvalidSize | ErrorKind::Os),
+            "{e}"
+        ),
+    }
+}
+
+#[test]
+fn atomics_are_shared_between_views() {
+    let (_d, ns) = namespace();
+    let s = create(&ns, "atomics", page());
+    let a = s.map_all(Access::ReadWrite).unwrap();
+    let b = open(&ns, "atomics", Access::ReadWrite)
+        .unwrap()
+        .map_all(Access::ReadWrite)
+        .unwrap();
+    a.atomic_u64(8)
+        .unwrap()
+        .fetch_add(5, std::sync::atomic::Ordering::SeqCst);
+    b.atomic_u64(8)
+        .unwrap()
+        .fetch_add(7, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        a.atomic_u64(8)
+            .unwrap()
+            .load(std::sync::atomic::Ordering::SeqCst),
+        12
+    );
+    a.atomic_u32(4)
+        .unwrap()
+        .store(0xdead_beef, std::sync::atomic::Ordering::Release);
+    let mut buf = [0u8; 4];
+    b.read_at(4, &mut buf).unwrap();
+    assert_eq!(u32::from_ne_bytes(buf), 0xdead_beef);
+}
+
+#[test]
+fn read_and_write_at_handle_every_alignment() {
+    let s = Section::anonymous(page()).unwrap();
+    let v = s.map_all(Access::ReadWrite).unwrap();
+    let data: Vec<u8> = (0..200u8).collect();
+    for offset in 0..17 {
+        for len in [0, 1, 7, 8, 9, 15, 16, 17, 63, 200] {
+            v.write_at(offset, &data[..len]).unwrap();
+            let mut out = vec![0u8; len];
+            v.read_at(offset, &mut out).unwrap();
+            assert_eq!(out, &data[..len], "offset {offset} len {len}");
+        }
+    }
+}
+
+#[test]
+fn growth_is_seen_and_new_views_cover_it() {
+    let (_d, ns) = namespace();
+    let s = create(&ns, "grow", page());
+    let old = s.map_all(Access::ReadWrite).unwrap();
+    let peer = open(&ns, "grow", Access::ReadWrite).unwrap();
+    s.grow(4 * page()).unwrap();
+    assert_eq!(peer.size().unwrap(), 4 * page());
+    peer.map(3 * page(), granularity(), Access::ReadWrite)
+        .unwrap()
+        .write_at(0, b"far")
+        .unwrap();
+    let mut buf = [0u8; 3];
+    s.map(3 * page(), granularity(), Access::Read)
+        .unwrap()
+        .read_at(0, &mut buf)
+        .unwrap();
+    assert_eq!(&buf, b"far");
+    old.write_at(0, b"old view still valid").unwrap();
+    // Growing to a size a peer already passed is a no-op, never a shrink.
+    peer.grow(4 * page()).unwrap();
+    assert_eq!(s.size().unwrap(), 4 * page());
+    // A read-only handle may not grow.
+    let ro = open(&ns, "grow", Access::Read).unwrap();
+    assert_eq!(
+        ro.grow(8 * page()).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+}
+
+#[test]
+fn anonymous_section_is_sealed_against_shrinking() {
+    let s = Section::anonymous(4 * page()).unwrap();
+    assert_eq!(s.kind(), Kind::Anonymous);
+    let rc = unsafe { libc::ftruncate(std::os::fd::AsRawFd::as_raw_fd(&s.as_fd()), 0) };
+    assert_eq!(rc, -1, "a peer must not be able to shrink it");
+    assert_eq!(s.size().unwrap(), 4 * page());
+    s.grow(8 * page()).unwrap();
+    assert_eq!(s.size().unwrap(), 8 * page());
+}
+
+#[test]
+fn anonymous_section_sent_over_a_socket_keeps_its_access() {
+    let s = Section::anonymous(page()).unwrap();
+    s.map_all(Access::ReadWrite)
+        .unwrap()
+        .write_at(0, b"sent")
+        .unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    s.send_as(&a, Access::Read).unwrap();
+    let got = Section::receive(&b).unwrap();
+    assert_eq!(got.access(), Access::Read);
+    assert_eq!(
+        got.map_all(Access::ReadWrite).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    let mut buf = [0u8; 4];
+    got.map_all(Access::Read)
+        .unwrap()
+        .read_at(0, &mut buf)
+        .unwrap();
+    assert_eq!(&buf, b"sent");
+    s.send(&a).unwrap();
+    let rw = Section::receive(&b).unwrap();
+    assert_eq!(rw.access(), Access::ReadWrite);
+    rw.map_all(Access::ReadWrite)
+        .unwrap()
+        .write_at(0, b"back")
+        .unwrap();
+    s.map_all(Access::Read)
+        .unwrap()
+        .read_at(0, &mut buf)
+        .unwrap();
+    assert_eq!(&buf, b"back");
+    // A read-only handle cannot send more access than it has.
+    assert_eq!(
+        got.send_as(&a, Access::ReadWrite).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    // A peer that closes without sending is an error, not a hang.
+    drop(a);
+    assert!(Section::receive(&b).is_err());
+}
+
+#[test]
+fn file_backed_sections_show_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.bin");
+    let mut content = vec![0u8; 3 * granularity()];
+    content[..5].copy_from_slice(b"hello");
+    std::fs::write(&path, &content).unwrap();
+
+    let s = Section::from_path(&path, Access::ReadWrite).unwrap();
+    assert_eq!(s.kind(), Kind::File);
+    assert_eq!(s.size().unwrap(), content.len() as u64);
+    let v = s.map_all(Access::ReadWrite).unwrap();
+    let mut buf = [0u8; 5];
+    v.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"hello");
+    v.write_at(granularity(), b"written").unwrap();
+    v.flush_durable().unwrap();
+    assert_eq!(
+        &std::fs::read(&path).unwrap()[granularity()..granularity() + 7],
+        b"written"
+    );
+
+    let cow = s.map_all(Access::CopyOnWrite).unwrap();
+    cow.write_at(0, b"PRIVATE").unwrap();
+    cow.flush().unwrap();
+    drop(cow);
+    assert_eq!(
+        &std::fs::read(&path).unwrap()[..5],
+        b"hello",
+        "copy-on-write never reaches the file"
+    );
+
+    // A file opened read-only gives a read-only section.
+    let file = std::fs::File::open(&path).unwrap();
+    let ro = Section::from_file(&file).unwrap();
+    assert_eq!(ro.access(), Access::Read);
+    assert_eq!(
+        ro.map_all(Access::ReadWrite).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert!(Section::from_path(dir.path().join("missing"), Access::Read).is_err());
+    assert_eq!(
+        Section::from_path(dir.path(), Access::Read)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Os
+    );
+}
+
+#[test]
+fn named_file_sections_open_the_same_file_and_detect_replacement() {
+    let (_d, ns) = namespace();
+    let files = tempfile::tempdir().unwrap();
+    let path = files.path().join("backing.bin");
+    let s = Section::options()
+        .size(2 * page())
+        .file(&path)
+        .namespace(&ns)
+        .create("byfile")
+        .unwrap();
+    assert_eq!(s.kind(), Kind::NamedFile);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * page());
+    s.map_all(Access::ReadWrite)
+        .unwrap()
+        .write_at(10, b"on disk")
+        .unwrap();
+
+    let other = open(&ns, "byfile", Access::Read).unwrap();
+    assert_eq!(other.kind(), Kind::NamedFile);
+    let mut buf = [0u8; 7];
+    other
+        .map_all(Access::Read)
+        .unwrap()
+        .read_at(10, &mut buf)
+        .unwrap();
+    assert_eq!(&buf, b"on disk");
+    drop(other);
+
+    let listed = list(&ns).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].kind, EntryKind::File);
+    assert_eq!(listed[0].size, 2 * page());
+    assert_eq!(
+        listed[0].file.as_deref(),
+        Some(std::fs::canonicalize(&path).unwrap().as_path())
+    );
+
+    // Replace the file: the name no longer refers to the same data.
+    let moved = files.path().join("moved.bin");
+    std::fs::rename(&path, &moved).unwrap();
+    std::fs::write(&path, vec![0u8; 2 * granularity()]).unwrap();
+    let err = open(&ns, "byfile", Access::Read).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Replaced, "{err}");
+    std::fs::remove_file(&path).unwrap();
+    let err = open(&ns, "byfile", Access::Read).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Replaced, "{err}");
+    assert!(err.to_string().contains("removed"), "{err}");
+    drop(s);
+    assert!(
+        list(&ns).unwrap().is_empty(),
+        "the name went with its last holder"
+    );
+    assert!(moved.exists(), "the backing file itself is never deleted");
+}
+
+#[test]
+fn foreign_owned_sections_are_refused_unless_allowed() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: changing a file's owner needs root");
+        return;
+    }
+    let (dir, ns) = namespace();
+    let s = Section::options()
+        .size(page())
+        .lifetime(Lifetime::Persistent)
+        .namespace(&ns)
+        .create("squat")
+        .unwrap();
+    drop(s);
+    std::os::unix::fs::chown(dir.path().join("squat"), Some(65534), Some(65534)).unwrap();
+    let err = open(&ns, "squat", Access::Read).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert!(err.to_string().contains("uid 65534"), "{err}");
+    Section::options()
+        .namespace(&ns)
+        .access(Access::Read)
+        .allow_foreign_owner(true)
+        .open("squat")
+        .unwrap();
+}
+
+#[test]
+fn listing_shows_every_entry_and_changes_nothing() {
+    let (dir, ns) = namespace();
+    let counted = create(&ns, "counted", page());
+    let persistent = Section::options()
+        .size(2 * page())
+        .lifetime(Lifetime::Persistent)
+        .mode(0o640)
+        .namespace(&ns)
+        .create("persistent")
+        .unwrap();
+    drop(persistent);
+    std::fs::File::create(dir.path().join("foreign"))
+        .unwrap()
+        .write_all(b"abc")
+        .unwrap();
+    std::fs::create_dir(dir.path().join("subdir")).unwrap();
+
+    for _ in 0..2 {
+        let entries = list(&ns).unwrap();
+        let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["counted", "foreign", "persistent"]);
+        let c = &entries[0];
+        assert_eq!(
+            (c.lifetime, c.held, c.stale, c.made_by_sections),
+            (Lifetime::Counted, Some(true), false, true)
+        );
+        assert_eq!(c.owner_uid, unsafe { libc::geteuid() });
+        let f = &entries[1];
+        assert_eq!(
+            (f.kind, f.size, f.made_by_sections, f.lifetime),
+            (EntryKind::Memory, 3, false, Lifetime::Persistent)
+        );
+        let p = &entries[2];
+        assert_eq!(
+            (p.mode, p.size, p.lifetime),
+            (0o640, 2 * page(), Lifetime::Persistent)
+        );
+    }
+    // Listing took no hold: the last holder's drop still removes the name.
+    drop(counted);
+    assert!(!dir.path().join("counted").exists());
+    // gc leaves live, persistent and foreign entries alone.
+    assert!(gc(&ns).unwrap().is_empty());
+    assert_eq!(list(&ns).unwrap().len(), 2);
+}
+
+#[test]
+fn view_operations_work_and_report_residency() {
+    let s = Section::anonymous(16 * page()).unwrap();
+    let v = s.map_all(Access::ReadWrite).unwrap();
+    assert_eq!(v.residency(0, v.len()).unwrap().resident_pages, 0);
+    v.prefetch(0, 4 * granularity()).unwrap();
+    let r = v.residency(0, v.len()).unwrap();
+    assert!(r.resident_pages >= 4, "{r:?}");
+    assert_eq!(r.total_pages, 16);
+    for advice in [
+        Advice::Sequential,
+        Advice::Random,
+        Advice::WillNeed,
+        Advice::Normal,
+    ] {
+        v.advise(advice).unwrap();
+    }
+    v.flush().unwrap();
+    v.flush_async().unwrap();
+    v.flush_range(5, 100).unwrap();
+    match v.lock(0, granularity()) {
+        Ok(()) => v.unlock(0, granularity()).unwrap(),
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+            assert!(e.to_string().contains("RLIMIT_MEMLOCK"), "{e}");
+        }
+    }
+    assert_eq!(
+        v.prefetch(0, v.len() + 1).unwrap_err().kind(),
+        ErrorKind::InvalidRange
+    );
+}
+
+#[test]
+fn prefetch_past_a_truncated_file_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shrinks.bin");
+    std::fs::write(&path, vec![1u8; 4 * granularity()]).unwrap();
+    let s = Section::from_path(&path, Access::Read).unwrap();
+    let v = s.map_all(Access::Read).unwrap();
+    // Someone else truncates the file under our view.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(granularity() as u64)
+        .unwrap();
+    let err = v.prefetch(0, v.len()).unwrap_err();
+    assert!(err.to_string().contains("beyond the end"), "{err}");
+}
+
+#[test]
+fn a_missing_namespace_is_a_clear_error() {
+    let ns = Namespace::at("/nonexistent/sections-ns");
+    let err = Section::options()
+        .size(page())
+        .namespace(&ns)
+        .create("x")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(
+        err.to_string().contains("/nonexistent/sections-ns"),
+        "{err}"
+    );
+}
