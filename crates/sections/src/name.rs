@@ -103,7 +103,8 @@ pub struct EntryInfo {
     pub size: u64,
     /// The owner's user id.
     pub owner_uid: u32,
-    /// Permission bits, e.g. `0o600`.
+    /// Permission bits, e.g. `0o600` (without the bits that mark how the
+    /// library made the entry).
     pub mode: u32,
     /// Counted or persistent; entries made by other programs are persistent.
     pub lifetime: Lifetime,
@@ -113,9 +114,6 @@ pub struct EntryInfo {
     /// A counted section whose last holder died: not live, never opened,
     /// removed by [`gc`] and reclaimed by the next create.
     pub stale: bool,
-    /// Whether this library made the entry (it carries the
-    /// `user.sections` attribute).
-    pub made_by_sections: bool,
     /// The backing file of a file-backed entry.
     pub file: Option<PathBuf>,
 }
@@ -130,35 +128,32 @@ fn dir_error(op: &'static str, namespace: &Namespace, e: std::io::Error) -> Erro
 /// holder believe it is not the last.
 pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
     const OP: &str = "list";
-    let dir = sys::open_dir(namespace.dir()).map_err(|e| dir_error(OP, namespace, e))?;
-    let raw = sys::list_namespace(std::os::fd::AsFd::as_fd(&dir))
+    let raw = sys::list_namespace(namespace.dir())
         .map_err(|e| dir_error(OP, namespace, e))?;
     let mut out: Vec<EntryInfo> = raw
         .into_iter()
         .filter(|r| !r.name.starts_with(RESERVED_PREFIX))
         .map(|r| {
-            let marker = r.marker.ok().flatten();
-            let lifetime = marker.map_or(Lifetime::Persistent, |m| m.lifetime);
+            let marker = r.marker;
             let file = r.record.as_ref().map(|rec| rec.path.clone());
-            let size = match (&marker, &file) {
-                (Some(m), Some(path)) if m.file => std::fs::metadata(path).map_or(0, |md| md.len()),
-                (Some(m), None) if m.file => 0,
-                _ => r.st.size,
+            let size = match &file {
+                Some(path) => std::fs::metadata(path).map_or(0, |md| md.len()),
+                None if marker.file => 0,
+                None => r.st.size,
             };
             EntryInfo {
                 name: r.name,
-                kind: if marker.is_some_and(|m| m.file) {
+                kind: if marker.file {
                     EntryKind::File
                 } else {
                     EntryKind::Memory
                 },
                 size,
                 owner_uid: r.st.uid,
-                mode: r.st.mode & 0o7777,
-                lifetime,
+                mode: r.st.mode & 0o777,
+                lifetime: marker.lifetime,
                 held: r.held,
-                stale: lifetime == Lifetime::Counted && marker.is_some() && r.held == Some(false),
-                made_by_sections: marker.is_some(),
+                stale: marker.lifetime == Lifetime::Counted && r.held == Some(false),
                 file,
             }
         })
@@ -174,17 +169,15 @@ pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
 /// lock, that nobody holds it.
 pub fn gc(namespace: &Namespace) -> Result<Vec<String>> {
     const OP: &str = "gc";
-    let dir = sys::open_dir(namespace.dir()).map_err(|e| dir_error(OP, namespace, e))?;
-    let dirfd = std::os::fd::AsFd::as_fd(&dir);
-    let raw = sys::list_namespace(dirfd).map_err(|e| dir_error(OP, namespace, e))?;
+    let raw = sys::list_namespace(namespace.dir()).map_err(|e| dir_error(OP, namespace, e))?;
     let mut removed = Vec::new();
     for r in raw {
         let gone = if r.abandoned_build {
-            sys::remove_abandoned_build(dirfd, &r.name)
-        } else if matches!(r.marker, Ok(Some(m)) if m.lifetime == Lifetime::Counted)
+            sys::remove_abandoned_build(&namespace.dir().join(&r.name))
+        } else if r.marker.lifetime == Lifetime::Counted
             && r.held == Some(false)
         {
-            sys::reclaim_stale(dirfd, &r.name)
+            sys::reclaim_stale(&namespace.dir().join(&r.name))
         } else {
             continue;
         };

@@ -140,8 +140,9 @@ pub enum Disposition {
 
 #[derive(Debug)]
 struct Inner {
-    /// The memory: a memfd, a tmpfs file, or the backing file.
-    data: OwnedFd,
+    /// The memory: a memfd or the backing file; `None` for a named memory
+    /// section, whose memory is the entry itself.
+    data: Option<OwnedFd>,
     /// For named sections, the name and this handle's hold on it. Dropped
     /// after `data`, and only when the last handle and view are gone.
     entry: Option<sys::Entry>,
@@ -223,9 +224,12 @@ impl SectionOptions {
         self
     }
 
-    /// Permission bits of a new named section (default `0o600`: owner only).
+    /// Permission bits of a new named section (default `0o600`: owner
+    /// only). Only read and write bits count (`mode & 0o666`): mapping never
+    /// needs the execute bit, and the special bits mark how the entry was
+    /// made.
     pub fn mode(&mut self, mode: u32) -> &mut Self {
-        self.mode = mode & 0o777;
+        self.mode = mode & 0o666;
         self
     }
 
@@ -261,14 +265,6 @@ impl SectionOptions {
         self
     }
 
-    fn dir(&self, op: &'static str, name: &str) -> Result<OwnedFd> {
-        sys::open_dir(self.namespace.dir()).map_err(|e| {
-            Error::os(op, e).with_name(name).with_detail(format!(
-                "namespace directory {}",
-                self.namespace.dir().display()
-            ))
-        })
-    }
 
     /// Creates a named section; fails with `AlreadyExists` if the name is
     /// taken by a live or persistent section. A stale name is reclaimed.
@@ -306,7 +302,7 @@ impl SectionOptions {
             let mut run = || -> Result<()> {
                 let fd = fd.try_clone_to_owned().map_err(|e| Error::os(OP, e))?;
                 let private = Section::from_parts(
-                    fd,
+                    Some(fd),
                     None,
                     Kind::Anonymous,
                     Access::ReadWrite,
@@ -339,22 +335,17 @@ impl SectionOptions {
                 .with_detail("a memory-backed section needs a size")
         })?;
         check_size(op, size).map_err(|e| e.with_name(name))?;
-        let dir = self.dir(op, name)?;
         let entry = sys::create_named(
-            dir,
+            self.namespace.dir(),
             name,
             sys::Content::Memory { size },
             self.mode,
             self.lifetime,
             init,
         )
-        .map_err(|e| create_error(op, name, e))?;
-        let data = entry
-            .fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::os(op, e).with_name(name))?;
+        .map_err(|e| create_error(op, name, &self.namespace, e))?;
         Ok(Section::from_parts(
-            data,
+            None,
             Some(entry),
             Kind::Memory,
             Access::ReadWrite,
@@ -388,18 +379,17 @@ impl SectionOptions {
             dev: st.dev,
             ino: st.ino,
         };
-        let dir = self.dir(op, name)?;
         let entry = sys::create_named(
-            dir,
+            self.namespace.dir(),
             name,
             sys::Content::File(&record),
             self.mode,
             self.lifetime,
             &mut |_| Ok(()),
         )
-        .map_err(|e| create_error(op, name, e))?;
+        .map_err(|e| create_error(op, name, &self.namespace, e))?;
         Ok(Section::from_parts(
-            data,
+            Some(data),
             Some(entry),
             Kind::NamedFile,
             Access::ReadWrite,
@@ -413,12 +403,12 @@ impl SectionOptions {
     pub fn open(&self, name: &str) -> Result<Section> {
         const OP: &str = "open";
         validate_name(name).map_err(|e| e.with_op(OP))?;
-        let dir = self.dir(OP, name)?;
-        let entry = sys::open_named(dir, name, self.access, self.allow_foreign_owner)
-            .map_err(|e| open_error(OP, name, e))?;
+        let path = self.namespace.dir().join(name);
+        let entry = sys::open_named(&path, self.access, self.allow_foreign_owner)
+            .map_err(|e| open_error(OP, name, &self.namespace, e))?;
         let marker = entry.marker();
-        let lifetime = marker.map_or(Lifetime::Persistent, |m| m.lifetime);
-        if marker.is_some_and(|m| m.file) {
+        let lifetime = marker.lifetime;
+        if marker.file {
             let record = entry.read_record().map_err(|e| {
                 Error::new(ErrorKind::WrongKind, OP)
                     .with_name(name)
@@ -448,7 +438,7 @@ impl SectionOptions {
                 return Err(gone("was replaced"));
             }
             return Ok(Section::from_parts(
-                data,
+                Some(data),
                 Some(entry),
                 Kind::NamedFile,
                 self.access,
@@ -456,12 +446,8 @@ impl SectionOptions {
                 lifetime,
             ));
         }
-        let data = entry
-            .fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::os(OP, e).with_name(name))?;
         Ok(Section::from_parts(
-            data,
+            None,
             Some(entry),
             Kind::Memory,
             self.access,
@@ -506,7 +492,7 @@ impl SectionOptions {
         check_size(OP, size)?;
         let data = sys::memfd(size).map_err(|e| Error::os(OP, e))?;
         Ok(Section::from_parts(
-            data,
+            Some(data),
             None,
             Kind::Anonymous,
             Access::ReadWrite,
@@ -516,9 +502,19 @@ impl SectionOptions {
     }
 }
 
-fn create_error(op: &'static str, name: &str, e: std::io::Error) -> Error {
+fn create_error(op: &'static str, name: &str, ns: &Namespace, e: std::io::Error) -> Error {
     let detail = match e.kind() {
-        std::io::ErrorKind::AlreadyExists => Some("a live or persistent section has this name"),
+        std::io::ErrorKind::AlreadyExists => {
+            Some("a live or persistent section has this name".to_owned())
+        }
+        std::io::ErrorKind::NotFound => Some(format!(
+            "namespace directory {} does not exist",
+            ns.dir().display()
+        )),
+        std::io::ErrorKind::PermissionDenied => Some(format!(
+            "cannot create files in namespace directory {}",
+            ns.dir().display()
+        )),
         _ => None,
     };
     let err = Error::os(op, e).with_name(name);
@@ -528,15 +524,17 @@ fn create_error(op: &'static str, name: &str, e: std::io::Error) -> Error {
     }
 }
 
-fn open_error(op: &'static str, name: &str, e: sys::OpenError) -> Error {
+fn open_error(op: &'static str, name: &str, ns: &Namespace, e: sys::OpenError) -> Error {
     match e {
+        sys::OpenError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Error::new(ErrorKind::NotFound, op)
+                .with_name(name)
+                .with_detail(format!("no such section in {}", ns.dir().display()))
+        }
         sys::OpenError::Io(e) => Error::os(op, e).with_name(name),
         sys::OpenError::NotRegular => Error::new(ErrorKind::WrongKind, op)
             .with_name(name)
             .with_detail("the entry is not a regular file"),
-        sys::OpenError::BadMarker => Error::new(ErrorKind::WrongKind, op)
-            .with_name(name)
-            .with_detail("the entry's metadata was not written by this library"),
         sys::OpenError::ForeignOwner(uid) => Error::new(ErrorKind::PermissionDenied, op)
             .with_name(name)
             .with_detail(format!(
@@ -551,7 +549,7 @@ fn open_error(op: &'static str, name: &str, e: sys::OpenError) -> Error {
 
 impl Section {
     fn from_parts(
-        data: OwnedFd,
+        data: Option<OwnedFd>,
         entry: Option<sys::Entry>,
         kind: Kind,
         access: Access,
@@ -638,7 +636,7 @@ impl Section {
             Access::Read
         };
         Ok(Section::from_parts(
-            data,
+            Some(data),
             None,
             kind,
             access,
@@ -655,7 +653,7 @@ impl Section {
 
     /// The section's current size in bytes (growth by any process shows).
     pub fn size(&self) -> Result<u64> {
-        sys::fstat(self.inner.data.as_fd())
+        sys::fstat(self.data_fd())
             .map(|st| st.size)
             .map_err(|e| self.err_os("size", e))
     }
@@ -699,7 +697,11 @@ impl Section {
     }
 
     pub(crate) fn data_fd(&self) -> BorrowedFd<'_> {
-        self.inner.data.as_fd()
+        match (&self.inner.data, &self.inner.entry) {
+            (Some(fd), _) => fd.as_fd(),
+            (None, Some(entry)) => entry.fd(),
+            (None, None) => unreachable!("every section has a descriptor"),
+        }
     }
 
     /// Maps `len` bytes at `offset` with `access`.
@@ -708,6 +710,10 @@ impl Section {
     /// the range must lie within the section's current size, and `access`
     /// may not exceed the handle's.
     pub fn map(&self, offset: u64, len: usize, access: Access) -> Result<View> {
+        self.map_within(offset, len, access, self.size()?)
+    }
+
+    fn map_within(&self, offset: u64, len: usize, access: Access, size: u64) -> Result<View> {
         const OP: &str = "map";
         if !self.inner.access.allows(access) {
             return Err(self
@@ -728,7 +734,6 @@ impl Section {
                 .err(ErrorKind::InvalidRange, OP)
                 .with_detail("a view cannot be empty"));
         }
-        let size = self.size()?;
         let end = offset.checked_add(len as u64);
         if end.is_none_or(|end| end > size) {
             return Err(self.err(ErrorKind::InvalidRange, OP).with_detail(format!(
@@ -745,7 +750,7 @@ impl Section {
             self.err(ErrorKind::InvalidSize, "map")
                 .with_detail(format!("{size} bytes do not fit in this address space"))
         })?;
-        self.map(0, len, access)
+        self.map_within(0, len, access, size)
     }
 
     /// Grows the section to `new_size` bytes. Never shrinks: a smaller size
@@ -766,7 +771,7 @@ impl Section {
                 .err(ErrorKind::InvalidSize, OP)
                 .with_detail(format!("cannot shrink from {current} to {new_size} bytes")));
         }
-        let fd = self.inner.data.as_fd();
+        let fd = self.data_fd();
         let grow = || {
             // Re-read under the gate: a peer may have grown it meanwhile.
             let now = sys::fstat(fd)?.size;
@@ -881,13 +886,11 @@ pub struct Removed {
 pub fn remove(namespace: &Namespace, name: &str) -> Result<Removed> {
     const OP: &str = "remove";
     validate_name(name).map_err(|e| e.with_op(OP))?;
-    let dir = sys::open_dir(namespace.dir()).map_err(|e| {
+    let removed = sys::remove_named(&namespace.dir().join(name)).map_err(|e| {
         Error::os(OP, e)
             .with_name(name)
-            .with_detail(format!("namespace directory {}", namespace.dir().display()))
+            .with_detail(format!("in {}", namespace.dir().display()))
     })?;
-    let removed =
-        sys::remove_named(dir.as_fd(), name).map_err(|e| Error::os(OP, e).with_name(name))?;
     Ok(Removed {
         still_held: removed.held,
     })

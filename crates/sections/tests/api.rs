@@ -688,14 +688,14 @@ fn listing_shows_every_entry_and_changes_nothing() {
         assert_eq!(names, ["counted", "foreign", "persistent"]);
         let c = &entries[0];
         assert_eq!(
-            (c.lifetime, c.held, c.stale, c.made_by_sections),
-            (Lifetime::Counted, Some(true), false, true)
+            (c.lifetime, c.held, c.stale),
+            (Lifetime::Counted, Some(true), false)
         );
         assert_eq!(c.owner_uid, unsafe { libc::geteuid() });
         let f = &entries[1];
         assert_eq!(
-            (f.kind, f.size, f.made_by_sections, f.lifetime),
-            (EntryKind::Memory, 3, false, Lifetime::Persistent)
+            (f.kind, f.size, f.lifetime, f.held),
+            (EntryKind::Memory, 3, Lifetime::Persistent, Some(false))
         );
         let p = &entries[2];
         assert_eq!(

@@ -574,7 +574,7 @@ fn library_opens_a_c_shm_open_segment() -> Result<(), Failed> {
             .into_iter()
             .find(|e| e.name == name)
             .ok_or("segment not listed")?;
-        assert!(!entry.made_by_sections && !entry.stale);
+        assert_eq!((entry.lifetime, entry.stale), (Lifetime::Persistent, false));
         Ok(())
     })();
     Section::remove(&name)?;

@@ -76,7 +76,9 @@ pub(crate) struct FileStat {
     pub ino: u64,
     pub size: u64,
     pub uid: u32,
+    /// Permission and special bits (`st_mode & 0o7777`).
     pub mode: u32,
+    pub nlink: u64,
     pub is_regular: bool,
 }
 
@@ -87,6 +89,7 @@ fn to_filestat(st: &rfs::Stat) -> FileStat {
         size: st.st_size as u64,
         uid: st.st_uid,
         mode: st.st_mode & 0o7777,
+        nlink: st.st_nlink,
         is_regular: rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::RegularFile,
     }
 }

@@ -5,10 +5,15 @@
 //! A named section is a regular file `DIR/NAME` in the namespace directory.
 //! Memory-backed sections are the data itself (so `shm_open("/NAME")` sees
 //! them); file-backed ones are a small record naming the backing file.
-//! An extended attribute `user.sections` says how the entry was made:
-//! handle-counted or persistent, memory or file. An entry without it was
-//! made by someone else (`shm_open`, Python, Boost) and is treated as
-//! persistent memory.
+//! Two mode bits, which Linux ignores on regular files and which every file
+//! system keeps, say how the entry was made, so that one `fstat` tells all:
+//!
+//! - the sticky bit (`S_ISVTX`): handle-counted lifetime;
+//! - the set-group-id bit (`S_ISGID`, never with group execute): a record
+//!   naming a backing file rather than memory.
+//!
+//! An entry with neither is persistent memory; that includes every segment
+//! made by `shm_open`, Python or Boost, which keeps its POSIX lifetime.
 //!
 //! Two kernel locks live on the entry's open file description (OFD), both
 //! dropped by the kernel when the last descriptor of that OFD is closed,
@@ -26,12 +31,12 @@
 //! States of a counted name (H = number of OFDs with a hold):
 //!
 //! ```text
-//!             publish (rename NOREPLACE, creator already holds)
+//!             publish (link of an unnamed file; the creator already holds)
 //!  (absent) ───────────────────────────────────────────────► LIVE (H ≥ 1)
 //!     ▲                                                        │   ▲
-//!     │ last holder leaves: under the gate, sees no other      │   │ open: under the gate, the name still
-//!     │ hold, re-checks NAME is still this inode, unlinks      │   │ is this inode and another hold exists,
-//!     ├────────────────────────────────────────────────────────┘   │ then take a hold
+//!     │ last holder leaves: under the gate, sees no other      │   │ open: under the gate, the inode is
+//!     │ hold, re-checks NAME is still this inode, unlinks      │   │ still linked and another hold
+//!     ├────────────────────────────────────────────────────────┘   │ exists, then take a hold
 //!     │                                                            │
 //!     │ create/gc reclaim: under the gate, no hold, same inode,    │
 //!     │ unlink                                                     │ holders come and go (H stays ≥ 1)
@@ -49,17 +54,20 @@
 //!   earlier. An opener that sees no hold reports `Stale` and takes none,
 //!   so a dead section is never resurrected as live.
 //! - Every unlink happens under the gate, after re-checking that NAME still
-//!   refers to the locked inode. A name that was removed and re-created
-//!   refers to a new inode with its own gate, so a late leaver of the old
-//!   section can never remove the new one, and an opener that raced a
-//!   removal notices the change and retries.
-//! - A section is built under a private name (`.sections-*`, with a shared
-//!   `flock` so that `gc` leaves it alone while its creator lives), fully
-//!   sized and marked, and only then renamed to NAME with
-//!   `RENAME_NOREPLACE`: openers never see it half made, and creation fails
-//!   if the name exists.
+//!   refers to the locked inode. An inode is published under exactly one
+//!   name and leaves it only by such an unlink, so an opener that finds its
+//!   inode still linked (`st_nlink > 0`) under the gate knows NAME is still
+//!   this section. A name that was removed and re-created refers to a new
+//!   inode with its own gate, so a late leaver of the old section can never
+//!   remove the new one, and an opener that raced a removal retries.
+//! - A section is built as an unnamed file (`O_TMPFILE`), fully sized,
+//!   initialised and marked, and only then linked under NAME; the link
+//!   fails if NAME exists. Openers never see it half made. On file systems
+//!   without `O_TMPFILE` it is built under a private name (`.sections-*`,
+//!   with a shared `flock` so that `gc` leaves it alone while its builder
+//!   lives) and renamed with `RENAME_NOREPLACE`.
 //!
-//! Listing reads the attribute and asks `F_OFD_GETLK`; it takes no lock.
+//! Listing reads `lstat` and asks `F_OFD_GETLK`; it takes no lock.
 //!
 //! # Fork
 //!
@@ -76,21 +84,22 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fs::{self as rfs, AtFlags, FlockOperation, Mode, OFlags, RenameFlags};
+use rustix::fs::{self as rfs, AtFlags, FlockOperation, Mode, OFlags, RenameFlags, CWD};
 use rustix::io::Errno;
 
 use super::{fstat, oflags_for, FileStat};
 use crate::name::RESERVED_PREFIX;
 use crate::section::{Access, Lifetime};
 
-const XATTR: &str = "user.sections";
 const RECORD_MAGIC: &str = "sections-file 1";
 /// Records are tiny; a larger entry is not one of ours.
 const RECORD_MAX: usize = 8192;
 /// How often an operation retries when the name changes under it.
 const RETRIES: usize = 16;
+const COUNTED_BIT: u32 = 0o1000;
+const RECORD_BIT: u32 = 0o2000;
 
-/// How a named entry was made.
+/// How a named entry was made, read from its mode bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Marker {
     pub lifetime: Lifetime,
@@ -99,32 +108,21 @@ pub(crate) struct Marker {
 }
 
 impl Marker {
-    fn encode(self) -> String {
-        let lifetime = match self.lifetime {
-            Lifetime::Counted => "counted",
-            Lifetime::Persistent => "persistent",
-        };
-        let kind = if self.file { "file" } else { "memory" };
-        format!("sections/1 {lifetime} {kind}")
+    pub(crate) fn from_mode(mode: u32) -> Marker {
+        Marker {
+            lifetime: if mode & COUNTED_BIT != 0 {
+                Lifetime::Counted
+            } else {
+                Lifetime::Persistent
+            },
+            file: mode & RECORD_BIT != 0,
+        }
     }
 
-    fn decode(value: &[u8]) -> Option<Marker> {
-        let text = std::str::from_utf8(value).ok()?;
-        let mut words = text.split(' ');
-        if words.next()? != "sections/1" {
-            return None;
-        }
-        let lifetime = match words.next()? {
-            "counted" => Lifetime::Counted,
-            "persistent" => Lifetime::Persistent,
-            _ => return None,
-        };
-        let file = match words.next()? {
-            "file" => true,
-            "memory" => false,
-            _ => return None,
-        };
-        words.next().is_none().then_some(Marker { lifetime, file })
+    fn mode_bits(self) -> u32 {
+        let counted = if self.counted() { COUNTED_BIT } else { 0 };
+        let record = if self.file { RECORD_BIT } else { 0 };
+        counted | record
     }
 
     fn counted(self) -> bool {
@@ -132,37 +130,18 @@ impl Marker {
     }
 }
 
-/// The marker of an open entry: `Ok(None)` for an entry made by someone
-/// else, an `InvalidData` error for one whose attribute is garbage.
-fn read_marker(fd: BorrowedFd<'_>) -> io::Result<Option<Marker>> {
-    let mut buf = [0u8; 64];
-    match rfs::fgetxattr(fd, XATTR, &mut buf[..]) {
-        Ok(n) => Marker::decode(&buf[..n]).map(Some).ok_or_else(bad_marker),
-        Err(Errno::NODATA) | Err(Errno::NOTSUP) => Ok(None),
-        Err(Errno::RANGE) => Err(bad_marker()),
-        Err(e) => Err(e.into()),
-    }
-}
+/// The permission bits a section's mode may carry: read and write only
+/// (mapping never needs the execute bit), so that the marker bits keep
+/// their meaning.
+pub(crate) const PERMISSION_BITS: u32 = 0o666;
 
-fn bad_marker() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        "the entry's user.sections attribute is not one this library wrote",
-    )
-}
-
-/// Opens the namespace directory (which must not be a symbolic link).
-pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
-    Ok(rfs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
-    )?)
-}
-
-fn open_entry(dir: BorrowedFd<'_>, name: &str, flags: OFlags) -> io::Result<OwnedFd> {
+/// Opens a namespace entry, never following a symbolic link in its last
+/// component (names cannot contain `/`, so that is the only one a name
+/// controls; the namespace directory itself is configuration and may be a
+/// link, as `/dev/shm` is on some systems).
+fn open_entry(path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
     let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    match rfs::openat(dir, name, flags, Mode::empty()) {
+    match rfs::open(path, flags, Mode::empty()) {
         Ok(fd) => Ok(fd),
         Err(Errno::LOOP) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -227,9 +206,9 @@ fn others_hold(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
-/// Whether `dir/name` still refers to the inode `st` describes.
-fn still_named(dir: BorrowedFd<'_>, name: &str, st: &FileStat) -> io::Result<bool> {
-    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+/// Whether `path` still names the inode `st` describes.
+fn still_named(path: &Path, st: &FileStat) -> io::Result<bool> {
+    match rfs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(now) => Ok(now.st_dev == st.dev && now.st_ino == st.ino),
         Err(Errno::NOENT) => Ok(false),
         Err(e) => Err(e.into()),
@@ -239,11 +218,10 @@ fn still_named(dir: BorrowedFd<'_>, name: &str, st: &FileStat) -> io::Result<boo
 /// A published name and this process's hold on it.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    dir: OwnedFd,
-    name: String,
+    path: PathBuf,
     fd: OwnedFd,
     st: FileStat,
-    marker: Option<Marker>,
+    marker: Marker,
     pid: u32,
 }
 
@@ -254,12 +232,8 @@ impl Entry {
         self.fd.as_fd()
     }
 
-    pub(crate) fn marker(&self) -> Option<Marker> {
+    pub(crate) fn marker(&self) -> Marker {
         self.marker
-    }
-
-    pub(crate) fn counted(&self) -> bool {
-        self.marker.is_some_and(Marker::counted)
     }
 
     /// Runs `f` under the entry's gate, so that it is ordered with every
@@ -281,7 +255,7 @@ impl Drop for Entry {
     fn drop(&mut self) {
         // A forked child shares our OFD and hold; only the process that took
         // the hold may decide about the name.
-        if !self.counted() || self.pid != super::pid() {
+        if !self.marker.counted() || self.pid != super::pid() {
             return;
         }
         // Errors here cannot be reported from `drop`; the worst outcome is a
@@ -291,11 +265,11 @@ impl Drop for Entry {
         }
         if matches!(others_hold(self.fd()), Ok(false))
             && matches!(
-                still_named(self.dir.as_fd(), &self.name, &self.st),
+                still_named(&self.path, &self.st),
                 Ok(true)
             )
         {
-            let _ = rfs::unlinkat(&self.dir, self.name.as_str(), AtFlags::empty());
+            let _ = rfs::unlink(&self.path);
         }
         // Closing the descriptor releases the gate and the hold.
     }
@@ -370,13 +344,21 @@ fn temp_name() -> String {
     format!("{RESERVED_PREFIX}{}-{n}-{nanos}", super::pid())
 }
 
-/// Builds a section under a private name and publishes it as `name`,
+/// How a file under construction gets its name.
+enum Unnamed {
+    /// An `O_TMPFILE`: no name until it is linked.
+    TmpFile,
+    /// A private `.sections-*` name, renamed at the end.
+    Private(PathBuf),
+}
+
+/// Builds a section as an unnamed file and publishes it as `name`,
 /// reclaiming a stale entry of that name first if there is one.
 ///
-/// `init` runs on the private, fully sized file before it is published, so
-/// no opener ever sees contents it has not finished.
+/// `init` runs on the fully sized file before it is published, so no
+/// opener ever sees contents it has not finished.
 pub(crate) fn create_named(
-    dir: OwnedFd,
+    dir: &Path,
     name: &str,
     content: Content<'_>,
     mode: u32,
@@ -387,33 +369,26 @@ pub(crate) fn create_named(
         lifetime,
         file: matches!(content, Content::File(_)),
     };
-    let tmp = temp_name();
-    let fd = rfs::openat(
-        &dir,
-        tmp.as_str(),
-        OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )?;
+    let path = dir.join(name);
+    let flags = OFlags::RDWR | OFlags::CLOEXEC;
+    let (fd, unnamed) = match rfs::open(dir, flags | OFlags::TMPFILE, Mode::from_raw_mode(0o600)) {
+        Ok(fd) => (fd, Unnamed::TmpFile),
+        // File systems without O_TMPFILE.
+        Err(Errno::OPNOTSUPP) | Err(Errno::ISDIR) | Err(Errno::INVAL) => {
+            let tmp = dir.join(temp_name());
+            let fd = rfs::open(
+                &tmp,
+                flags | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW,
+                Mode::from_raw_mode(0o600),
+            )?;
+            (fd, Unnamed::Private(tmp))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let built = (|| {
-        // Tells `gc` that this private name has a living builder.
-        retry_intr(|| rfs::flock(&fd, FlockOperation::LockShared))?;
-        match rfs::fsetxattr(
-            &fd,
-            XATTR,
-            marker.encode().as_bytes(),
-            rfs::XattrFlags::empty(),
-        ) {
-            Ok(()) => {}
-            Err(Errno::NOTSUP) if !marker.counted() && !marker.file => {}
-            Err(Errno::NOTSUP) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "the namespace's file system has no user extended attributes, \
-                     which handle-counted and file-backed named sections need; \
-                     use Lifetime::Persistent or another namespace",
-                ))
-            }
-            Err(e) => return Err(e.into()),
+        if let Unnamed::Private(_) = unnamed {
+            // Tells `gc` that this private name has a living builder.
+            retry_intr(|| rfs::flock(&fd, FlockOperation::LockShared))?;
         }
         if marker.counted() {
             hold(fd.as_fd())?;
@@ -431,49 +406,65 @@ pub(crate) fn create_named(
                 }
             }
         }
-        rfs::fchmod(&fd, Mode::from_raw_mode(mode))?;
-        publish(dir.as_fd(), &tmp, name)
+        let wanted = (mode & PERMISSION_BITS) | marker.mode_bits();
+        rfs::fchmod(&fd, Mode::from_raw_mode(wanted))?;
+        let st = fstat(fd.as_fd())?;
+        if st.mode & 0o7777 != wanted {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "the namespace's file system did not keep mode {wanted:o} (it has {:o}); \
+                     it cannot hold sections made by this library",
+                    st.mode & 0o7777
+                ),
+            ));
+        }
+        match &unnamed {
+            Unnamed::TmpFile => publish(&path, &mut || link_unnamed(fd.as_fd(), &path))?,
+            Unnamed::Private(tmp) => publish(&path, &mut || {
+                rfs::renameat_with(CWD, tmp, CWD, &path, RenameFlags::NOREPLACE)
+            })?,
+        }
+        Ok(st)
     })();
-    if let Err(e) = built {
-        let _ = rfs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
-        return Err(e);
+    if let Unnamed::Private(tmp) = &unnamed {
+        match built {
+            Ok(_) => ungate(fd.as_fd()),
+            Err(_) => {
+                let _ = rfs::unlink(tmp);
+            }
+        }
     }
-    ungate(fd.as_fd());
-    let st = fstat(fd.as_fd())?;
     Ok(Entry {
-        dir,
-        name: name.to_owned(),
+        path,
         fd,
-        st,
-        marker: Some(marker),
+        st: built?,
+        marker,
         pid: super::pid(),
     })
 }
 
-/// Renames `tmp` to `name` unless `name` exists (reclaiming a stale one).
-fn publish(dir: BorrowedFd<'_>, tmp: &str, name: &str) -> io::Result<()> {
+/// Gives an `O_TMPFILE` its name. `AT_EMPTY_PATH` needs
+/// `CAP_DAC_READ_SEARCH`; without it, the `/proc/self/fd` link is used.
+fn link_unnamed(fd: BorrowedFd<'_>, path: &Path) -> rustix::io::Result<()> {
+    match rfs::linkat(fd, "", CWD, path, AtFlags::EMPTY_PATH) {
+        Err(Errno::NOENT) | Err(Errno::PERM) | Err(Errno::ACCESS) => {
+            let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            rfs::linkat(CWD, proc.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW)
+        }
+        other => other,
+    }
+}
+
+/// Runs `link` (which fails with `EEXIST` if `path` exists) until it
+/// succeeds, reclaiming a stale section at `path` in between.
+fn publish(path: &Path, link: &mut dyn FnMut() -> rustix::io::Result<()>) -> io::Result<()> {
     for _ in 0..RETRIES {
-        match rfs::renameat_with(dir, tmp, dir, name, RenameFlags::NOREPLACE) {
+        match link() {
             Ok(()) => return Ok(()),
             Err(Errno::EXIST) => {
-                if !reclaim_stale(dir, name)? {
+                if !reclaim_stale(path)? {
                     return Err(io::ErrorKind::AlreadyExists.into());
-                }
-            }
-            // File systems without RENAME_NOREPLACE: link() has the same
-            // fail-if-exists guarantee.
-            Err(Errno::INVAL) | Err(Errno::NOSYS) => {
-                match rfs::linkat(dir, tmp, dir, name, AtFlags::empty()) {
-                    Ok(()) => {
-                        rfs::unlinkat(dir, tmp, AtFlags::empty())?;
-                        return Ok(());
-                    }
-                    Err(Errno::EXIST) => {
-                        if !reclaim_stale(dir, name)? {
-                            return Err(io::ErrorKind::AlreadyExists.into());
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
                 }
             }
             Err(e) => return Err(e.into()),
@@ -482,35 +473,35 @@ fn publish(dir: BorrowedFd<'_>, tmp: &str, name: &str) -> io::Result<()> {
     Err(io::ErrorKind::AlreadyExists.into())
 }
 
-/// Removes `name` if it is a stale counted section. Returns whether the
+/// Removes `path` if it is a stale counted section. Returns whether the
 /// name is free afterwards.
-pub(crate) fn reclaim_stale(dir: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
-    let fd = match open_entry(dir, name, OFlags::RDONLY) {
+pub(crate) fn reclaim_stale(path: &Path) -> io::Result<bool> {
+    let fd = match open_entry(path, OFlags::RDONLY) {
         Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
         // Something we may not open (foreign, a symlink): not ours to reclaim.
         Err(_) => return Ok(false),
     };
     let st = fstat(fd.as_fd())?;
-    if !st.is_regular || !matches!(read_marker(fd.as_fd()), Ok(Some(m)) if m.counted()) {
+    if !st.is_regular || !Marker::from_mode(st.mode).counted() || st.uid != super::euid() {
         return Ok(false);
     }
     gate(fd.as_fd())?;
-    if !still_named(dir, name, &st)? {
-        return Ok(!still_exists(dir, name)?);
+    if !still_named(path, &st)? {
+        return Ok(!still_exists(path)?);
     }
     if others_hold(fd.as_fd())? {
         return Ok(false);
     }
-    match rfs::unlinkat(dir, name, AtFlags::empty()) {
+    match rfs::unlink(path) {
         Ok(()) | Err(Errno::NOENT) => Ok(true),
         Err(Errno::PERM) | Err(Errno::ACCESS) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
 
-fn still_exists(dir: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
-    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+fn still_exists(path: &Path) -> io::Result<bool> {
+    match rfs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(_) => Ok(true),
         Err(Errno::NOENT) => Ok(false),
         Err(e) => Err(e.into()),
@@ -524,7 +515,6 @@ pub(crate) enum OpenError {
     NotRegular,
     ForeignOwner(u32),
     Stale,
-    BadMarker,
 }
 
 impl From<io::Error> for OpenError {
@@ -533,29 +523,34 @@ impl From<io::Error> for OpenError {
     }
 }
 
-/// Opens `name` and, for a counted section, joins its holders.
-pub(crate) fn open_named(
-    dir: OwnedFd,
-    name: &str,
-    access: Access,
-    allow_foreign_owner: bool,
-) -> Result<Entry, OpenError> {
+fn check_openable(st: &FileStat, allow_foreign_owner: bool) -> Result<(), OpenError> {
+    if !st.is_regular {
+        return Err(OpenError::NotRegular);
+    }
+    if st.uid != super::euid() && !allow_foreign_owner {
+        return Err(OpenError::ForeignOwner(st.uid));
+    }
+    Ok(())
+}
+
+/// Opens `path` and, for a counted section, joins its holders.
+pub(crate) fn open_named(path: &Path, access: Access, allow_foreign_owner: bool) -> Result<Entry, OpenError> {
     for _ in 0..RETRIES {
-        let fd = open_entry(dir.as_fd(), name, oflags_for(access))?;
+        let fd = open_entry(path, oflags_for(access))?;
+        // Take the gate. If it is busy, check the owner first, so that a
+        // squatter holding the lock of its own file cannot stall us.
+        if rfs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_err() {
+            check_openable(&fstat(fd.as_fd())?, allow_foreign_owner)?;
+            gate(fd.as_fd())?;
+        }
         let st = fstat(fd.as_fd())?;
-        if !st.is_regular {
-            return Err(OpenError::NotRegular);
-        }
-        if st.uid != super::euid() && !allow_foreign_owner {
-            return Err(OpenError::ForeignOwner(st.uid));
-        }
-        let marker = read_marker(fd.as_fd()).map_err(|_| OpenError::BadMarker)?;
-        gate(fd.as_fd())?;
-        if !still_named(dir.as_fd(), name, &st)? {
-            // Removed or replaced while we opened it: look again.
+        check_openable(&st, allow_foreign_owner)?;
+        if st.nlink == 0 {
+            // Removed while we opened it: look again.
             continue;
         }
-        if marker.is_some_and(Marker::counted) {
+        let marker = Marker::from_mode(st.mode);
+        if marker.counted() {
             if !others_hold(fd.as_fd())? {
                 return Err(OpenError::Stale);
             }
@@ -563,8 +558,7 @@ pub(crate) fn open_named(
         }
         ungate(fd.as_fd());
         return Ok(Entry {
-            dir,
-            name: name.to_owned(),
+            path: path.to_owned(),
             fd,
             st,
             marker,
@@ -579,19 +573,19 @@ pub(crate) struct Removed {
     pub held: bool,
 }
 
-/// Removes `name` from the namespace under its gate. Holders keep their
+/// Removes `path` from the namespace under its gate. Holders keep their
 /// handles and views; their eventual drop sees the name is gone and leaves
 /// any new section of that name alone.
-pub(crate) fn remove_named(dir: BorrowedFd<'_>, name: &str) -> io::Result<Removed> {
+pub(crate) fn remove_named(path: &Path) -> io::Result<Removed> {
     for _ in 0..RETRIES {
-        let fd = open_entry(dir, name, OFlags::RDONLY)?;
+        let fd = open_entry(path, OFlags::RDONLY)?;
         let st = fstat(fd.as_fd())?;
         gate(fd.as_fd())?;
-        if !still_named(dir, name, &st)? {
+        if !still_named(path, &st)? {
             continue;
         }
         let held = others_hold(fd.as_fd())?;
-        rfs::unlinkat(dir, name, AtFlags::empty())?;
+        rfs::unlink(path)?;
         return Ok(Removed { held });
     }
     Err(io::ErrorKind::NotFound.into())
@@ -602,8 +596,7 @@ pub(crate) fn remove_named(dir: BorrowedFd<'_>, name: &str) -> io::Result<Remove
 pub(crate) struct RawListing {
     pub name: String,
     pub st: FileStat,
-    /// `Err` when the attribute could not be read or is garbage.
-    pub marker: Result<Option<Marker>, io::ErrorKind>,
+    pub marker: Marker,
     /// Whether any process holds a hold; `None` if the entry could not be
     /// opened to ask.
     pub held: Option<bool>,
@@ -615,9 +608,10 @@ pub(crate) struct RawListing {
 /// Lists the regular files of a namespace. Takes no lock that could change
 /// a decision of anyone else (only `F_OFD_GETLK`, which takes nothing, and a
 /// non-blocking `flock` probe on private build names).
-pub(crate) fn list_namespace(dir: BorrowedFd<'_>) -> io::Result<Vec<RawListing>> {
+pub(crate) fn list_namespace(dir: &Path) -> io::Result<Vec<RawListing>> {
     let mut out = Vec::new();
-    for ent in rfs::Dir::read_from(dir)? {
+    let dirfd = rfs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    for ent in rfs::Dir::read_from(&dirfd)? {
         let ent = ent?;
         let Ok(name) = std::str::from_utf8(ent.file_name().to_bytes()) else {
             continue;
@@ -625,67 +619,53 @@ pub(crate) fn list_namespace(dir: BorrowedFd<'_>) -> io::Result<Vec<RawListing>>
         if name == "." || name == ".." {
             continue;
         }
-        let Ok(st) = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        let path = dir.join(name);
+        let Ok(st) = rfs::statat(CWD, &path, AtFlags::SYMLINK_NOFOLLOW) else {
             continue;
         };
         let st = super::to_filestat(&st);
         if !st.is_regular {
             continue;
         }
-        let fd = open_entry(dir, name, OFlags::RDONLY).ok();
-        if name.starts_with(RESERVED_PREFIX) {
-            let abandoned = fd.as_ref().is_some_and(|fd| {
+        let fd = open_entry(&path, OFlags::RDONLY).ok();
+        let marker = Marker::from_mode(st.mode);
+        let private = name.starts_with(RESERVED_PREFIX);
+        let abandoned_build = private
+            && fd.as_ref().is_some_and(|fd| {
                 let free = rfs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_ok();
                 if free {
                     ungate(fd.as_fd());
                 }
                 free
             });
-            out.push(RawListing {
-                name: name.to_owned(),
-                st,
-                marker: Ok(None),
-                held: None,
-                record: None,
-                abandoned_build: abandoned,
-            });
-            continue;
-        }
-        let (marker, held, record) = match &fd {
-            Some(fd) => {
-                let marker = read_marker(fd.as_fd()).map_err(|e| e.kind());
-                let held = others_hold(fd.as_fd()).ok();
-                let record = match marker {
-                    Ok(Some(m)) if m.file => Record::read(fd.as_fd()).ok(),
-                    _ => None,
-                };
-                (marker, held, record)
-            }
-            None => (Err(io::ErrorKind::PermissionDenied), None, None),
-        };
+        let held = fd.as_ref().filter(|_| !private).and_then(|fd| others_hold(fd.as_fd()).ok());
+        let record = fd
+            .as_ref()
+            .filter(|_| marker.file && !private)
+            .and_then(|fd| Record::read(fd.as_fd()).ok());
         out.push(RawListing {
             name: name.to_owned(),
             st,
             marker,
             held,
             record,
-            abandoned_build: false,
+            abandoned_build,
         });
     }
     Ok(out)
 }
 
 /// Removes a private build name whose builder died (a crash between
-/// creating and publishing).
-pub(crate) fn remove_abandoned_build(dir: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
-    let fd = open_entry(dir, name, OFlags::RDONLY)?;
+/// creating and publishing, on file systems without `O_TMPFILE`).
+pub(crate) fn remove_abandoned_build(path: &Path) -> io::Result<bool> {
+    let fd = open_entry(path, OFlags::RDONLY)?;
     let st = fstat(fd.as_fd())?;
     if rfs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_err() {
         return Ok(false);
     }
-    if !still_named(dir, name, &st)? {
+    if !still_named(path, &st)? {
         return Ok(false);
     }
-    rfs::unlinkat(dir, name, AtFlags::empty())?;
+    rfs::unlink(path)?;
     Ok(true)
 }
