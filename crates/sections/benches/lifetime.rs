@@ -30,10 +30,21 @@ fn raw_create_drop(bencher: divan::Bencher) {
         // SAFETY: libc calls with valid arguments; the mapping is unmapped
         // before the iteration ends.
         unsafe {
-            let fd = libc::shm_open(name.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600);
+            let fd = libc::shm_open(
+                name.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+                0o600,
+            );
             assert!(fd >= 0);
             assert_eq!(libc::ftruncate(fd, SIZE as libc::off_t), 0);
-            let p = libc::mmap(std::ptr::null_mut(), SIZE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            );
             assert_ne!(p, libc::MAP_FAILED);
             libc::munmap(p, SIZE);
             libc::close(fd);
@@ -80,7 +91,14 @@ fn raw_open_map_drop(bencher: divan::Bencher) {
         unsafe {
             let fd = libc::shm_open(name.as_ptr(), libc::O_RDWR, 0);
             assert!(fd >= 0);
-            let p = libc::mmap(std::ptr::null_mut(), SIZE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            );
             assert_ne!(p, libc::MAP_FAILED);
             libc::munmap(p, SIZE);
             libc::close(fd);

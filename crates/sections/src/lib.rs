@@ -64,3 +64,8 @@ pub use view::{Advice, Residency, View};
 pub fn granularity() -> usize {
     sys::granularity()
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -128,8 +128,7 @@ fn dir_error(op: &'static str, namespace: &Namespace, e: std::io::Error) -> Erro
 /// holder believe it is not the last.
 pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
     const OP: &str = "list";
-    let raw = sys::list_namespace(namespace.dir())
-        .map_err(|e| dir_error(OP, namespace, e))?;
+    let raw = sys::list_namespace(namespace.dir()).map_err(|e| dir_error(OP, namespace, e))?;
     let mut out: Vec<EntryInfo> = raw
         .into_iter()
         .filter(|r| !r.name.starts_with(RESERVED_PREFIX))
@@ -174,9 +173,7 @@ pub fn gc(namespace: &Namespace) -> Result<Vec<String>> {
     for r in raw {
         let gone = if r.abandoned_build {
             sys::remove_abandoned_build(&namespace.dir().join(&r.name))
-        } else if r.marker.lifetime == Lifetime::Counted
-            && r.held == Some(false)
-        {
+        } else if r.marker.lifetime == Lifetime::Counted && r.held == Some(false) {
             sys::reclaim_stale(&namespace.dir().join(&r.name))
         } else {
             continue;

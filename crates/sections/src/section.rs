@@ -158,6 +158,17 @@ struct Inner {
 /// process. Every [`View`] keeps its section alive, so a named,
 /// handle-counted section lives on after its `Section` is dropped for as
 /// long as one of its views does.
+///
+/// # Fork
+///
+/// A child created by `fork` (without `exec`) inherits the parent's
+/// descriptor and its hold on a named section: the two processes count as
+/// one holder, and the name lives while the parent's handle does. Dropping
+/// the inherited handle in the child never removes the name. A child that
+/// must keep the section alive on its own opens it by name. Anonymous
+/// sections are shared with children by inheritance
+/// ([`inheritable_fd`](Self::inheritable_fd), [`from_fd`](Self::from_fd))
+/// and live while any process has the descriptor or a view.
 #[derive(Debug, Clone)]
 pub struct Section {
     inner: Arc<Inner>,
@@ -252,7 +263,8 @@ impl SectionOptions {
     }
 
     /// The access of the handle (default [`Access::ReadWrite`]). It bounds
-    /// every view made from it.
+    /// every view made from it. A creator's handle is always read-write;
+    /// ask for an `Execute` access to also allow executable views.
     pub fn access(&mut self, access: Access) -> &mut Self {
         self.access = access;
         self
@@ -265,6 +277,15 @@ impl SectionOptions {
         self
     }
 
+    /// The access of a creator's handle: always read-write, plus execute
+    /// when the options ask for it.
+    fn creator_access(&self) -> Access {
+        if self.access.executes() {
+            Access::ReadWriteExecute
+        } else {
+            Access::ReadWrite
+        }
+    }
 
     /// Creates a named section; fails with `AlreadyExists` if the name is
     /// taken by a live or persistent section. A stale name is reclaimed.
@@ -348,7 +369,7 @@ impl SectionOptions {
             None,
             Some(entry),
             Kind::Memory,
-            Access::ReadWrite,
+            self.creator_access(),
             Some(name),
             self.lifetime,
         ))
@@ -392,7 +413,7 @@ impl SectionOptions {
             Some(data),
             Some(entry),
             Kind::NamedFile,
-            Access::ReadWrite,
+            self.creator_access(),
             Some(name),
             self.lifetime,
         ))
@@ -495,7 +516,7 @@ impl SectionOptions {
             Some(data),
             None,
             Kind::Anonymous,
-            Access::ReadWrite,
+            self.creator_access(),
             None,
             Lifetime::Counted,
         ))

@@ -776,3 +776,28 @@ fn a_missing_namespace_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn executable_views_need_an_executable_handle() {
+    let plain = Section::anonymous(page()).unwrap();
+    assert_eq!(
+        plain.map_all(Access::ReadExecute).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    let exec = Section::options()
+        .size(page())
+        .access(Access::ReadWriteExecute)
+        .anonymous()
+        .unwrap();
+    assert_eq!(exec.access(), Access::ReadWriteExecute);
+    // x86-64 `ret`; mapping it executable is what matters here, not running it.
+    exec.map_all(Access::ReadWrite)
+        .unwrap()
+        .write_at(0, &[0xc3])
+        .unwrap();
+    let code = exec.map_all(Access::ReadExecute).unwrap();
+    let mut byte = [0u8];
+    code.read_at(0, &mut byte).unwrap();
+    assert_eq!(byte, [0xc3]);
+    exec.map_all(Access::CopyOnWriteExecute).unwrap();
+}

@@ -18,6 +18,8 @@ use sections::{gc, list, remove, Access, ErrorKind, Lifetime, Namespace, Section
 
 const ROLE: &str = "SECTIONS_TEST_ROLE";
 const FD: &str = "SECTIONS_TEST_FD";
+type TestFn = fn() -> Result<(), Failed>;
+
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn main() {
@@ -30,23 +32,68 @@ fn main() {
         return;
     }
     let args = Arguments::from_args();
-    let tests: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
-        ("two_processes_see_each_others_writes", two_processes_see_each_others_writes),
-        ("read_only_opener_in_another_process_cannot_write", read_only_opener_cannot_write),
-        ("last_holder_exiting_removes_the_name", last_holder_exiting_removes_the_name),
-        ("kill9_of_last_holder_leaves_a_stale_name", kill9_of_last_holder_leaves_a_stale_name),
-        ("kill9_of_a_non_last_holder_changes_nothing", kill9_of_a_non_last_holder_changes_nothing),
-        ("persistent_section_survives_all_holders", persistent_section_survives_all_holders),
-        ("racing_opens_never_see_a_removed_section", racing_opens_never_see_a_removed_section),
-        ("racing_openers_never_see_an_unfinished_section", racing_openers_never_see_unfinished),
-        ("c_shm_open_reads_a_library_section", c_shm_open_reads_a_library_section),
-        ("library_opens_a_c_shm_open_segment", library_opens_a_c_shm_open_segment),
-        ("durable_file_write_is_on_disk_after_writer_exits", durable_file_write_after_exit),
-        ("growth_is_seen_by_another_process", growth_is_seen_by_another_process),
-        ("anonymous_section_sent_over_a_socket", anonymous_section_sent_over_a_socket),
-        ("anonymous_section_inherited_by_a_child", anonymous_section_inherited_by_a_child),
+    let tests: Vec<(&str, TestFn)> = vec![
+        (
+            "two_processes_see_each_others_writes",
+            two_processes_see_each_others_writes,
+        ),
+        (
+            "read_only_opener_in_another_process_cannot_write",
+            read_only_opener_cannot_write,
+        ),
+        (
+            "last_holder_exiting_removes_the_name",
+            last_holder_exiting_removes_the_name,
+        ),
+        (
+            "kill9_of_last_holder_leaves_a_stale_name",
+            kill9_of_last_holder_leaves_a_stale_name,
+        ),
+        (
+            "kill9_of_a_non_last_holder_changes_nothing",
+            kill9_of_a_non_last_holder_changes_nothing,
+        ),
+        (
+            "persistent_section_survives_all_holders",
+            persistent_section_survives_all_holders,
+        ),
+        (
+            "racing_opens_never_see_a_removed_section",
+            racing_opens_never_see_a_removed_section,
+        ),
+        (
+            "racing_openers_never_see_an_unfinished_section",
+            racing_openers_never_see_unfinished,
+        ),
+        (
+            "c_shm_open_reads_a_library_section",
+            c_shm_open_reads_a_library_section,
+        ),
+        (
+            "library_opens_a_c_shm_open_segment",
+            library_opens_a_c_shm_open_segment,
+        ),
+        (
+            "durable_file_write_is_on_disk_after_writer_exits",
+            durable_file_write_after_exit,
+        ),
+        (
+            "growth_is_seen_by_another_process",
+            growth_is_seen_by_another_process,
+        ),
+        (
+            "anonymous_section_sent_over_a_socket",
+            anonymous_section_sent_over_a_socket,
+        ),
+        (
+            "anonymous_section_inherited_by_a_child",
+            anonymous_section_inherited_by_a_child,
+        ),
     ];
-    let trials = tests.into_iter().map(|(name, f)| Trial::test(name, f)).collect();
+    let trials = tests
+        .into_iter()
+        .map(|(name, f)| Trial::test(name, f))
+        .collect();
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -66,7 +113,11 @@ fn page() -> usize {
 }
 
 fn create(ns: &Namespace, name: &str, size: usize) -> Section {
-    Section::options().size(size as u64).namespace(ns).create(name).unwrap()
+    Section::options()
+        .size(size as u64)
+        .namespace(ns)
+        .create(name)
+        .unwrap()
 }
 
 fn open(ns: &Namespace, name: &str, access: Access) -> sections::Result<Section> {
@@ -75,7 +126,11 @@ fn open(ns: &Namespace, name: &str, access: Access) -> sections::Result<Section>
 
 fn read(section: &Section, offset: usize, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
-    section.map_all(Access::Read).unwrap().read_at(offset, &mut buf).unwrap();
+    section
+        .map_all(Access::Read)
+        .unwrap()
+        .read_at(offset, &mut buf)
+        .unwrap();
     buf
 }
 
@@ -171,7 +226,11 @@ fn same_as_named(section: &Section, ns: &Namespace, name: &str) -> bool {
 
 fn wait_stdin_eof() {
     let mut line = String::new();
-    while std::io::stdin().read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+    while std::io::stdin()
+        .read_line(&mut line)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {
         line.clear();
     }
 }
@@ -203,7 +262,8 @@ fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
         }
         "open-write" => {
             let s = open(&ns, arg(1), Access::ReadWrite)?;
-            s.map_all(Access::ReadWrite)?.write_at(arg(2).parse()?, arg(3).as_bytes())?;
+            s.map_all(Access::ReadWrite)?
+                .write_at(arg(2).parse()?, arg(3).as_bytes())?;
             println!("done");
         }
         "open-read" => {
@@ -303,14 +363,22 @@ fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
                 if rw.is_ok() {
                     s.map_all(Access::ReadWrite)?.write_at(0, b"pong")?;
                 }
-                println!("{:?} {} map-rw {rw:?}", s.access(), String::from_utf8_lossy(&text));
+                println!(
+                    "{:?} {} map-rw {rw:?}",
+                    s.access(),
+                    String::from_utf8_lossy(&text)
+                );
             }
         }
         "inherit" => {
             let fd: i32 = std::env::var(FD)?.parse()?;
             // SAFETY: the parent made this descriptor inheritable for us.
             let s = Section::from_fd(unsafe { OwnedFd::from_raw_fd(fd) })?;
-            println!("{:?} {}", s.kind(), String::from_utf8_lossy(&read(&s, 0, 9)));
+            println!(
+                "{:?} {}",
+                s.kind(),
+                String::from_utf8_lossy(&read(&s, 0, 9))
+            );
         }
         other => return Err(format!("unknown role {other}").into()),
     }
@@ -327,7 +395,14 @@ fn c_shm_read(name: &str, len: usize) -> std::io::Result<Vec<u8>> {
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let p = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, fd, 0);
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
         libc::close(fd);
         if p == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
@@ -345,14 +420,25 @@ fn c_shm_create(name: &str, data: &[u8]) -> std::io::Result<()> {
     // SAFETY: plain libc calls with valid arguments; writes stay within the
     // `len`-byte mapping.
     unsafe {
-        let fd = libc::shm_open(cname.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600);
+        let fd = libc::shm_open(
+            cname.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+        );
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
         if libc::ftruncate(fd, len as libc::off_t) != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let p = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
         libc::close(fd);
         if p == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
@@ -402,7 +488,10 @@ fn last_holder_exiting_removes_the_name() -> Result<(), Failed> {
     assert!(dir.path().join("bye").exists(), "we still hold it");
     assert_eq!(read(&mine, 0, 7), b"payload");
     drop(mine);
-    assert!(!dir.path().join("bye").exists(), "the last holder's drop removes the name");
+    assert!(
+        !dir.path().join("bye").exists(),
+        "the last holder's drop removes the name"
+    );
     Ok(())
 }
 
@@ -412,7 +501,10 @@ fn kill9_of_last_holder_leaves_a_stale_name() -> Result<(), Failed> {
         let mut holder = spawn("create-hold", &[ns_arg(&ns), "doomed", "8192"]);
         holder.expect("ready");
         holder.kill9();
-        assert!(dir.path().join("doomed").exists(), "a killed holder cannot remove the name");
+        assert!(
+            dir.path().join("doomed").exists(),
+            "a killed holder cannot remove the name"
+        );
         let err = open(&ns, "doomed", Access::Read).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Stale, "{err}");
         let entries = list(&ns)?;
@@ -420,7 +512,11 @@ fn kill9_of_last_holder_leaves_a_stale_name() -> Result<(), Failed> {
         assert!(entries[0].stale && entries[0].held == Some(false));
         if reclaim_by_create {
             let fresh = create(&ns, "doomed", page());
-            assert_eq!(fresh.size()?, page() as u64, "a new section, not the stale one");
+            assert_eq!(
+                fresh.size()?,
+                page() as u64,
+                "a new section, not the stale one"
+            );
             assert_eq!(read(&fresh, 0, 7), [0u8; 7]);
             drop(fresh);
         } else {
@@ -492,7 +588,10 @@ fn racing_opens_never_see_a_removed_section() -> Result<(), Failed> {
                 for _ in 0..(generation % 7) {
                     std::thread::yield_now();
                 }
-                assert!(same_as_named(&s, &ns, "race"), "our live section was removed");
+                assert!(
+                    same_as_named(&s, &ns, "race"),
+                    "our live section was removed"
+                );
                 drop(s);
             }
             // An opener still holds the previous generation.
@@ -550,7 +649,8 @@ fn racing_openers_never_see_unfinished() -> Result<(), Failed> {
 fn c_shm_open_reads_a_library_section() -> Result<(), Failed> {
     let name = unique("to-c");
     let s = Section::create(&name, 4096)?;
-    s.map_all(Access::ReadWrite)?.write_at(0, b"made by sections")?;
+    s.map_all(Access::ReadWrite)?
+        .write_at(0, b"made by sections")?;
     let mut c = spawn("shm-read", &["", &name, "16"]);
     c.expect("made by sections");
     c.finish();
@@ -567,7 +667,11 @@ fn library_opens_a_c_shm_open_segment() -> Result<(), Failed> {
     let result = (|| -> Result<(), Failed> {
         let s = Section::open(&name, Access::ReadWrite)?;
         assert_eq!(s.size()?, 4096);
-        assert_eq!(s.lifetime(), Lifetime::Persistent, "a foreign segment keeps POSIX lifetime");
+        assert_eq!(
+            s.lifetime(),
+            Lifetime::Persistent,
+            "a foreign segment keeps POSIX lifetime"
+        );
         assert_eq!(read(&s, 0, 9), b"made by C");
         drop(s);
         let entry = list(&Namespace::default())?
@@ -604,7 +708,8 @@ fn growth_is_seen_by_another_process() -> Result<(), Failed> {
     let mut watcher = spawn("watch-size", &[ns_arg(&ns), "grows"]);
     watcher.expect("ready");
     s.grow(3 * page() as u64)?;
-    s.map(2 * page() as u64, page(), Access::ReadWrite)?.write_at(0, b"more")?;
+    s.map(2 * page() as u64, page(), Access::ReadWrite)?
+        .write_at(0, b"more")?;
     watcher.send("check");
     watcher.expect(&format!("size={} tail=more", 3 * page()));
     watcher.finish();

@@ -264,10 +264,7 @@ impl Drop for Entry {
             return;
         }
         if matches!(others_hold(self.fd()), Ok(false))
-            && matches!(
-                still_named(&self.path, &self.st),
-                Ok(true)
-            )
+            && matches!(still_named(&self.path, &self.st), Ok(true))
         {
             let _ = rfs::unlink(&self.path);
         }
@@ -534,7 +531,11 @@ fn check_openable(st: &FileStat, allow_foreign_owner: bool) -> Result<(), OpenEr
 }
 
 /// Opens `path` and, for a counted section, joins its holders.
-pub(crate) fn open_named(path: &Path, access: Access, allow_foreign_owner: bool) -> Result<Entry, OpenError> {
+pub(crate) fn open_named(
+    path: &Path,
+    access: Access,
+    allow_foreign_owner: bool,
+) -> Result<Entry, OpenError> {
     for _ in 0..RETRIES {
         let fd = open_entry(path, oflags_for(access))?;
         // Take the gate. If it is busy, check the owner first, so that a
@@ -610,7 +611,11 @@ pub(crate) struct RawListing {
 /// non-blocking `flock` probe on private build names).
 pub(crate) fn list_namespace(dir: &Path) -> io::Result<Vec<RawListing>> {
     let mut out = Vec::new();
-    let dirfd = rfs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let dirfd = rfs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     for ent in rfs::Dir::read_from(&dirfd)? {
         let ent = ent?;
         let Ok(name) = std::str::from_utf8(ent.file_name().to_bytes()) else {
@@ -638,7 +643,10 @@ pub(crate) fn list_namespace(dir: &Path) -> io::Result<Vec<RawListing>> {
                 }
                 free
             });
-        let held = fd.as_ref().filter(|_| !private).and_then(|fd| others_hold(fd.as_fd()).ok());
+        let held = fd
+            .as_ref()
+            .filter(|_| !private)
+            .and_then(|fd| others_hold(fd.as_fd()).ok());
         let record = fd
             .as_ref()
             .filter(|_| marker.file && !private)
