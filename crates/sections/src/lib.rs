@@ -53,11 +53,13 @@ mod error;
 mod name;
 mod section;
 mod sys;
+mod usage;
 mod view;
 
 pub use error::{Error, ErrorKind, Result};
 pub use name::{gc, list, validate_name, EntryInfo, EntryKind, Namespace, MAX_NAME_LEN};
 pub use section::{remove, Access, Disposition, Kind, Lifetime, Removed, Section, SectionOptions};
+pub use usage::{usage, MappedRange, SectionUser, Usage};
 pub use view::{Advice, Residency, View};
 
 /// The alignment of view offsets: the page size on Linux.

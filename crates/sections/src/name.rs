@@ -116,6 +116,8 @@ pub struct EntryInfo {
     pub stale: bool,
     /// The backing file of a file-backed entry.
     pub file: Option<PathBuf>,
+    /// `(st_dev, st_ino)` of the entry and of its backing file, if any.
+    pub(crate) ids: Vec<(u64, u64)>,
 }
 
 fn dir_error(op: &'static str, namespace: &Namespace, e: std::io::Error) -> Error {
@@ -135,6 +137,8 @@ pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
         .map(|r| {
             let marker = r.marker;
             let file = r.record.as_ref().map(|rec| rec.path.clone());
+            let mut ids = vec![(r.st.dev, r.st.ino)];
+            ids.extend(r.record.as_ref().map(|rec| (rec.dev, rec.ino)));
             let size = match &file {
                 Some(path) => std::fs::metadata(path).map_or(0, |md| md.len()),
                 None if marker.file => 0,
@@ -154,6 +158,7 @@ pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
                 held: r.held,
                 stale: marker.lifetime == Lifetime::Counted && r.held == Some(false),
                 file,
+                ids,
             }
         })
         .collect();

@@ -89,6 +89,10 @@ fn main() {
             "anonymous_section_inherited_by_a_child",
             anonymous_section_inherited_by_a_child,
         ),
+        (
+            "usage_names_the_processes_that_hold_and_map",
+            usage_names_holders,
+        ),
     ];
     let trials = tests
         .into_iter()
@@ -256,7 +260,8 @@ fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
             wait_stdin_eof();
         }
         "open-hold" => {
-            let _s = open(&ns, arg(1), Access::ReadWrite)?;
+            let s = open(&ns, arg(1), Access::ReadWrite)?;
+            let _view = s.map_all(Access::ReadWrite)?;
             println!("ready");
             wait_stdin_eof();
         }
@@ -750,5 +755,34 @@ fn anonymous_section_inherited_by_a_child() -> Result<(), Failed> {
     drop(fd);
     child.expect("Anonymous inherited");
     child.finish();
+    Ok(())
+}
+
+fn usage_names_holders() -> Result<(), Failed> {
+    let (_d, ns) = namespace();
+    let s = create(&ns, "used", 4 * page());
+    s.map_all(Access::ReadWrite)?
+        .write_at(0, &vec![1u8; page()])?;
+    let mut holder = spawn("open-hold", &[ns_arg(&ns), "used"]);
+    holder.expect("ready");
+    let entries = list(&ns)?;
+    let usage = sections::usage(&ns, &entries)?;
+    let users = &usage[0].users;
+    let child = users
+        .iter()
+        .find(|u| u.pid == holder.child.id())
+        .ok_or_else(|| format!("holder not among {users:?}"))?;
+    assert!(child.holds_descriptor);
+    assert_eq!(child.maps.len(), 1);
+    assert_eq!(child.maps[0].end - child.maps[0].start, 4 * page() as u64);
+    assert!(child.maps[0].perms.starts_with("rw") && child.maps[0].perms.ends_with('s'));
+    assert!(users
+        .iter()
+        .any(|u| u.pid == std::process::id() && u.holds_descriptor));
+    assert!(usage[0].resident_bytes.unwrap() >= page() as u64);
+    // Inspecting took no hold: with both holders gone, the name goes.
+    holder.finish();
+    drop(s);
+    assert!(list(&ns)?.is_empty());
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Linux: memfd, tmpfs files and regular files, mapped with `mmap`.
 
 mod names;
+mod procfs;
 mod transfer;
 
 use std::ffi::c_void;
@@ -12,6 +13,7 @@ use rustix::fs::{self as rfs, Mode, OFlags};
 use rustix::mm::{self, MapFlags, MsyncFlags, ProtFlags};
 
 pub(crate) use names::*;
+pub(crate) use procfs::{file_key, resident_bytes, users_of, FileKey};
 pub(crate) use transfer::{receive_fd, send_fd};
 
 use crate::section::Access;
