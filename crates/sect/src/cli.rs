@@ -1,0 +1,114 @@
+//! The command line, defined once: parsing, `--help`, shell completions and
+//! the man page all come from these types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::units::{parse_mode, parse_offset, parse_size};
+
+/// Create, fill, read, inspect and remove named sections (shared memory
+/// and named memory-mapped files).
+#[derive(Debug, Parser)]
+#[command(name = "sect", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The namespace directory that holds the names.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/dev/shm")]
+    pub namespace: PathBuf,
+    /// Open sections owned by another user (refused by default: a name
+    /// another user created first may be a trap).
+    #[arg(long, global = true)]
+    pub allow_foreign_owner: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a section. Without --hold it is persistent: it stays until
+    /// `sect rm`. With --hold it lives while a holder runs.
+    Create {
+        /// The section's name.
+        name: String,
+        /// Size: 4096, 64K, 64KiB, 1M, 1MiB, 1G, 1GiB (K = 1024).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        size: u64,
+        /// Permission bits in octal (default 600: owner only).
+        #[arg(long, value_name = "OCTAL", value_parser = parse_mode, default_value = "600")]
+        mode: u32,
+        /// Back the section by this file (created at SIZE if missing).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// Hold the section until SIGINT, SIGTERM or SIGHUP, then release
+        /// it; the name goes with its last holder.
+        #[arg(long)]
+        hold: bool,
+    },
+    /// Open an existing section and hold it until SIGINT, SIGTERM or SIGHUP.
+    Hold {
+        /// The section's name.
+        name: String,
+    },
+    /// Copy FILE (or standard input) into the section at an offset.
+    Write {
+        /// The section's name.
+        name: String,
+        /// Where to start writing (bytes; size suffixes allowed).
+        #[arg(long, value_name = "N", value_parser = parse_offset, default_value = "0")]
+        offset: u64,
+        /// The input; standard input when absent or `-`.
+        file: Option<PathBuf>,
+    },
+    /// Write the section's bytes to standard output.
+    Cat {
+        /// The section's name.
+        name: String,
+        /// Where to start (bytes; size suffixes allowed).
+        #[arg(long, value_name = "N", value_parser = parse_offset, default_value = "0")]
+        offset: u64,
+        /// How many bytes (default: to the end).
+        #[arg(long, value_name = "N", value_parser = parse_offset)]
+        len: Option<u64>,
+        /// Print a hexdump with offsets instead of raw bytes.
+        #[arg(long)]
+        hex: bool,
+    },
+    /// List every entry of the namespace.
+    Ls {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a section and every process that holds or maps it.
+    Info {
+        /// The section's name.
+        name: String,
+        /// Print a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a name. Processes that hold it keep their mappings.
+    Rm {
+        /// The section's name.
+        name: String,
+    },
+    /// Remove stale names (left by holders that died) and print each.
+    Gc {
+        /// Only print what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}

@@ -1,0 +1,374 @@
+//! One function per subcommand.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+
+use clap::CommandFactory;
+use sections::{Access, Lifetime, Namespace, Section, SectionOptions};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use crate::cli::{Cli, Command, Global};
+use crate::report::{self, EntryReport};
+use crate::units::human;
+use crate::{Failure, Outcome};
+
+type Result<T = ()> = std::result::Result<T, Outcome>;
+
+pub fn run(cli: Cli) -> Result {
+    let g = &cli.global;
+    match cli.command {
+        Command::Create {
+            name,
+            size,
+            mode,
+            file,
+            hold,
+        } => create(g, &name, size, mode, file.as_deref(), hold),
+        Command::Hold { name } => hold(g, &name),
+        Command::Write { name, offset, file } => write(g, &name, offset, file.as_deref()),
+        Command::Cat {
+            name,
+            offset,
+            len,
+            hex,
+        } => cat(g, &name, offset, len, hex),
+        Command::Ls { json } => ls(g, json),
+        Command::Info { name, json } => info(g, &name, json),
+        Command::Rm { name } => rm(g, &name),
+        Command::Gc { dry_run } => gc(g, dry_run),
+        Command::Completions { shell } => {
+            let mut out = io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "sect", &mut out);
+            out.flush()?;
+            Ok(())
+        }
+        Command::Man => {
+            let mut out = io::stdout().lock();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
+fn namespace(g: &Global) -> Namespace {
+    Namespace::at(&g.namespace)
+}
+
+fn options(g: &Global) -> SectionOptions {
+    let mut options = Section::options();
+    options
+        .namespace(&namespace(g))
+        .allow_foreign_owner(g.allow_foreign_owner);
+    options
+}
+
+fn create(g: &Global, name: &str, size: u64, mode: u32, file: Option<&Path>, hold: bool) -> Result {
+    let lifetime = if hold {
+        Lifetime::Counted
+    } else {
+        Lifetime::Persistent
+    };
+    let mut opts = options(g);
+    opts.size(size).mode(mode).lifetime(lifetime);
+    if let Some(path) = file {
+        opts.file(path);
+    }
+    // Signals are caught before the section exists, so that one arriving
+    // right after the "holding" line still releases it.
+    let signals = if hold { Some(catch_signals()?) } else { None };
+    let section = opts.create(name)?;
+    let what = match file {
+        Some(path) => format!("file section over {}", path.display()),
+        None => "memory section".to_owned(),
+    };
+    let size = human(section.size()?);
+    match signals {
+        None => {
+            let mut out = io::stdout().lock();
+            writeln!(
+                out,
+                "created '{name}': {size} {what} in {}, persistent: it stays until 'sect rm {name}'",
+                g.namespace.display()
+            )?;
+            Ok(())
+        }
+        Some(signals) => hold_until_signal(
+            signals,
+            section,
+            &format!(
+                "holding '{name}': {size} {what}, removed when its last holder exits; stop with Ctrl-C or SIGTERM"
+            ),
+        ),
+    }
+}
+
+fn hold(g: &Global, name: &str) -> Result {
+    let signals = catch_signals()?;
+    let section = options(g).access(Access::Read).open(name)?;
+    let lifetime = match section.lifetime() {
+        Lifetime::Counted => "counted: it lives at least until this holder exits",
+        Lifetime::Persistent => "persistent: holding does not change its lifetime",
+    };
+    let size = human(section.size()?);
+    hold_until_signal(
+        signals,
+        section,
+        &format!("holding '{name}': {size}, {lifetime}; stop with Ctrl-C or SIGTERM"),
+    )
+}
+
+fn catch_signals() -> std::result::Result<signal_hook::iterator::Signals, Failure> {
+    signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Failure::new(format!("cannot catch signals: {e}")))
+}
+
+fn hold_until_signal(
+    mut signals: signal_hook::iterator::Signals,
+    section: Section,
+    line: &str,
+) -> Result {
+    // A holder maps the section too, so `sect info` shows where. Sections
+    // too large for the address space are held without a view.
+    let view = section.map_all(Access::Read).ok();
+    {
+        let mut out = io::stdout().lock();
+        // A closed stdout must not stop us from holding.
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
+    let _signal = signals.forever().next();
+    drop((view, section));
+    Ok(())
+}
+
+fn write(g: &Global, name: &str, offset: u64, file: Option<&Path>) -> Result {
+    let mut data = Vec::new();
+    let source = match file {
+        Some(path) if path != Path::new("-") => {
+            std::fs::File::open(path)
+                .and_then(|mut f| f.read_to_end(&mut data))
+                .map_err(|e| Failure::new(format!("reading {}: {e}", path.display())))?;
+            path.display().to_string()
+        }
+        _ => {
+            io::stdin()
+                .lock()
+                .read_to_end(&mut data)
+                .map_err(|e| Failure::new(format!("reading standard input: {e}")))?;
+            "standard input".to_owned()
+        }
+    };
+    let section = options(g).access(Access::ReadWrite).open(name)?;
+    let size = section.size()?;
+    let room = size.saturating_sub(offset);
+    if data.len() as u64 > room {
+        return Err(Failure::new(format!(
+            "section '{name}': {} bytes from {source} do not fit at offset {offset}: the section is {size} bytes, room for {room}",
+            data.len()
+        ))
+        .into());
+    }
+    if !data.is_empty() {
+        let view = section.map_all(Access::ReadWrite)?;
+        view.write_at(offset as usize, &data)?;
+    }
+    eprintln!("wrote {} bytes to '{name}' at offset {offset}", data.len());
+    Ok(())
+}
+
+fn cat(g: &Global, name: &str, offset: u64, len: Option<u64>, hex: bool) -> Result {
+    let section = options(g).access(Access::Read).open(name)?;
+    let size = section.size()?;
+    if offset > size {
+        return Err(Failure::new(format!(
+            "section '{name}': offset {offset} is past the end (the section is {size} bytes)"
+        ))
+        .into());
+    }
+    let len = match len {
+        Some(len) if len > size - offset => {
+            return Err(Failure::new(format!(
+                "section '{name}': {len} bytes at offset {offset} go past the end (the section is {size} bytes, {} left)",
+                size - offset
+            ))
+            .into())
+        }
+        Some(len) => len,
+        None => size - offset,
+    };
+    if len == 0 {
+        return Ok(());
+    }
+    let view = section.map_all(Access::Read)?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    const CHUNK: usize = 1 << 20;
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    while done < len {
+        let n = CHUNK.min((len - done) as usize);
+        let at = offset + done;
+        view.read_at(at as usize, &mut buf[..n])?;
+        if hex {
+            for (i, line) in buf[..n].chunks(16).enumerate() {
+                writeln!(out, "{}", report::hexdump_line(at + 16 * i as u64, line))?;
+            }
+        } else {
+            out.write_all(&buf[..n])?;
+        }
+        done += n as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn reports(g: &Global, with_maps: bool) -> std::result::Result<Vec<EntryReport>, Failure> {
+    let ns = namespace(g);
+    let entries = sections::list(&ns)?;
+    let usage = sections::usage(&ns, &entries)?;
+    let users = report::user_names();
+    Ok(entries
+        .iter()
+        .zip(&usage)
+        .map(|(e, u)| EntryReport::new(e, u, &users, with_maps))
+        .collect())
+}
+
+fn ls(g: &Global, json: bool) -> Result {
+    let reports = reports(g, false)?;
+    let mut out = io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &reports).map_err(io::Error::from)?;
+        writeln!(out)?;
+    } else {
+        let rows: Vec<_> = reports.iter().map(report::ls_row).collect();
+        write!(out, "{}", report::table(&report::LS_HEADER, &rows))?;
+    }
+    Ok(())
+}
+
+fn find(g: &Global, name: &str, with_maps: bool) -> std::result::Result<EntryReport, Failure> {
+    sections::validate_name(name)?;
+    reports(g, with_maps)?
+        .into_iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| {
+            Failure::new(format!(
+                "section '{name}': not found in {}",
+                g.namespace.display()
+            ))
+        })
+}
+
+fn info(g: &Global, name: &str, json: bool) -> Result {
+    let r = find(g, name, true)?;
+    let mut out = io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &r).map_err(io::Error::from)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let mut row = report::ls_row(&r);
+    row[1] = format!("{} ({} bytes)", row[1], r.size);
+    for (key, value) in report::LS_HEADER.iter().zip(&row) {
+        writeln!(out, "{:<9} {value}", format!("{}:", key.to_lowercase()))?;
+    }
+    if let Some(file) = &r.file {
+        writeln!(out, "{:<9} {file}", "file:")?;
+    }
+    let maps = r.maps.as_deref().unwrap_or_default();
+    let rows: Vec<Vec<String>> = r
+        .holders
+        .iter()
+        .flat_map(|&pid| {
+            let mine: Vec<_> = maps.iter().filter(|m| m.pid == pid).collect();
+            let comm = command_of(pid);
+            if mine.is_empty() {
+                vec![vec![
+                    pid.to_string(),
+                    comm,
+                    "(open, not mapped)".to_owned(),
+                    String::new(),
+                ]]
+            } else {
+                mine.iter()
+                    .map(|m| {
+                        vec![
+                            pid.to_string(),
+                            m.comm.clone(),
+                            format!("{:x}-{:x}", m.start, m.end),
+                            m.perms.clone(),
+                        ]
+                    })
+                    .collect()
+            }
+        })
+        .collect();
+    writeln!(out)?;
+    if rows.is_empty() {
+        writeln!(out, "no process holds or maps it")?;
+    } else {
+        write!(
+            out,
+            "{}",
+            report::table(&["PID", "COMMAND", "MAPPED", "PERMS"], &rows)
+        )?;
+    }
+    Ok(())
+}
+
+fn command_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim_end().to_owned())
+        .unwrap_or_default()
+}
+
+fn rm(g: &Global, name: &str) -> Result {
+    let before = find(g, name, false).ok();
+    let removed = sections::remove(&namespace(g), name)?;
+    let me = std::process::id();
+    let others: Vec<u32> = before
+        .map(|r| r.holders.into_iter().filter(|&p| p != me).collect())
+        .unwrap_or_default();
+    let mut out = io::stdout().lock();
+    if others.is_empty() && !removed.still_held {
+        writeln!(out, "removed '{name}'")?;
+    } else {
+        let pids = others
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let who = if others.is_empty() {
+            "processes".to_owned()
+        } else {
+            format!("{} process(es) (pid {pids})", others.len())
+        };
+        writeln!(
+            out,
+            "removed '{name}'; {who} still hold it and keep their mappings until they let go"
+        )?;
+    }
+    Ok(())
+}
+
+fn gc(g: &Global, dry_run: bool) -> Result {
+    let ns = namespace(g);
+    let names: Vec<String> = if dry_run {
+        sections::list(&ns)?
+            .into_iter()
+            .filter(|e| e.stale)
+            .map(|e| e.name)
+            .collect()
+    } else {
+        sections::gc(&ns)?
+    };
+    let mut out = io::stdout().lock();
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for name in &names {
+        writeln!(out, "{verb} stale '{name}'")?;
+    }
+    if names.is_empty() {
+        eprintln!("no stale sections in {}", g.namespace.display());
+    }
+    Ok(())
+}

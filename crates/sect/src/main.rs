@@ -1,0 +1,78 @@
+//! `sect`: the command-line tool for sections. A thin layer: parse, call
+//! the library, print.
+
+mod cli;
+mod commands;
+mod report;
+mod units;
+
+use std::fmt;
+use std::io;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// A runtime failure: printed as one `sect: error:` line, exit status 1.
+#[derive(Debug)]
+pub struct Failure(String);
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Failure(message.into())
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<sections::Error> for Failure {
+    fn from(e: sections::Error) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+/// Output errors: a closed pipe (`sect cat x | head`) ends the command
+/// quietly; anything else is a failure.
+#[derive(Debug)]
+pub enum Outcome {
+    Failed(Failure),
+    PipeClosed,
+}
+
+impl From<Failure> for Outcome {
+    fn from(f: Failure) -> Self {
+        Outcome::Failed(f)
+    }
+}
+
+impl From<sections::Error> for Outcome {
+    fn from(e: sections::Error) -> Self {
+        Outcome::Failed(e.into())
+    }
+}
+
+impl From<io::Error> for Outcome {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Outcome::PipeClosed
+        } else {
+            Outcome::Failed(Failure(format!("writing output: {e}")))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(()) | Err(Outcome::PipeClosed) => ExitCode::SUCCESS,
+        Err(Outcome::Failed(failure)) => {
+            // One line, whatever the message contains.
+            let line = failure.0.replace('\n', " ");
+            eprintln!("sect: error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}

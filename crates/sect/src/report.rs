@@ -1,0 +1,205 @@
+//! What `ls` and `info` show, as a table or as JSON.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use sections::{EntryInfo, EntryKind, Lifetime, Usage};
+
+use crate::units::human;
+
+/// One entry as `ls --json` prints it (and `info --json`, with `maps`).
+#[derive(Debug, Serialize)]
+pub struct EntryReport {
+    pub name: String,
+    pub size: u64,
+    pub kind: &'static str,
+    pub owner_uid: u32,
+    pub owner: String,
+    pub mode: String,
+    pub lifetime: &'static str,
+    pub persistent: bool,
+    pub stale: bool,
+    pub holders: Vec<u32>,
+    pub resident_bytes: u64,
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maps: Option<Vec<MapReport>>,
+}
+
+/// One mapping of the section in one process.
+#[derive(Debug, Serialize)]
+pub struct MapReport {
+    pub pid: u32,
+    pub comm: String,
+    pub start: u64,
+    pub end: u64,
+    pub perms: String,
+}
+
+impl EntryReport {
+    pub fn new(
+        entry: &EntryInfo,
+        usage: &Usage,
+        users: &HashMap<u32, String>,
+        with_maps: bool,
+    ) -> Self {
+        let maps = with_maps.then(|| {
+            usage
+                .users
+                .iter()
+                .flat_map(|u| {
+                    u.maps.iter().map(move |m| MapReport {
+                        pid: u.pid,
+                        comm: u.command.clone(),
+                        start: m.start,
+                        end: m.end,
+                        perms: m.perms.clone(),
+                    })
+                })
+                .collect()
+        });
+        EntryReport {
+            name: entry.name.clone(),
+            size: entry.size,
+            kind: match entry.kind {
+                EntryKind::Memory => "memory",
+                EntryKind::File => "file",
+            },
+            owner_uid: entry.owner_uid,
+            owner: users
+                .get(&entry.owner_uid)
+                .cloned()
+                .unwrap_or_else(|| entry.owner_uid.to_string()),
+            mode: format!("{:o}", entry.mode),
+            lifetime: match entry.lifetime {
+                Lifetime::Counted => "counted",
+                Lifetime::Persistent => "persistent",
+            },
+            persistent: entry.lifetime == Lifetime::Persistent,
+            stale: entry.stale,
+            holders: usage.users.iter().map(|u| u.pid).collect(),
+            resident_bytes: usage.resident_bytes.unwrap_or(0),
+            file: entry.file.as_ref().map(|p| p.display().to_string()),
+            maps,
+        }
+    }
+
+    pub fn state(&self) -> &'static str {
+        if self.stale {
+            "stale"
+        } else {
+            "live"
+        }
+    }
+}
+
+/// User names by uid, from `/etc/passwd` (numeric ids where it is missing).
+pub fn user_names() -> HashMap<u32, String> {
+    let Ok(passwd) = std::fs::read_to_string("/etc/passwd") else {
+        return HashMap::new();
+    };
+    passwd
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let uid = fields.nth(1)?.parse().ok()?;
+            Some((uid, name.to_owned()))
+        })
+        .collect()
+}
+
+/// Formats rows under a header, each column as wide as its widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i > 0 {
+                text.push_str("  ");
+            }
+            text.push_str(cell);
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            text.extend(std::iter::repeat_n(' ', pad));
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+pub const LS_HEADER: [&str; 9] = [
+    "NAME", "SIZE", "KIND", "OWNER", "MODE", "LIFETIME", "HOLDERS", "RESIDENT", "STATE",
+];
+
+pub fn ls_row(r: &EntryReport) -> Vec<String> {
+    vec![
+        r.name.escape_debug().to_string(),
+        human(r.size),
+        r.kind.to_owned(),
+        r.owner.clone(),
+        r.mode.clone(),
+        r.lifetime.to_owned(),
+        r.holders.len().to_string(),
+        human(r.resident_bytes),
+        r.state().to_owned(),
+    ]
+}
+
+/// A classic hexdump: offset, 16 bytes in hex, the printable ones as text.
+pub fn hexdump_line(offset: u64, bytes: &[u8]) -> String {
+    let mut out = format!("{offset:08x} ");
+    for i in 0..16 {
+        if i == 8 {
+            out.push(' ');
+        }
+        match bytes.get(i) {
+            Some(b) => out.push_str(&format!(" {b:02x}")),
+            None => out.push_str("   "),
+        }
+    }
+    out.push_str("  |");
+    out.extend(bytes.iter().map(|&b| {
+        if b.is_ascii_graphic() || b == b' ' {
+            b as char
+        } else {
+            '.'
+        }
+    }));
+    out.push('|');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hexdump_lines() {
+        assert_eq!(
+            hexdump_line(16, b"hello, world!\n\0\x7f"),
+            "00000010  68 65 6c 6c 6f 2c 20 77  6f 72 6c 64 21 0a 00 7f  |hello, world!...|"
+        );
+        assert_eq!(
+            hexdump_line(0, b"ab"),
+            "00000000  61 62                                             |ab|"
+        );
+    }
+
+    #[test]
+    fn tables_align() {
+        let t = table(&["A", "BB"], &[vec!["long".into(), "x".into()]]);
+        assert_eq!(t, "A     BB\nlong  x\n");
+    }
+}
