@@ -496,10 +496,7 @@ fn read_only_namespace_is_a_clear_error() {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    let _guard;
-    if mounted {
-        _guard = ReadOnlyMount(dir);
-    } else {
+    if !mounted {
         // Without mount privileges, a directory without write permission
         // does the same for a user who is not root.
         // SAFETY: geteuid has no preconditions.
@@ -512,9 +509,9 @@ fn read_only_namespace_is_a_clear_error() {
             std::os::unix::fs::PermissionsExt::from_mode(0o555),
         )
         .unwrap();
-        _guard = ReadOnlyMount(dir);
     }
-    let ns = _guard.0.path();
+    let guard = ReadOnlyMount(dir);
+    let ns = guard.0.path();
     let err = stderr_of_failure(sect(ns).args(["create", "x", "--size", "4K"]), 1);
     assert!(
         err.starts_with("sect: error: section 'x': create:"),
