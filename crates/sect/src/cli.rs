@@ -104,6 +104,28 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Measure what sections rest on, on this machine: a mapped file
+    /// against read(), shared memory against private memory.
+    Bench {
+        /// Suites to run (default: all).
+        #[arg(value_enum)]
+        suites: Vec<crate::bench::Suite>,
+        /// Fewer runs and operations (3 runs per case).
+        #[arg(long)]
+        quick: bool,
+        /// Size of the data file and of each memory region.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "512MiB")]
+        size: u64,
+        /// Measured runs per case (default 5, or 3 with --quick).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+        runs: Option<u64>,
+        /// Also write the results as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Also draw SVG charts into DIR.
+        #[arg(long, value_name = "DIR")]
+        plot: Option<PathBuf>,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.

@@ -36,6 +36,21 @@ pub fn run(cli: Cli) -> Result {
         Command::Info { name, json } => info(g, &name, json),
         Command::Rm { name } => rm(g, &name),
         Command::Gc { dry_run } => gc(g, dry_run),
+        Command::Bench {
+            suites,
+            quick,
+            size,
+            runs,
+            json,
+            plot,
+        } => Ok(crate::bench::run(crate::bench::Options {
+            suites,
+            quick,
+            size,
+            runs: runs.map_or(if quick { 3 } else { 5 }, |r| r as usize),
+            json,
+            plot,
+        })?),
         Command::Completions { shell } => {
             let mut out = io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "sect", &mut out);

@@ -238,6 +238,22 @@ impl View {
         Ok(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) })
     }
 
+    /// Copies `len` bytes from `src` to `dst` within the view (the ranges
+    /// may overlap), as one `memmove`: no system call, no buffer in between.
+    ///
+    /// # Safety
+    /// While the copy runs, no other process, thread or view may write
+    /// either range or read the destination range.
+    pub unsafe fn copy_within(&self, src: usize, dst: usize, len: usize) -> Result<()> {
+        self.check_writable("copy")?;
+        self.check("copy", src, len)?;
+        self.check("copy", dst, len)?;
+        // SAFETY: both ranges are in bounds of a writable live mapping;
+        // exclusion of concurrent access is the caller's contract.
+        unsafe { std::ptr::copy(self.ptr.as_ptr().add(src), self.ptr.as_ptr().add(dst), len) };
+        Ok(())
+    }
+
     /// A page-aligned `(pointer, length)` covering `offset..offset+len`.
     fn pages(&self, op: &'static str, offset: usize, len: usize) -> Result<(*mut u8, usize)> {
         self.check(op, offset, len)?;

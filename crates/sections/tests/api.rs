@@ -801,3 +801,42 @@ fn executable_views_need_an_executable_handle() {
     assert_eq!(byte, [0xc3]);
     exec.map_all(Access::CopyOnWriteExecute).unwrap();
 }
+
+#[test]
+fn copy_within_moves_bytes_inside_a_view() {
+    let s = Section::anonymous(2 * page()).unwrap();
+    let v = s.map_all(Access::ReadWrite).unwrap();
+    v.write_at(0, b"abcdefgh").unwrap();
+    // SAFETY: nothing else accesses this private anonymous section.
+    unsafe { v.copy_within(0, granularity() + 1, 8).unwrap() };
+    // Overlapping ranges behave like memmove.
+    unsafe { v.copy_within(0, 2, 8).unwrap() };
+    let mut buf = [0u8; 10];
+    v.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"ababcdefgh");
+    v.read_at(granularity() + 1, &mut buf[..8]).unwrap();
+    assert_eq!(&buf[..8], b"abcdefgh");
+    let err = unsafe { v.copy_within(0, 2 * granularity() - 4, 8) }.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRange);
+    let ro = s.map_all(Access::Read).unwrap();
+    assert_eq!(
+        unsafe { ro.copy_within(0, 8, 8) }.unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+}
+
+#[test]
+fn large_views_are_placed_for_huge_pages() {
+    // A view's address agrees with its offset modulo 2 MiB, so that huge
+    // pages of the section can be mapped whole.
+    let s = Section::anonymous(8 << 20).unwrap();
+    for offset in [0u64, 4096, 3 << 20] {
+        let v = s.map(offset, 4 << 20, Access::ReadWrite).unwrap();
+        assert_eq!(
+            v.as_ptr() as u64 % (2 << 20),
+            offset % (2 << 20),
+            "offset {offset}"
+        );
+        v.write_at(v.len() - 1, b"x").unwrap();
+    }
+}

@@ -171,10 +171,77 @@ pub(crate) unsafe fn map(
     } else {
         MapFlags::SHARED
     };
-    // SAFETY: a fresh mapping chosen by the kernel (null hint) cannot alias
-    // any existing Rust object; the caller takes ownership of it.
-    let ptr = unsafe { mm::mmap(std::ptr::null_mut(), len, prot, flags, fd, offset)? };
-    Ok(ptr.cast())
+    if len < HUGE_ALIGN {
+        // SAFETY: a fresh mapping chosen by the kernel (null hint) cannot
+        // alias any existing Rust object; the caller takes ownership of it.
+        let ptr = unsafe { mm::mmap(std::ptr::null_mut(), len, prot, flags, fd, offset)? };
+        return Ok(ptr.cast());
+    }
+    // SAFETY: as above; `map_congruent` only maps over its own reservation.
+    unsafe { map_congruent(fd, offset, len, prot, flags) }
+}
+
+/// Large views are placed so that their address and file offset agree
+/// modulo 2 MiB. Only then can the kernel map a huge page or a large folio
+/// of the section with one page-table entry (or the CPU coalesce TLB
+/// entries of contiguous pages); a view at an arbitrary address is stuck
+/// with 4 KiB translations whatever the memory behind it.
+const HUGE_ALIGN: usize = 2 << 20;
+
+/// # Safety
+/// As [`map`].
+unsafe fn map_congruent(
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    len: usize,
+    prot: ProtFlags,
+    flags: MapFlags,
+) -> io::Result<*mut u8> {
+    let page = granularity();
+    let span = len.div_ceil(page) * page;
+    let reserve_len = span + HUGE_ALIGN;
+    // SAFETY: reserves address space nobody else uses (PROT_NONE, no
+    // memory committed); every part of it is either replaced below or
+    // unmapped before returning.
+    let reserve = unsafe {
+        mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            reserve_len,
+            ProtFlags::empty(),
+            MapFlags::PRIVATE | MapFlags::NORESERVE,
+        )?
+    } as usize;
+    let want = (offset % HUGE_ALIGN as u64) as usize;
+    let start = reserve + (want + HUGE_ALIGN - reserve % HUGE_ALIGN) % HUGE_ALIGN;
+    // SAFETY: `start..start+span` lies inside our reservation (start -
+    // reserve < HUGE_ALIGN), so MAP_FIXED replaces only that.
+    let mapped = unsafe {
+        mm::mmap(
+            start as *mut c_void,
+            len,
+            prot,
+            flags | MapFlags::FIXED,
+            fd,
+            offset,
+        )
+    };
+    let trim = |from: usize, to: usize| {
+        if to > from {
+            // SAFETY: an unused piece of our own reservation.
+            let _ = unsafe { mm::munmap(from as *mut c_void, to - from) };
+        }
+    };
+    match mapped {
+        Ok(ptr) => {
+            trim(reserve, start);
+            trim(start + span, reserve + reserve_len);
+            Ok(ptr.cast())
+        }
+        Err(e) => {
+            trim(reserve, reserve + reserve_len);
+            Err(e.into())
+        }
+    }
 }
 
 /// # Safety
