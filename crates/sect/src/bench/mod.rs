@@ -51,7 +51,7 @@ impl Config {
     pub fn plan(&self) -> runner::Plan {
         runner::Plan {
             runs: self.runs,
-            sample_secs: if self.quick { 0.08 } else { 0.2 },
+            sample_secs: if self.quick { 0.08 } else { 0.15 },
         }
     }
 }

@@ -187,15 +187,19 @@ pub fn run(
     let regions: Vec<(Kind, Region)> = Kind::ALL
         .iter()
         .enumerate()
-        .map(|(i, &k)| {
-            let r = Region::new(k, len, cfg, i)?;
-            // SAFETY: the region was just made and nothing else uses it.
-            for chunk in unsafe { r.bytes_mut() }.chunks_mut(pattern.len()) {
-                chunk.copy_from_slice(&pattern[..chunk.len()]);
-            }
-            Ok((k, r))
-        })
+        .map(|(i, &k)| Ok((k, Region::new(k, len, cfg, i)?)))
         .collect::<Result<_, Failure>>()?;
+    // Fill (and so fault in) the regions chunk by chunk in turn, so that
+    // each kind gets physical pages from the same allocator state: the one
+    // filled first would otherwise get the most fragmented memory.
+    for start in (0..len).step_by(pattern.len()) {
+        let end = (start + pattern.len()).min(len);
+        for (_, r) in &regions {
+            // SAFETY: the regions were just made and nothing else uses them.
+            let bytes = unsafe { r.bytes_mut() };
+            bytes[start..end].copy_from_slice(&pattern[..end - start]);
+        }
+    }
     for (k, r) in &regions {
         if matches!(k, Kind::PrivateAsIs | Kind::PrivateHuge) {
             notes.push(format!(
