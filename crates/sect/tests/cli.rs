@@ -326,45 +326,41 @@ fn python_shared_memory_and_sect_see_the_same_bytes() {
         return;
     };
     let shm = Path::new("/dev/shm");
+    let py = |body: &str, name: &str| {
+        let script = format!("{PY_PRELUDE}\n{body}");
+        let status = StdCommand::new(&python)
+            .args(["-c", &script, name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "python failed: {body}");
+    };
+    let cat = |name: &str, len: &str| {
+        sect(shm)
+            .args(["cat", name, "--len", len])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone()
+    };
+
     // sect creates, Python writes, sect reads.
     let name = unique("py1");
     stdout_of(sect(shm).args(["create", &name, "--size", "4K"]));
-    let script = format!(
-        "{PY_PRELUDE}\nshm = shared_memory.SharedMemory(sys.argv[1])\nkeep(shm)\nassert shm.size == 4096, shm.size\nshm.buf[:12] = b'from python!'\nshm.close()\n"
+    py(
+        "shm = shared_memory.SharedMemory(sys.argv[1])\nkeep(shm)\nassert shm.size == 4096, shm.size\nshm.buf[:12] = b'from python!'\nshm.close()\n",
+        &name,
     );
-    let status = StdCommand::new(&python)
-        .args(["-c", &script, &name])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let bytes = sect(shm)
-        .args(["cat", &name, "--len", "12"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(bytes, b"from python!");
+    assert_eq!(cat(&name, "12"), b"from python!");
     stdout_of(sect(shm).args(["rm", &name]));
 
     // Python creates, sect reads and lists it as it is.
     let name = unique("py2");
-    let script = format!(
-        "{PY_PRELUDE}\nshm = shared_memory.SharedMemory(sys.argv[1], create=True, size=8192)\nkeep(shm)\nshm.buf[:9] = b'python ok'\nshm.close()\n"
+    py(
+        "shm = shared_memory.SharedMemory(sys.argv[1], create=True, size=8192)\nkeep(shm)\nshm.buf[:9] = b'python ok'\nshm.close()\n",
+        &name,
     );
-    let status = StdCommand::new(&python)
-        .args(["-c", &script, &name])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let bytes = sect(shm)
-        .args(["cat", &name, "--len", "9"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(bytes, b"python ok");
+    assert_eq!(cat(&name, "9"), b"python ok");
     let list = json_of(sect(shm).args(["ls", "--json"]));
     let e = entry(&list, &name).unwrap();
     assert_eq!(

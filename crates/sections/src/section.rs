@@ -701,20 +701,20 @@ impl Section {
         self.inner.lifetime
     }
 
-    pub(crate) fn err(&self, kind: ErrorKind, op: &'static str) -> Error {
-        let e = Error::new(kind, op);
+    /// Adds this section's name, if it has one, to an error.
+    fn named(&self, e: Error) -> Error {
         match self.name() {
             Some(n) => e.with_name(n),
             None => e,
         }
     }
 
+    pub(crate) fn err(&self, kind: ErrorKind, op: &'static str) -> Error {
+        self.named(Error::new(kind, op))
+    }
+
     pub(crate) fn err_os(&self, op: &'static str, io: std::io::Error) -> Error {
-        let e = Error::os(op, io);
-        match self.name() {
-            Some(n) => e.with_name(n),
-            None => e,
-        }
+        self.named(Error::os(op, io))
     }
 
     pub(crate) fn data_fd(&self) -> BorrowedFd<'_> {
@@ -780,7 +780,7 @@ impl Section {
     /// cover the new range.
     pub fn grow(&self, new_size: u64) -> Result<()> {
         const OP: &str = "grow";
-        check_size(OP, new_size).map_err(|e| self.with_name(e))?;
+        check_size(OP, new_size).map_err(|e| self.named(e))?;
         if !self.inner.access.needs_writable_handle() {
             return Err(self
                 .err(ErrorKind::PermissionDenied, OP)
@@ -806,13 +806,6 @@ impl Section {
             None => grow(),
         };
         result.map_err(|e| self.err_os(OP, e))
-    }
-
-    fn with_name(&self, e: Error) -> Error {
-        match self.name() {
-            Some(n) => e.with_name(n),
-            None => e,
-        }
     }
 
     /// Sends this section over a Unix socket with this handle's access.

@@ -298,16 +298,8 @@ impl View {
 
     /// Tells the kernel how the view will be used.
     pub fn advise(&self, advice: Advice) -> Result<()> {
-        let hint = match advice {
-            Advice::Normal => sys::Hint::Normal,
-            Advice::Sequential => sys::Hint::Sequential,
-            Advice::Random => sys::Hint::Random,
-            Advice::WillNeed => sys::Hint::WillNeed,
-            Advice::HugePage => sys::Hint::HugePage,
-            Advice::NoHugePage => sys::Hint::NoHugePage,
-        };
         // SAFETY: the whole view is a live mapping; no hint discards data.
-        unsafe { sys::advise(self.ptr.as_ptr(), self.len, hint) }.map_err(|e| {
+        unsafe { sys::advise(self.ptr.as_ptr(), self.len, advice) }.map_err(|e| {
             self.section
                 .err_os("advise", e)
                 .with_detail(format!("{advice:?}"))

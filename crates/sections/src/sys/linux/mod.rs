@@ -17,6 +17,7 @@ pub(crate) use procfs::{file_key, resident_bytes, users_of, FileKey};
 pub(crate) use transfer::{receive_fd, send_fd};
 
 use crate::section::Access;
+use crate::view::Advice;
 
 /// The size of a page, which is also the alignment of view offsets.
 pub(crate) fn granularity() -> usize {
@@ -265,27 +266,16 @@ pub(crate) unsafe fn flush(ptr: *mut u8, len: usize, wait: bool) -> io::Result<(
     unsafe { mm::msync(ptr.cast(), len, flags) }.map_err(Into::into)
 }
 
-/// The advice a view accepts: hints that cannot lose data.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Hint {
-    Normal,
-    Sequential,
-    Random,
-    WillNeed,
-    HugePage,
-    NoHugePage,
-}
-
 /// # Safety
 /// The range must lie within a live mapping.
-pub(crate) unsafe fn advise(ptr: *mut u8, len: usize, hint: Hint) -> io::Result<()> {
-    let advice = match hint {
-        Hint::Normal => libc::MADV_NORMAL,
-        Hint::Sequential => libc::MADV_SEQUENTIAL,
-        Hint::Random => libc::MADV_RANDOM,
-        Hint::WillNeed => libc::MADV_WILLNEED,
-        Hint::HugePage => libc::MADV_HUGEPAGE,
-        Hint::NoHugePage => libc::MADV_NOHUGEPAGE,
+pub(crate) unsafe fn advise(ptr: *mut u8, len: usize, advice: Advice) -> io::Result<()> {
+    let advice = match advice {
+        Advice::Normal => libc::MADV_NORMAL,
+        Advice::Sequential => libc::MADV_SEQUENTIAL,
+        Advice::Random => libc::MADV_RANDOM,
+        Advice::WillNeed => libc::MADV_WILLNEED,
+        Advice::HugePage => libc::MADV_HUGEPAGE,
+        Advice::NoHugePage => libc::MADV_NOHUGEPAGE,
     };
     raw_madvise(ptr, len, advice)
 }
