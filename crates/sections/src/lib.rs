@@ -51,14 +51,18 @@
 
 mod error;
 mod name;
+mod options;
 mod section;
+#[cfg(unix)]
+mod share_unix;
 mod sys;
 mod usage;
 mod view;
 
 pub use error::{Error, ErrorKind, Result};
 pub use name::{gc, list, validate_name, EntryInfo, EntryKind, Namespace, MAX_NAME_LEN};
-pub use section::{remove, Access, Disposition, Kind, Lifetime, Removed, Section, SectionOptions};
+pub use options::SectionOptions;
+pub use section::{remove, Access, Disposition, Kind, Lifetime, Removed, Section};
 pub use usage::{usage, MappedRange, SectionUser, Usage};
 pub use view::{Advice, Residency, View};
 

@@ -1,13 +1,12 @@
-//! [`Section`]: one kernel memory object, four kinds, and its options builder.
+//! [`Section`]: one kernel memory object, four kinds, one type.
 
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::{validate_name, Namespace};
+use crate::options::SectionOptions;
 use crate::sys;
 use crate::view::View;
 
@@ -62,7 +61,7 @@ impl Access {
             && (!view.executes() || self.executes())
     }
 
-    fn tag(self) -> u8 {
+    pub(crate) fn tag(self) -> u8 {
         match self {
             Access::Read => 0,
             Access::ReadWrite => 1,
@@ -73,7 +72,7 @@ impl Access {
         }
     }
 
-    fn from_tag(tag: u8) -> Option<Access> {
+    pub(crate) fn from_tag(tag: u8) -> Option<Access> {
         Some(match tag {
             0 => Access::Read,
             1 => Access::ReadWrite,
@@ -140,12 +139,10 @@ pub enum Disposition {
 
 #[derive(Debug)]
 struct Inner {
-    /// The memory: a memfd or the backing file; `None` for a named memory
-    /// section, whose memory is the entry itself.
-    data: Option<OwnedFd>,
-    /// For named sections, the name and this handle's hold on it. Dropped
-    /// after `data`, and only when the last handle and view are gone.
-    entry: Option<sys::Entry>,
+    /// The kernel object; for a named, handle-counted section its drop is
+    /// this handle leaving, which happens when the last clone and view of
+    /// this `Section` are gone.
+    object: sys::Object,
     kind: Kind,
     access: Access,
     name: Option<String>,
@@ -177,7 +174,7 @@ pub struct Section {
 /// Sizes beyond this cannot be mapped on any platform this crate runs on.
 const MAX_SIZE: u64 = isize::MAX as u64;
 
-fn check_size(op: &'static str, size: u64) -> Result<()> {
+pub(crate) fn check_size(op: &'static str, size: u64) -> Result<()> {
     if size == 0 {
         return Err(
             Error::new(ErrorKind::InvalidSize, op).with_detail("size must be at least 1 byte")
@@ -191,387 +188,9 @@ fn check_size(op: &'static str, size: u64) -> Result<()> {
     Ok(())
 }
 
-/// Configuration for creating or opening a section. Configuration is data;
-/// the verbs ([`create`](Self::create), [`open`](Self::open),
-/// [`create_or_open`](Self::create_or_open), [`anonymous`](Self::anonymous))
-/// are few.
-#[derive(Debug, Clone)]
-pub struct SectionOptions {
-    size: Option<u64>,
-    mode: u32,
-    lifetime: Lifetime,
-    file: Option<PathBuf>,
-    namespace: Namespace,
-    access: Access,
-    allow_foreign_owner: bool,
-}
-
-impl Default for SectionOptions {
-    fn default() -> Self {
-        SectionOptions {
-            size: None,
-            mode: 0o600,
-            lifetime: Lifetime::Counted,
-            file: None,
-            namespace: Namespace::default(),
-            access: Access::ReadWrite,
-            allow_foreign_owner: false,
-        }
-    }
-}
-
-impl SectionOptions {
-    /// Options with the defaults: no size, mode 0600, handle-counted,
-    /// memory-backed, the default namespace, read-write.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The size in bytes of a new section. Required for memory-backed
-    /// sections; for file-backed ones, a missing file is created at this
-    /// size and a shorter one extended to it.
-    pub fn size(&mut self, size: u64) -> &mut Self {
-        self.size = Some(size);
-        self
-    }
-
-    /// Permission bits of a new named section (default `0o600`: owner
-    /// only). Only read and write bits count (`mode & 0o666`): mapping never
-    /// needs the execute bit, and the special bits mark how the entry was
-    /// made.
-    pub fn mode(&mut self, mode: u32) -> &mut Self {
-        self.mode = mode & 0o666;
-        self
-    }
-
-    /// How long a new named section's name lives.
-    pub fn lifetime(&mut self, lifetime: Lifetime) -> &mut Self {
-        self.lifetime = lifetime;
-        self
-    }
-
-    /// Back a new named section by this file instead of memory.
-    pub fn file(&mut self, path: impl Into<PathBuf>) -> &mut Self {
-        self.file = Some(path.into());
-        self
-    }
-
-    /// The namespace of the name (default: `/dev/shm`).
-    pub fn namespace(&mut self, namespace: &Namespace) -> &mut Self {
-        self.namespace = namespace.clone();
-        self
-    }
-
-    /// The access of the handle (default [`Access::ReadWrite`]). It bounds
-    /// every view made from it. A creator's handle is always read-write;
-    /// ask for an `Execute` access to also allow executable views.
-    pub fn access(&mut self, access: Access) -> &mut Self {
-        self.access = access;
-        self
-    }
-
-    /// Allow opening a section owned by another user. Off by default: a
-    /// name another user created first may be a trap (name squatting).
-    pub fn allow_foreign_owner(&mut self, allow: bool) -> &mut Self {
-        self.allow_foreign_owner = allow;
-        self
-    }
-
-    /// The access of a creator's handle: always read-write, plus execute
-    /// when the options ask for it.
-    fn creator_access(&self) -> Access {
-        if self.access.executes() {
-            Access::ReadWriteExecute
-        } else {
-            Access::ReadWrite
-        }
-    }
-
-    /// Creates a named section; fails with `AlreadyExists` if the name is
-    /// taken by a live or persistent section. A stale name is reclaimed.
-    ///
-    /// The section appears under its name only fully sized and initialised.
-    pub fn create(&self, name: &str) -> Result<Section> {
-        const OP: &str = "create";
-        validate_name(name).map_err(|e| e.with_op(OP))?;
-        match &self.file {
-            None => self.create_memory(OP, name, &mut |_| Ok(())),
-            Some(path) => self.create_file(OP, name, path),
-        }
-    }
-
-    /// Creates a named memory-backed section and runs `init` on a writable
-    /// view of it *before* it is published under `name`: no opener can see
-    /// the section until `init` has returned `Ok`. If `init` fails, nothing
-    /// is published and its error is returned.
-    pub fn create_with(
-        &self,
-        name: &str,
-        mut init: impl FnMut(&View) -> Result<()>,
-    ) -> Result<Section> {
-        const OP: &str = "create";
-        validate_name(name).map_err(|e| e.with_op(OP))?;
-        if self.file.is_some() {
-            return Err(Error::new(ErrorKind::Unsupported, OP)
-                .with_name(name)
-                .with_detail(
-                "create_with initialises memory-backed sections; a file-backed one shows its file",
-            ));
-        }
-        let mut failure = None;
-        let result = self.create_memory(OP, name, &mut |fd| {
-            let mut run = || -> Result<()> {
-                let fd = fd.try_clone_to_owned().map_err(|e| Error::os(OP, e))?;
-                let private = Section::from_parts(
-                    Some(fd),
-                    None,
-                    Kind::Anonymous,
-                    Access::ReadWrite,
-                    None,
-                    Lifetime::Counted,
-                );
-                let view = private.map_all(Access::ReadWrite)?;
-                init(&view)
-            };
-            run().map_err(|e| {
-                failure = Some(e);
-                std::io::Error::other("initialisation failed")
-            })
-        });
-        match failure {
-            Some(e) => Err(e),
-            None => result,
-        }
-    }
-
-    fn create_memory(
-        &self,
-        op: &'static str,
-        name: &str,
-        init: &mut dyn FnMut(BorrowedFd<'_>) -> std::io::Result<()>,
-    ) -> Result<Section> {
-        let size = self.size.ok_or_else(|| {
-            Error::new(ErrorKind::InvalidSize, op)
-                .with_name(name)
-                .with_detail("a memory-backed section needs a size")
-        })?;
-        check_size(op, size).map_err(|e| e.with_name(name))?;
-        let entry = sys::create_named(
-            self.namespace.dir(),
-            name,
-            sys::Content::Memory { size },
-            self.mode,
-            self.lifetime,
-            init,
-        )
-        .map_err(|e| create_error(op, name, &self.namespace, e))?;
-        Ok(Section::from_parts(
-            None,
-            Some(entry),
-            Kind::Memory,
-            self.creator_access(),
-            Some(name),
-            self.lifetime,
-        ))
-    }
-
-    fn create_file(&self, op: &'static str, name: &str, path: &Path) -> Result<Section> {
-        if let Some(size) = self.size {
-            check_size(op, size).map_err(|e| e.with_name(name))?;
-        }
-        let file_err = |e: std::io::Error| {
-            Error::os(op, e)
-                .with_name(name)
-                .with_detail(format!("backing file {}", path.display()))
-        };
-        let data = sys::open_file(path, Access::ReadWrite, self.size).map_err(file_err)?;
-        let st = sys::fstat(data.as_fd()).map_err(file_err)?;
-        if st.size == 0 {
-            return Err(Error::new(ErrorKind::InvalidSize, op)
-                .with_name(name)
-                .with_detail(format!(
-                    "backing file {} is empty; give a size",
-                    path.display()
-                )));
-        }
-        let canonical = std::fs::canonicalize(path).map_err(file_err)?;
-        let record = sys::Record {
-            path: canonical,
-            dev: st.dev,
-            ino: st.ino,
-        };
-        let entry = sys::create_named(
-            self.namespace.dir(),
-            name,
-            sys::Content::File(&record),
-            self.mode,
-            self.lifetime,
-            &mut |_| Ok(()),
-        )
-        .map_err(|e| create_error(op, name, &self.namespace, e))?;
-        Ok(Section::from_parts(
-            Some(data),
-            Some(entry),
-            Kind::NamedFile,
-            self.creator_access(),
-            Some(name),
-            self.lifetime,
-        ))
-    }
-
-    /// Opens an existing named section with the configured access; fails
-    /// with `NotFound` if there is none and `Stale` if its last holder died.
-    pub fn open(&self, name: &str) -> Result<Section> {
-        const OP: &str = "open";
-        validate_name(name).map_err(|e| e.with_op(OP))?;
-        let path = self.namespace.dir().join(name);
-        let entry = sys::open_named(&path, self.access, self.allow_foreign_owner)
-            .map_err(|e| open_error(OP, name, &self.namespace, e))?;
-        let marker = entry.marker();
-        let lifetime = marker.lifetime;
-        if marker.file {
-            let record = entry.read_record().map_err(|e| {
-                Error::new(ErrorKind::WrongKind, OP)
-                    .with_name(name)
-                    .with_detail(e.to_string())
-            })?;
-            let gone = |what: &str| {
-                Error::new(ErrorKind::Replaced, OP)
-                    .with_name(name)
-                    .with_detail(format!(
-                        "backing file {} {what} since the section was created",
-                        record.path.display()
-                    ))
-            };
-            let data = match sys::open_file(&record.path, self.access, None) {
-                Ok(fd) => fd,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(gone("was removed"))
-                }
-                Err(e) => {
-                    return Err(Error::os(OP, e)
-                        .with_name(name)
-                        .with_detail(format!("backing file {}", record.path.display())))
-                }
-            };
-            let st = sys::fstat(data.as_fd()).map_err(|e| Error::os(OP, e).with_name(name))?;
-            if (st.dev, st.ino) != (record.dev, record.ino) {
-                return Err(gone("was replaced"));
-            }
-            return Ok(Section::from_parts(
-                Some(data),
-                Some(entry),
-                Kind::NamedFile,
-                self.access,
-                Some(name),
-                lifetime,
-            ));
-        }
-        Ok(Section::from_parts(
-            None,
-            Some(entry),
-            Kind::Memory,
-            self.access,
-            Some(name),
-            lifetime,
-        ))
-    }
-
-    /// Opens the named section, creating it if it does not exist. Says
-    /// which happened; an opened section keeps its actual size, which
-    /// [`Disposition::Opened`] reports (it is never silently resized).
-    pub fn create_or_open(&self, name: &str) -> Result<(Section, Disposition)> {
-        let mut last = None;
-        for _ in 0..8 {
-            match self.create(name) {
-                Ok(section) => return Ok((section, Disposition::Created)),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
-            }
-            match self.open(name) {
-                Ok(section) => {
-                    let size = section.size()?;
-                    return Ok((section, Disposition::Opened { size }));
-                }
-                // Removed, or its holder died, between our two attempts.
-                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Stale) => {
-                    last = Some(e)
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last
-            .unwrap_or_else(|| Error::new(ErrorKind::NotFound, "create or open").with_name(name)))
-    }
-
-    /// Creates an anonymous memory-backed section of the configured size.
-    pub fn anonymous(&self) -> Result<Section> {
-        const OP: &str = "create anonymous";
-        let size = self.size.ok_or_else(|| {
-            Error::new(ErrorKind::InvalidSize, OP).with_detail("an anonymous section needs a size")
-        })?;
-        check_size(OP, size)?;
-        let data = sys::memfd(size).map_err(|e| Error::os(OP, e))?;
-        Ok(Section::from_parts(
-            Some(data),
-            None,
-            Kind::Anonymous,
-            self.creator_access(),
-            None,
-            Lifetime::Counted,
-        ))
-    }
-}
-
-fn create_error(op: &'static str, name: &str, ns: &Namespace, e: std::io::Error) -> Error {
-    let detail = match e.kind() {
-        std::io::ErrorKind::AlreadyExists => {
-            Some("a live or persistent section has this name".to_owned())
-        }
-        std::io::ErrorKind::NotFound => Some(format!(
-            "namespace directory {} does not exist",
-            ns.dir().display()
-        )),
-        std::io::ErrorKind::PermissionDenied => Some(format!(
-            "cannot create files in namespace directory {}",
-            ns.dir().display()
-        )),
-        _ => None,
-    };
-    let err = Error::os(op, e).with_name(name);
-    match detail {
-        Some(d) => err.with_detail(d),
-        None => err,
-    }
-}
-
-fn open_error(op: &'static str, name: &str, ns: &Namespace, e: sys::OpenError) -> Error {
-    match e {
-        sys::OpenError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Error::new(ErrorKind::NotFound, op)
-                .with_name(name)
-                .with_detail(format!("no such section in {}", ns.dir().display()))
-        }
-        sys::OpenError::Io(e) => Error::os(op, e).with_name(name),
-        sys::OpenError::NotRegular => Error::new(ErrorKind::WrongKind, op)
-            .with_name(name)
-            .with_detail("the entry is not a regular file"),
-        sys::OpenError::ForeignOwner(uid) => Error::new(ErrorKind::PermissionDenied, op)
-            .with_name(name)
-            .with_detail(format!(
-                "owned by uid {uid}, not by this user (uid {}); allow it with allow_foreign_owner",
-                sys::euid()
-            )),
-        sys::OpenError::Stale => Error::new(ErrorKind::Stale, op)
-            .with_name(name)
-            .with_detail("create reclaims the name, gc removes it"),
-    }
-}
-
 impl Section {
-    fn from_parts(
-        data: Option<OwnedFd>,
-        entry: Option<sys::Entry>,
+    pub(crate) fn from_object(
+        object: sys::Object,
         kind: Kind,
         access: Access,
         name: Option<&str>,
@@ -579,8 +198,7 @@ impl Section {
     ) -> Section {
         Section {
             inner: Arc::new(Inner {
-                data,
-                entry,
+                object,
                 kind,
                 access,
                 name: name.map(str::to_owned),
@@ -613,52 +231,22 @@ impl Section {
     /// A section over the regular file at `path`, opened with `access`.
     /// Its size is the file's length.
     pub fn from_path(path: impl AsRef<Path>, access: Access) -> Result<Section> {
-        const OP: &str = "open file";
-        let path = path.as_ref();
-        let data = sys::open_file(path, access, None)
-            .map_err(|e| Error::os(OP, e).with_detail(format!("file {}", path.display())))?;
-        Section::from_fd_with(data, Kind::File, OP)
+        let (object, kind, actual) = sys::open_path(path.as_ref(), access)?;
+        Ok(Section::from_object(
+            object,
+            kind,
+            narrow(access, actual),
+            None,
+            Lifetime::Persistent,
+        ))
     }
 
     /// A section over an open regular file, with the access the file was
-    /// opened with. The section keeps its own descriptor.
+    /// opened with. The section keeps its own handle.
     pub fn from_file(file: &File) -> Result<Section> {
-        const OP: &str = "open file";
-        let data = file
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::os(OP, e))?;
-        Section::from_fd_with(data, Kind::File, OP)
-    }
-
-    /// Adopts a descriptor of a section, for example one inherited from a
-    /// parent process. Its access is the descriptor's; a memfd becomes an
-    /// anonymous section, a regular file a file-backed one.
-    pub fn from_fd(fd: OwnedFd) -> Result<Section> {
-        let kind = if sys::is_memfd(fd.as_fd()) {
-            Kind::Anonymous
-        } else {
-            Kind::File
-        };
-        Section::from_fd_with(fd, kind, "adopt descriptor")
-    }
-
-    fn from_fd_with(data: OwnedFd, kind: Kind, op: &'static str) -> Result<Section> {
-        let st = sys::fstat(data.as_fd()).map_err(|e| Error::os(op, e))?;
-        if !st.is_regular {
-            return Err(
-                Error::new(ErrorKind::WrongKind, op).with_detail("not a regular file or memfd")
-            );
-        }
-        let writable = sys::fd_writable(data.as_fd()).map_err(|e| Error::os(op, e))?;
-        let access = if writable {
-            Access::ReadWrite
-        } else {
-            Access::Read
-        };
-        Ok(Section::from_parts(
-            Some(data),
-            None,
+        let (object, kind, access) = sys::from_file(file)?;
+        Ok(Section::from_object(
+            object,
             kind,
             access,
             None,
@@ -674,9 +262,7 @@ impl Section {
 
     /// The section's current size in bytes (growth by any process shows).
     pub fn size(&self) -> Result<u64> {
-        sys::fstat(self.data_fd())
-            .map(|st| st.size)
-            .map_err(|e| self.err_os("size", e))
+        self.inner.object.size().map_err(|e| self.err_os("size", e))
     }
 
     /// The name, for a named section.
@@ -695,7 +281,7 @@ impl Section {
     }
 
     /// The lifetime of the name (anonymous and unnamed file sections live
-    /// while any descriptor or view exists, which is reported as `Counted`
+    /// while any handle or view exists, which is reported as `Counted`
     /// for anonymous and `Persistent` for files).
     pub fn lifetime(&self) -> Lifetime {
         self.inner.lifetime
@@ -717,12 +303,8 @@ impl Section {
         self.named(Error::os(op, io))
     }
 
-    pub(crate) fn data_fd(&self) -> BorrowedFd<'_> {
-        match (&self.inner.data, &self.inner.entry) {
-            (Some(fd), _) => fd.as_fd(),
-            (None, Some(entry)) => entry.fd(),
-            (None, None) => unreachable!("every section has a descriptor"),
-        }
+    pub(crate) fn object(&self) -> &sys::Object {
+        &self.inner.object
     }
 
     /// Maps `len` bytes at `offset` with `access`.
@@ -792,99 +374,20 @@ impl Section {
                 .err(ErrorKind::InvalidSize, OP)
                 .with_detail(format!("cannot shrink from {current} to {new_size} bytes")));
         }
-        let fd = self.data_fd();
-        let grow = || {
-            // Re-read under the gate: a peer may have grown it meanwhile.
-            let now = sys::fstat(fd)?.size;
-            if now < new_size {
-                sys::set_len(fd, new_size)?;
-            }
-            Ok(())
-        };
-        let result = match &self.inner.entry {
-            Some(entry) => entry.with_gate(grow),
-            None => grow(),
-        };
-        result.map_err(|e| self.err_os(OP, e))
-    }
-
-    /// Sends this section over a Unix socket with this handle's access.
-    /// The receiver gets a handle to the same memory (see [`receive`](Self::receive)).
-    pub fn send(&self, stream: &UnixStream) -> Result<()> {
-        self.send_as(stream, self.inner.access)
-    }
-
-    /// Sends this section over a Unix socket with at most `access`. A
-    /// read-only send hands over a new read-only descriptor, so the receiver
-    /// cannot write even by mapping it itself.
-    ///
-    /// A named section's receiver holds the memory, not the name: it does
-    /// not count as a holder for the name's lifetime.
-    pub fn send_as(&self, stream: &UnixStream, access: Access) -> Result<()> {
-        const OP: &str = "send";
-        if !self.inner.access.allows(access) {
-            return Err(self
-                .err(ErrorKind::PermissionDenied, OP)
-                .with_detail(format!(
-                    "cannot send {:?} access from a {:?} handle",
-                    access, self.inner.access
-                )));
-        }
-        let reopened;
-        let fd = if !access.needs_writable_handle()
-            && sys::fd_writable(self.data_fd()).unwrap_or(true)
-        {
-            reopened = sys::reopen_read_only(self.data_fd()).map_err(|e| self.err_os(OP, e))?;
-            reopened.as_fd()
-        } else {
-            self.data_fd()
-        };
-        let tag = access.tag() | if self.kind().is_file() { 0x80 } else { 0 };
-        sys::send_fd(stream, fd, tag).map_err(|e| self.err_os(OP, e))
-    }
-
-    /// Receives a section sent with [`send`](Self::send). It arrives with
-    /// the access it was sent with (never more than its descriptor allows).
-    pub fn receive(stream: &UnixStream) -> Result<Section> {
-        const OP: &str = "receive";
-        let (fd, tag) = sys::receive_fd(stream).map_err(|e| Error::os(OP, e))?;
-        let mut access = Access::from_tag(tag & 0x7f).ok_or_else(|| {
-            Error::new(ErrorKind::WrongKind, OP).with_detail(format!("unknown access tag {tag}"))
-        })?;
-        let kind = if tag & 0x80 != 0 {
-            Kind::File
-        } else {
-            Kind::Anonymous
-        };
-        let section = Section::from_fd_with(fd, kind, OP)?;
-        if access.needs_writable_handle() && !section.access().needs_writable_handle() {
-            access = Access::Read;
-        }
-        let inner =
-            Arc::into_inner(section.inner).expect("a section that was just made has one handle");
-        Ok(Section::from_parts(
-            inner.data,
-            None,
-            kind,
-            access,
-            None,
-            Lifetime::Counted,
-        ))
-    }
-
-    /// A duplicate of the section's descriptor that is inherited across
-    /// `exec` (no close-on-exec flag), for handing the section to a child
-    /// process: pass its number to the child, which adopts it with
-    /// [`Section::from_fd`]. Close it in the parent once the child runs.
-    pub fn inheritable_fd(&self) -> Result<OwnedFd> {
-        sys::inheritable_dup(self.data_fd()).map_err(|e| self.err_os("share with child", e))
+        self.inner
+            .object
+            .grow(new_size)
+            .map_err(|e| self.err_os(OP, e))
     }
 }
 
-impl AsFd for Section {
-    /// The descriptor of the section's memory.
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.data_fd()
+/// The access of a handle opened asking for `asked` whose OS handle turned
+/// out to allow `actual`: never more than either.
+fn narrow(asked: Access, actual: Access) -> Access {
+    if asked.needs_writable_handle() && !actual.needs_writable_handle() {
+        Access::Read
+    } else {
+        asked
     }
 }
 

@@ -72,7 +72,7 @@ impl View {
     pub(crate) fn new(section: Section, offset: u64, len: usize, access: Access) -> Result<View> {
         // SAFETY: `offset` was checked to be granularity-aligned by the
         // caller; the mapping is owned by the view and unmapped in `drop`.
-        let ptr = unsafe { sys::map(section.data_fd(), offset, len, access) }.map_err(|e| {
+        let ptr = unsafe { section.object().map(offset, len, access) }.map_err(|e| {
             let hint = if access.executes() && e.kind() == std::io::ErrorKind::PermissionDenied {
                 " (is the namespace or file system mounted noexec?)"
             } else {
@@ -291,7 +291,10 @@ impl View {
     pub fn flush_durable(&self) -> Result<()> {
         self.flush()?;
         if self.section.kind().is_file() {
-            sys::fsync(self.section.data_fd()).map_err(|e| self.section.err_os("flush", e))?;
+            self.section
+                .object()
+                .sync_data()
+                .map_err(|e| self.section.err_os("flush", e))?;
         }
         Ok(())
     }

@@ -3,6 +3,19 @@
 //! Everything above this module works with owned descriptors and the small
 //! functions re-exported here; nothing above it calls `libc` or `rustix`.
 
+use std::path::Path;
+
+use crate::section::Lifetime;
+
+/// What a new named section is asked to be.
+pub(crate) struct Spec<'a> {
+    pub size: Option<u64>,
+    pub mode: u32,
+    pub lifetime: Lifetime,
+    /// Back it by this file instead of memory.
+    pub file: Option<&'a Path>,
+}
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]

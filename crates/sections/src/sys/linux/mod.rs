@@ -1,6 +1,7 @@
 //! Linux: memfd, tmpfs files and regular files, mapped with `mmap`.
 
 mod names;
+mod object;
 mod procfs;
 mod transfer;
 
@@ -12,7 +13,8 @@ use std::path::Path;
 use rustix::fs::{self as rfs, Mode, OFlags};
 use rustix::mm::{self, MapFlags, MsyncFlags, ProtFlags};
 
-pub(crate) use names::*;
+pub(crate) use names::{list_namespace, reclaim_stale, remove_abandoned_build, remove_named};
+pub(crate) use object::{anonymous, create_named, from_file, open_named, open_path, Object};
 pub(crate) use procfs::{file_key, resident_bytes, users_of, FileKey};
 pub(crate) use transfer::{receive_fd, send_fd};
 

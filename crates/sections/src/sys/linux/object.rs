@@ -1,0 +1,311 @@
+//! The section object on Linux: a descriptor of the memory, and for a named
+//! section the name's entry with this handle's hold on it.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use super::names::{self, Content, Entry, OpenError, Record};
+use super::{fd_writable, fstat, is_memfd, memfd, open_file, set_len};
+use crate::error::{Error, ErrorKind, Result};
+use crate::name::Namespace;
+use crate::section::{Access, Kind, Lifetime};
+use crate::sys::Spec;
+
+/// The kernel object(s) behind a `Section`.
+#[derive(Debug)]
+pub(crate) struct Object {
+    /// The memory: a memfd or the backing file; `None` for a named memory
+    /// section, whose memory is the entry itself.
+    data: Option<OwnedFd>,
+    /// For named sections, the name and this handle's hold on it. Dropped
+    /// after `data`.
+    entry: Option<Entry>,
+}
+
+impl Object {
+    fn unnamed(fd: OwnedFd) -> Object {
+        Object {
+            data: Some(fd),
+            entry: None,
+        }
+    }
+
+    /// The descriptor of the memory.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        match (&self.data, &self.entry) {
+            (Some(fd), _) => fd.as_fd(),
+            (None, Some(entry)) => entry.fd(),
+            (None, None) => unreachable!("every section object has a descriptor"),
+        }
+    }
+
+    /// The current size (growth by any process shows).
+    pub(crate) fn size(&self) -> io::Result<u64> {
+        Ok(fstat(self.fd())?.size)
+    }
+
+    /// Grows to at least `new_size`, never shrinking: the size is re-read
+    /// under the name's gate, so concurrent growers cannot undo each other.
+    pub(crate) fn grow(&self, new_size: u64) -> io::Result<()> {
+        let fd = self.fd();
+        let grow = || {
+            if fstat(fd)?.size < new_size {
+                set_len(fd, new_size)?;
+            }
+            Ok(())
+        };
+        match &self.entry {
+            Some(entry) => entry.with_gate(grow),
+            None => grow(),
+        }
+    }
+
+    /// Maps `len` bytes at `offset`.
+    ///
+    /// # Safety
+    /// As [`super::map`].
+    pub(crate) unsafe fn map(
+        &self,
+        offset: u64,
+        len: usize,
+        access: Access,
+    ) -> io::Result<*mut u8> {
+        // SAFETY: forwarded contract.
+        unsafe { super::map(self.fd(), offset, len, access) }
+    }
+
+    /// Makes written data durable (`fsync`).
+    pub(crate) fn sync_data(&self) -> io::Result<()> {
+        super::fsync(self.fd())
+    }
+
+    /// Adopts a descriptor: its access is the descriptor's; a memfd is an
+    /// anonymous section, a regular file a file-backed one.
+    pub(crate) fn adopt(fd: OwnedFd, op: &'static str) -> Result<(Object, Kind, Access)> {
+        let st = fstat(fd.as_fd()).map_err(|e| Error::os(op, e))?;
+        if !st.is_regular {
+            return Err(
+                Error::new(ErrorKind::WrongKind, op).with_detail("not a regular file or memfd")
+            );
+        }
+        let kind = if is_memfd(fd.as_fd()) {
+            Kind::Anonymous
+        } else {
+            Kind::File
+        };
+        let writable = fd_writable(fd.as_fd()).map_err(|e| Error::os(op, e))?;
+        let access = if writable {
+            Access::ReadWrite
+        } else {
+            Access::Read
+        };
+        Ok((Object::unnamed(fd), kind, access))
+    }
+}
+
+/// An anonymous memory section of `size` bytes (a sealed memfd).
+pub(crate) fn anonymous(size: u64) -> Result<Object> {
+    memfd(size)
+        .map(Object::unnamed)
+        .map_err(|e| Error::os("create anonymous", e))
+}
+
+/// A section over the regular file at `path`.
+pub(crate) fn open_path(path: &Path, access: Access) -> Result<(Object, Kind, Access)> {
+    const OP: &str = "open file";
+    let fd = open_file(path, access, None)
+        .map_err(|e| Error::os(OP, e).with_detail(format!("file {}", path.display())))?;
+    Object::adopt(fd, OP)
+}
+
+/// A section over an open file, with the access it was opened with.
+pub(crate) fn from_file(file: &File) -> Result<(Object, Kind, Access)> {
+    const OP: &str = "open file";
+    let fd = file
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::os(OP, e))?;
+    Object::adopt(fd, OP)
+}
+
+/// Creates and publishes a named section. `init` gets an unnamed object for
+/// the same memory before the name appears.
+pub(crate) fn create_named(
+    ns: &Namespace,
+    name: &str,
+    spec: &Spec<'_>,
+    init: &mut dyn FnMut(Object) -> Result<()>,
+) -> Result<(Object, Kind)> {
+    const OP: &str = "create";
+    match spec.file {
+        None => {
+            let size = spec.size.ok_or_else(|| {
+                Error::new(ErrorKind::InvalidSize, OP)
+                    .with_name(name)
+                    .with_detail("a memory-backed section needs a size")
+            })?;
+            let mut failure = None;
+            let published = names::create_named(
+                ns.dir(),
+                name,
+                Content::Memory { size },
+                spec.mode,
+                spec.lifetime,
+                &mut |fd| {
+                    let copy = fd.try_clone_to_owned()?;
+                    init(Object::unnamed(copy)).map_err(|e| {
+                        failure = Some(e);
+                        io::Error::other("initialisation failed")
+                    })
+                },
+            );
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            let entry = published.map_err(|e| create_error(OP, name, ns, e))?;
+            Ok((
+                Object {
+                    data: None,
+                    entry: Some(entry),
+                },
+                Kind::Memory,
+            ))
+        }
+        Some(path) => {
+            let file_err = |e: io::Error| {
+                Error::os(OP, e)
+                    .with_name(name)
+                    .with_detail(format!("backing file {}", path.display()))
+            };
+            let data = open_file(path, Access::ReadWrite, spec.size).map_err(file_err)?;
+            let st = fstat(data.as_fd()).map_err(file_err)?;
+            if st.size == 0 {
+                return Err(Error::new(ErrorKind::InvalidSize, OP)
+                    .with_name(name)
+                    .with_detail(format!(
+                        "backing file {} is empty; give a size",
+                        path.display()
+                    )));
+            }
+            let record = Record {
+                path: std::fs::canonicalize(path).map_err(file_err)?,
+                dev: st.dev,
+                ino: st.ino,
+            };
+            let entry = names::create_named(
+                ns.dir(),
+                name,
+                Content::File(&record),
+                spec.mode,
+                spec.lifetime,
+                &mut |_| Ok(()),
+            )
+            .map_err(|e| create_error(OP, name, ns, e))?;
+            Ok((
+                Object {
+                    data: Some(data),
+                    entry: Some(entry),
+                },
+                Kind::NamedFile,
+            ))
+        }
+    }
+}
+
+/// Opens a named section and, if it is handle-counted, joins its holders.
+pub(crate) fn open_named(
+    ns: &Namespace,
+    name: &str,
+    access: Access,
+    allow_foreign_owner: bool,
+) -> Result<(Object, Kind, Lifetime)> {
+    const OP: &str = "open";
+    let entry = names::open_named(&ns.dir().join(name), access, allow_foreign_owner)
+        .map_err(|e| open_error(OP, name, ns, e))?;
+    let marker = entry.marker();
+    if !marker.file {
+        let object = Object {
+            data: None,
+            entry: Some(entry),
+        };
+        return Ok((object, Kind::Memory, marker.lifetime));
+    }
+    let record = entry.read_record().map_err(|e| {
+        Error::new(ErrorKind::WrongKind, OP)
+            .with_name(name)
+            .with_detail(e.to_string())
+    })?;
+    let gone = |what: &str| {
+        Error::new(ErrorKind::Replaced, OP)
+            .with_name(name)
+            .with_detail(format!(
+                "backing file {} {what} since the section was created",
+                record.path.display()
+            ))
+    };
+    let data = match open_file(&record.path, access, None) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(gone("was removed")),
+        Err(e) => {
+            return Err(Error::os(OP, e)
+                .with_name(name)
+                .with_detail(format!("backing file {}", record.path.display())))
+        }
+    };
+    let st = fstat(data.as_fd()).map_err(|e| Error::os(OP, e).with_name(name))?;
+    if (st.dev, st.ino) != (record.dev, record.ino) {
+        return Err(gone("was replaced"));
+    }
+    let object = Object {
+        data: Some(data),
+        entry: Some(entry),
+    };
+    Ok((object, Kind::NamedFile, marker.lifetime))
+}
+
+fn create_error(op: &'static str, name: &str, ns: &Namespace, e: io::Error) -> Error {
+    let detail = match e.kind() {
+        io::ErrorKind::AlreadyExists => {
+            Some("a live or persistent section has this name".to_owned())
+        }
+        io::ErrorKind::NotFound => Some(format!(
+            "namespace directory {} does not exist",
+            ns.dir().display()
+        )),
+        io::ErrorKind::PermissionDenied => Some(format!(
+            "cannot create files in namespace directory {}",
+            ns.dir().display()
+        )),
+        _ => None,
+    };
+    let err = Error::os(op, e).with_name(name);
+    match detail {
+        Some(d) => err.with_detail(d),
+        None => err,
+    }
+}
+
+fn open_error(op: &'static str, name: &str, ns: &Namespace, e: OpenError) -> Error {
+    match e {
+        OpenError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
+            Error::new(ErrorKind::NotFound, op)
+                .with_name(name)
+                .with_detail(format!("no such section in {}", ns.dir().display()))
+        }
+        OpenError::Io(e) => Error::os(op, e).with_name(name),
+        OpenError::NotRegular => Error::new(ErrorKind::WrongKind, op)
+            .with_name(name)
+            .with_detail("the entry is not a regular file"),
+        OpenError::ForeignOwner(uid) => Error::new(ErrorKind::PermissionDenied, op)
+            .with_name(name)
+            .with_detail(format!(
+                "owned by uid {uid}, not by this user (uid {}); allow it with allow_foreign_owner",
+                super::euid()
+            )),
+        OpenError::Stale => Error::new(ErrorKind::Stale, op)
+            .with_name(name)
+            .with_detail("create reclaims the name, gc removes it"),
+    }
+}
