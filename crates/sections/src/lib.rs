@@ -53,6 +53,7 @@ mod error;
 mod name;
 mod options;
 mod section;
+mod share;
 #[cfg(unix)]
 mod share_unix;
 mod sys;
@@ -63,6 +64,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use name::{gc, list, validate_name, EntryInfo, EntryKind, Namespace, MAX_NAME_LEN};
 pub use options::SectionOptions;
 pub use section::{remove, Access, Disposition, Kind, Lifetime, Removed, Section};
+pub use share::Inheritable;
 pub use usage::{usage, MappedRange, SectionUser, Usage};
 pub use view::{Advice, Residency, View};
 

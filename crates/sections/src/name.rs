@@ -39,8 +39,12 @@ impl Namespace {
 }
 
 impl Default for Namespace {
-    /// `/dev/shm`, the POSIX shared-memory namespace on Linux.
+    /// `/dev/shm`, the POSIX shared-memory namespace, on Linux; the
+    /// session's `Local\` object namespace on Windows.
     fn default() -> Self {
+        #[cfg(windows)]
+        return Namespace::at("Local\\");
+        #[cfg(not(windows))]
         Namespace::at("/dev/shm")
     }
 }
@@ -53,6 +57,12 @@ impl Default for Namespace {
 /// pass the bare name. Nothing that passes can name a file outside the
 /// namespace directory.
 pub fn validate_name(name: &str) -> Result<()> {
+    // Windows object names may say which session namespace they live in.
+    #[cfg(windows)]
+    let name = name
+        .strip_prefix("Local\\")
+        .or_else(|| name.strip_prefix("Global\\"))
+        .unwrap_or(name);
     let reason = if name.is_empty() {
         Some("a name cannot be empty".to_owned())
     } else if name.len() > MAX_NAME_LEN {
@@ -62,6 +72,8 @@ pub fn validate_name(name: &str) -> Result<()> {
         ))
     } else if name.contains('/') {
         Some("a name cannot contain '/'".to_owned())
+    } else if cfg!(windows) && name.contains('\\') {
+        Some("a name cannot contain '\\' beyond a Local\\ or Global\\ prefix".to_owned())
     } else if name.contains('\0') {
         Some("a name cannot contain a NUL byte".to_owned())
     } else if name == "." || name == ".." {
@@ -120,6 +132,7 @@ pub struct EntryInfo {
     pub(crate) ids: Vec<(u64, u64)>,
 }
 
+#[cfg(target_os = "linux")]
 fn dir_error(op: &'static str, namespace: &Namespace, e: std::io::Error) -> Error {
     Error::os(op, e).with_detail(format!("namespace directory {}", namespace.dir().display()))
 }
@@ -128,6 +141,7 @@ fn dir_error(op: &'static str, namespace: &Namespace, e: std::io::Error) -> Erro
 /// and segments made by other programs alike, without changing any
 /// lifetime state: no lock is taken that could make a concurrent last
 /// holder believe it is not the last.
+#[cfg(target_os = "linux")]
 pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
     const OP: &str = "list";
     let raw = sys::list_namespace(namespace.dir()).map_err(|e| dir_error(OP, namespace, e))?;
@@ -171,6 +185,7 @@ pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
 /// publishing them. Returns the names removed. Live and persistent
 /// sections are never touched: each removal re-checks, under the name's
 /// lock, that nobody holds it.
+#[cfg(target_os = "linux")]
 pub fn gc(namespace: &Namespace) -> Result<Vec<String>> {
     const OP: &str = "gc";
     let raw = sys::list_namespace(namespace.dir()).map_err(|e| dir_error(OP, namespace, e))?;
@@ -192,6 +207,21 @@ pub fn gc(namespace: &Namespace) -> Result<Vec<String>> {
     }
     removed.sort();
     Ok(removed)
+}
+
+/// Listing is not available on Windows, which has no API to enumerate the
+/// named sections of a session.
+#[cfg(windows)]
+pub fn list(_namespace: &Namespace) -> Result<Vec<EntryInfo>> {
+    Err(Error::new(ErrorKind::Unsupported, "list").with_detail(sys::LISTING_UNSUPPORTED))
+}
+
+/// On Windows the kernel removes a name with its last handle, even when
+/// the holder was killed: nothing is ever stale, and there is nothing to
+/// collect.
+#[cfg(windows)]
+pub fn gc(_namespace: &Namespace) -> Result<Vec<String>> {
+    Ok(Vec::new())
 }
 
 #[cfg(test)]

@@ -110,6 +110,7 @@ impl SectionOptions {
             mode: self.mode,
             lifetime: self.lifetime,
             file: self.file.as_deref(),
+            exec: self.access.executes(),
         }
     }
 
@@ -126,7 +127,7 @@ impl SectionOptions {
     ///
     /// The section appears under its name only fully sized and initialised.
     pub fn create(&self, name: &str) -> Result<Section> {
-        self.create_with_object(name, &mut |_| Ok(()))
+        self.create_with_object(name, None)
     }
 
     /// Creates a named memory-backed section and runs `init` on a writable
@@ -143,22 +144,25 @@ impl SectionOptions {
                 .with_name(name)
                 .with_detail("create_with initialises memory-backed sections; a file-backed one shows its file"));
         }
-        self.create_with_object(name, &mut |object| {
-            let private = Section::from_object(
-                object,
-                Kind::Anonymous,
-                Access::ReadWrite,
-                None,
-                Lifetime::Counted,
-            );
-            init(&private.map_all(Access::ReadWrite)?)
-        })
+        self.create_with_object(
+            name,
+            Some(&mut |object| {
+                let private = Section::from_object(
+                    object,
+                    Kind::Anonymous,
+                    Access::ReadWrite,
+                    None,
+                    Lifetime::Counted,
+                );
+                init(&private.map_all(Access::ReadWrite)?)
+            }),
+        )
     }
 
     fn create_with_object(
         &self,
         name: &str,
-        init: &mut dyn FnMut(sys::Object) -> Result<()>,
+        init: Option<&mut dyn FnMut(sys::Object) -> Result<()>>,
     ) -> Result<Section> {
         const OP: &str = "create";
         self.check(OP, name)?;
@@ -222,7 +226,7 @@ impl SectionOptions {
             Error::new(ErrorKind::InvalidSize, OP).with_detail("an anonymous section needs a size")
         })?;
         check_size(OP, size)?;
-        let object = sys::anonymous(size)?;
+        let object = sys::anonymous(size, self.access.executes())?;
         Ok(Section::from_object(
             object,
             Kind::Anonymous,

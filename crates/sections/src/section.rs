@@ -403,12 +403,21 @@ pub struct Removed {
 pub fn remove(namespace: &Namespace, name: &str) -> Result<Removed> {
     const OP: &str = "remove";
     validate_name(name).map_err(|e| e.with_op(OP))?;
-    let removed = sys::remove_named(&namespace.dir().join(name)).map_err(|e| {
-        Error::os(OP, e)
-            .with_name(name)
-            .with_detail(format!("in {}", namespace.dir().display()))
-    })?;
-    Ok(Removed {
-        still_held: removed.held,
-    })
+    #[cfg(windows)]
+    return Err(Error::new(ErrorKind::Unsupported, OP)
+        .with_name(name)
+        .with_detail(format!(
+            "a Windows section ({}) goes with its last handle; close every handle instead",
+            sys::object_name(namespace, name)
+        )));
+    #[cfg(not(windows))]
+    sys::remove_named(&namespace.dir().join(name))
+        .map(|removed| Removed {
+            still_held: removed.held,
+        })
+        .map_err(|e| {
+            Error::os(OP, e)
+                .with_name(name)
+                .with_detail(format!("in {}", namespace.dir().display()))
+        })
 }

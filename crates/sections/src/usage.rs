@@ -40,6 +40,7 @@ pub struct Usage {
 
 /// The usage of each of `entries` (as returned by [`list`](crate::list)),
 /// in the same order: one scan of `/proc` for all of them.
+#[cfg(target_os = "linux")]
 pub fn usage(namespace: &Namespace, entries: &[EntryInfo]) -> Result<Vec<Usage>> {
     let keys: Vec<sys::FileKey> = entries
         .iter()
@@ -82,4 +83,10 @@ pub fn usage(namespace: &Namespace, entries: &[EntryInfo]) -> Result<Vec<Usage>>
             }
         })
         .collect())
+}
+
+/// Not available on Windows, where sections cannot be listed.
+#[cfg(windows)]
+pub fn usage(_namespace: &Namespace, _entries: &[EntryInfo]) -> Result<Vec<Usage>> {
+    Err(Error::new(crate::ErrorKind::Unsupported, "usage").with_detail(sys::LISTING_UNSUPPORTED))
 }

@@ -3,7 +3,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::section::{Access, Section};
 use crate::sys;
 
@@ -257,7 +257,7 @@ impl View {
     /// A page-aligned `(pointer, length)` covering `offset..offset+len`.
     fn pages(&self, op: &'static str, offset: usize, len: usize) -> Result<(*mut u8, usize)> {
         self.check(op, offset, len)?;
-        let page = sys::granularity();
+        let page = sys::page_size();
         let start = offset / page * page;
         Ok((
             self.ptr.as_ptr().wrapping_add(start),
@@ -327,7 +327,7 @@ impl View {
         // SAFETY: the range lies within the live mapping.
         let resident = unsafe { sys::resident_pages(ptr, len) }
             .map_err(|e| self.section.err_os("residency", e))?;
-        let page_size = sys::granularity();
+        let page_size = sys::page_size();
         Ok(Residency {
             resident_pages: resident,
             total_pages: len.div_ceil(page_size),
@@ -341,16 +341,12 @@ impl View {
         let (ptr, len) = self.pages("lock", offset, len)?;
         // SAFETY: the range lies within the live mapping.
         unsafe { sys::lock(ptr, len) }.map_err(|e| {
-            let limit = match sys::memlock_limit() {
-                Some(l) => format!("{l} bytes"),
-                None => "unlimited".to_owned(),
-            };
-            Error::new(ErrorKind::PermissionDenied, "lock")
+            self.section
+                .err(ErrorKind::PermissionDenied, "lock")
                 .with_detail(format!(
-                    "locking {len} bytes refused ({e}); RLIMIT_MEMLOCK is {limit}: raise it \
-                     (ulimit -l) or grant CAP_IPC_LOCK"
+                    "locking {len} bytes refused ({e}); {}",
+                    sys::lock_limit_hint()
                 ))
-                .with_name(self.section.name().unwrap_or("(anonymous)"))
         })
     }
 

@@ -1,4 +1,5 @@
-//! Behaviour of one process: creating, opening, views, lifetime, bad input.
+#![cfg(target_os = "linux")]
+//! Behaviour of one process on Linux: creating, opening, views, lifetime, bad input.
 //! Every test works in a private namespace (a fresh directory on tmpfs) and
 //! so cleans up everything it creates.
 

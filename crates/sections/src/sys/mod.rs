@@ -10,10 +10,17 @@ use crate::section::Lifetime;
 /// What a new named section is asked to be.
 pub(crate) struct Spec<'a> {
     pub size: Option<u64>,
+    /// Permission bits (Windows gives named objects the creator's default
+    /// security instead).
+    #[cfg_attr(windows, allow(dead_code))]
     pub mode: u32,
     pub lifetime: Lifetime,
     /// Back it by this file instead of memory.
     pub file: Option<&'a Path>,
+    /// Allow executable views (Windows must say so when it creates the
+    /// section; Linux needs nothing).
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
+    pub exec: bool,
 }
 
 #[cfg(target_os = "linux")]
@@ -21,5 +28,10 @@ mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use linux::*;
 
-#[cfg(not(target_os = "linux"))]
-compile_error!("sections currently supports Linux only");
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;
+
+#[cfg(not(any(target_os = "linux", windows)))]
+compile_error!("sections supports Linux and Windows");

@@ -14,7 +14,9 @@ use rustix::fs::{self as rfs, Mode, OFlags};
 use rustix::mm::{self, MapFlags, MsyncFlags, ProtFlags};
 
 pub(crate) use names::{list_namespace, reclaim_stale, remove_abandoned_build, remove_named};
-pub(crate) use object::{anonymous, create_named, from_file, open_named, open_path, Object};
+pub(crate) use object::{
+    anonymous, create_named, from_file, from_inherited, open_named, open_path, Object,
+};
 pub(crate) use procfs::{file_key, resident_bytes, users_of, FileKey};
 pub(crate) use transfer::{receive_fd, send_fd};
 
@@ -23,6 +25,11 @@ use crate::view::Advice;
 
 /// The size of a page, which is also the alignment of view offsets.
 pub(crate) fn granularity() -> usize {
+    rustix::param::page_size()
+}
+
+/// The page size, the unit of flushing, residency and locking.
+pub(crate) fn page_size() -> usize {
     rustix::param::page_size()
 }
 
@@ -360,7 +367,11 @@ pub(crate) unsafe fn unlock(ptr: *mut u8, len: usize) -> io::Result<()> {
     unsafe { mm::munlock(ptr.cast(), len) }.map_err(Into::into)
 }
 
-/// The soft `RLIMIT_MEMLOCK`, in bytes (`None` when unlimited).
-pub(crate) fn memlock_limit() -> Option<u64> {
-    rustix::process::getrlimit(rustix::process::Resource::Memlock).current
+/// What limits locking, for the error message.
+pub(crate) fn lock_limit_hint() -> String {
+    let limit = match rustix::process::getrlimit(rustix::process::Resource::Memlock).current {
+        Some(l) => format!("{l} bytes"),
+        None => "unlimited".to_owned(),
+    };
+    format!("RLIMIT_MEMLOCK is {limit}: raise it (ulimit -l) or grant CAP_IPC_LOCK")
 }

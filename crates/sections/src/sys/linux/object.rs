@@ -76,6 +76,19 @@ impl Object {
         unsafe { super::map(self.fd(), offset, len, access) }
     }
 
+    /// A descriptor that a child started with `exec` inherits, and the
+    /// token that tells the child what it is.
+    pub(crate) fn inheritable(&self, access: Access, kind: Kind) -> io::Result<(OwnedFd, String)> {
+        let fd = super::inheritable_dup(self.fd())?;
+        let token = format!(
+            "fd:{}:{}:{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            access.tag(),
+            u8::from(kind.is_file())
+        );
+        Ok((fd, token))
+    }
+
     /// Makes written data durable (`fsync`).
     pub(crate) fn sync_data(&self) -> io::Result<()> {
         super::fsync(self.fd())
@@ -105,8 +118,9 @@ impl Object {
     }
 }
 
-/// An anonymous memory section of `size` bytes (a sealed memfd).
-pub(crate) fn anonymous(size: u64) -> Result<Object> {
+/// An anonymous memory section of `size` bytes (a sealed memfd; memfds
+/// are mappable executable, so `_exec` needs nothing here).
+pub(crate) fn anonymous(size: u64, _exec: bool) -> Result<Object> {
     memfd(size)
         .map(Object::unnamed)
         .map_err(|e| Error::os("create anonymous", e))
@@ -136,7 +150,7 @@ pub(crate) fn create_named(
     ns: &Namespace,
     name: &str,
     spec: &Spec<'_>,
-    init: &mut dyn FnMut(Object) -> Result<()>,
+    init: Option<&mut dyn FnMut(Object) -> Result<()>>,
 ) -> Result<(Object, Kind)> {
     const OP: &str = "create";
     match spec.file {
@@ -147,18 +161,22 @@ pub(crate) fn create_named(
                     .with_detail("a memory-backed section needs a size")
             })?;
             let mut failure = None;
+            let mut init = init;
             let published = names::create_named(
                 ns.dir(),
                 name,
                 Content::Memory { size },
                 spec.mode,
                 spec.lifetime,
-                &mut |fd| {
-                    let copy = fd.try_clone_to_owned()?;
-                    init(Object::unnamed(copy)).map_err(|e| {
-                        failure = Some(e);
-                        io::Error::other("initialisation failed")
-                    })
+                &mut |fd| match init.as_mut() {
+                    None => Ok(()),
+                    Some(init) => {
+                        let copy = fd.try_clone_to_owned()?;
+                        init(Object::unnamed(copy)).map_err(|e| {
+                            failure = Some(e);
+                            io::Error::other("initialisation failed")
+                        })
+                    }
                 },
             );
             if let Some(e) = failure {
@@ -308,4 +326,45 @@ fn open_error(op: &'static str, name: &str, ns: &Namespace, e: OpenError) -> Err
             .with_name(name)
             .with_detail("create reclaims the name, gc removes it"),
     }
+}
+
+/// Adopts an inherited section from the token [`Object::inheritable`] made.
+pub(crate) fn from_inherited(token: &str) -> Result<(Object, Kind, Access)> {
+    const OP: &str = "adopt inherited section";
+    let bad = || {
+        Error::new(ErrorKind::InvalidName, OP)
+            .with_detail(format!("'{token}' is not a section token"))
+    };
+    let mut parts = token.split(':');
+    if parts.next() != Some("fd") {
+        return Err(bad());
+    }
+    let fd: i32 = parts.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let sent = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .and_then(Access::from_tag)
+        .ok_or_else(bad)?;
+    let is_file = parts.next() == Some("1");
+    // Only adopt a descriptor that is open in this process.
+    // SAFETY: fcntl(F_GETFD) on any integer is harmless.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(
+            Error::os(OP, io::Error::last_os_error()).with_detail(format!("descriptor {fd}"))
+        );
+    }
+    // SAFETY: the parent made this descriptor inheritable for us and passed
+    // its number; nothing else in this process owns it.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let (object, _, actual) = Object::adopt(fd, OP)?;
+    let access = if sent.needs_writable_handle() && !actual.needs_writable_handle() {
+        Access::Read
+    } else {
+        sent
+    };
+    Ok((
+        object,
+        if is_file { Kind::File } else { Kind::Anonymous },
+        access,
+    ))
 }

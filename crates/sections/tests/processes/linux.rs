@@ -1,4 +1,4 @@
-//! Behaviour across real processes: this test binary re-executes itself in
+//! Behaviour across real processes on Linux: this test binary re-executes itself in
 //! a "role" (chosen by an environment variable) to act as the peer.
 //!
 //! Tests use a private namespace (a fresh directory on tmpfs), except the
@@ -22,7 +22,7 @@ type TestFn = fn() -> Result<(), Failed>;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-fn main() {
+pub fn main() {
     if let Ok(role) = std::env::var(ROLE) {
         let args: Vec<String> = std::env::args().skip(1).collect();
         if let Err(e) = run_role(&role, &args) {
