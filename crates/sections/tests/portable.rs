@@ -59,6 +59,7 @@ fn main() {
         ("growth", growth),
         ("create_with_initialises_before_publishing", create_with),
         ("view_operations", view_operations),
+        ("default_namespace_names", default_namespace_names),
     ];
     let trials = tests.into_iter().map(|(n, f)| Trial::test(n, f)).collect();
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
@@ -606,11 +607,31 @@ fn anonymous_to_child() -> Result<(), Failed> {
 }
 
 fn growth() -> Result<(), Failed> {
+    // A file-backed section grows everywhere; new views cover the new range.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("grows.bin");
+    std::fs::write(&path, vec![0u8; gran()])?;
+    let f = Section::from_path(&path, Access::ReadWrite)?;
+    let old = f.map_all(Access::ReadWrite)?;
+    f.grow(3 * gran() as u64)?;
+    assert_eq!(f.size()?, 3 * gran() as u64);
+    f.map(2 * gran() as u64, gran(), Access::ReadWrite)?
+        .write_at(0, b"tail")?;
+    old.write_at(0, b"head")?;
+    drop((old, f));
+    let bytes = std::fs::read(&path)?;
+    assert_eq!(
+        (bytes.len(), &bytes[..4], &bytes[2 * gran()..2 * gran() + 4]),
+        (3 * gran(), &b"head"[..], &b"tail"[..])
+    );
+
     let p = namespace();
     let s = create(&p.ns, "grow", gran());
     let result = s.grow(4 * gran() as u64);
     if cfg!(windows) {
-        assert_eq!(result.unwrap_err().kind(), ErrorKind::Unsupported);
+        // A pagefile-backed section has a fixed maximum size.
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
         return Ok(());
     }
     result?;
@@ -652,5 +673,30 @@ fn view_operations() -> Result<(), Failed> {
         Ok(()) => v.unlock(0, gran())?,
         Err(e) => assert_eq!(e.kind(), ErrorKind::PermissionDenied),
     }
+    Ok(())
+}
+
+/// The default namespace: `/dev/shm/NAME` on Linux, `Local\NAME` on
+/// Windows, where an explicit `Local\` prefix names the same object.
+fn default_namespace_names() -> Result<(), Failed> {
+    let name = format!("sections-portable-{}-default", std::process::id());
+    let s = Section::create(&name, gran() as u64)?;
+    s.map_all(Access::ReadWrite)?.write_at(0, b"default")?;
+    assert_eq!(read(&Section::open(&name, Access::Read)?, 0, 7), b"default");
+    if cfg!(windows) {
+        let prefixed = Section::open(&format!("Local\\{name}"), Access::Read)?;
+        assert_eq!(read(&prefixed, 0, 7), b"default");
+        for bad in ["Local\\", "Local\\a\\b", "Global\\..", "x\\y"] {
+            let err = Section::open(bad, Access::Read).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidName, "{bad:?}");
+        }
+    } else {
+        assert!(std::path::Path::new("/dev/shm").join(&name).exists());
+    }
+    drop(s);
+    assert_eq!(
+        Section::open(&name, Access::Read).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
     Ok(())
 }

@@ -13,6 +13,7 @@ use std::os::windows::io::{
     AsHandle, AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle, RawHandle,
 };
 use std::path::Path;
+use std::sync::{PoisonError, RwLock};
 
 use windows_sys::Win32::Foundation::{
     DuplicateHandle, GetLastError, DUPLICATE_SAME_ACCESS, ERROR_ALREADY_EXISTS, HANDLE,
@@ -132,36 +133,81 @@ pub(crate) fn object_name(ns: &Namespace, name: &str) -> String {
 /// The kernel object(s) behind a `Section`.
 #[derive(Debug)]
 pub(crate) struct Object {
+    /// The mapping new views are made from, and its maximum size. Growing
+    /// a file-backed section replaces it; existing views keep the old one
+    /// alive (a view references its section).
+    current: RwLock<Current>,
+    /// The backing file, for file-backed sections this handle opened.
+    file: Option<Backing>,
+}
+
+#[derive(Debug)]
+struct Current {
     mapping: OwnedHandle,
-    /// The backing file, for file-backed sections.
-    file: Option<OwnedHandle>,
-    /// The section's maximum size, fixed when the mapping was made.
     size: u64,
 }
 
+#[derive(Debug)]
+struct Backing {
+    handle: OwnedHandle,
+    writable: bool,
+    exec: bool,
+}
+
 impl Object {
-    fn query(mapping: OwnedHandle, file: Option<OwnedHandle>) -> io::Result<Object> {
-        let (size, _) = query_section(raw(&mapping))?;
-        Ok(Object {
-            mapping,
+    fn new(mapping: OwnedHandle, size: u64, file: Option<Backing>) -> Object {
+        Object {
+            current: RwLock::new(Current { mapping, size }),
             file,
-            size,
-        })
+        }
+    }
+
+    fn query(mapping: OwnedHandle) -> io::Result<Object> {
+        let (size, _) = query_section(raw(&mapping))?;
+        Ok(Object::new(mapping, size, None))
+    }
+
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn size(&self) -> io::Result<u64> {
-        Ok(self.size)
+        Ok(self.current().size)
     }
 
+    /// Grows a file-backed section: extends the file and makes a larger
+    /// mapping for new views. A memory-backed section has a fixed size.
     pub(crate) fn grow(&self, new_size: u64) -> io::Result<()> {
-        if new_size <= self.size {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if new_size <= current.size {
             return Ok(());
         }
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "a Windows section has a fixed maximum size; create a larger section \
-             (for a file, extend it and make a new section over it)",
-        ))
+        let Some(file) = &self.file else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a Windows memory-backed section has a fixed maximum size (and a section opened \
+                 by name cannot reach its file); create a larger section",
+            ));
+        };
+        if file_size(&file.handle)? < new_size {
+            set_file_size(&file.handle, new_size)?;
+        }
+        // SAFETY: a valid file handle; size 0 means "the file's size".
+        let handle = unsafe {
+            CreateFileMappingW(
+                raw(&file.handle),
+                std::ptr::null(),
+                protection(file.exec, file.writable),
+                0,
+                0,
+                std::ptr::null(),
+            )
+        };
+        *current = Current {
+            mapping: owned(handle)?,
+            size: new_size,
+        };
+        Ok(())
     }
 
     /// # Safety
@@ -185,7 +231,7 @@ impl Object {
         // SAFETY: a valid section handle; the kernel picks the address.
         let view = unsafe {
             MapViewOfFile(
-                raw(&self.mapping),
+                raw(&self.current().mapping),
                 flags,
                 (offset >> 32) as u32,
                 offset as u32,
@@ -201,7 +247,7 @@ impl Object {
     pub(crate) fn sync_data(&self) -> io::Result<()> {
         match &self.file {
             // SAFETY: a valid file handle.
-            Some(file) => match unsafe { FlushFileBuffers(raw(file)) } {
+            Some(file) => match unsafe { FlushFileBuffers(raw(&file.handle)) } {
                 0 => Err(last_error()),
                 _ => Ok(()),
             },
@@ -221,7 +267,7 @@ impl Object {
         let ok = unsafe {
             DuplicateHandle(
                 GetCurrentProcess(),
-                raw(&self.mapping),
+                raw(&self.current().mapping),
                 GetCurrentProcess(),
                 &mut dup,
                 0,
@@ -250,7 +296,7 @@ impl Object {
         let ok = unsafe {
             DuplicateHandle(
                 GetCurrentProcess(),
-                raw(&self.mapping),
+                raw(&self.current().mapping),
                 process.as_raw_handle() as HANDLE,
                 &mut target,
                 0,
@@ -317,11 +363,7 @@ pub(crate) fn anonymous(size: u64, exec: bool) -> Result<Object> {
         )
     };
     let mapping = owned(handle).map_err(|e| Error::os(OP, e))?;
-    Ok(Object {
-        mapping,
-        file: None,
-        size,
-    })
+    Ok(Object::new(mapping, size, None))
 }
 
 fn open_file_handle(path: &Path, writable: bool, create: bool) -> io::Result<OwnedHandle> {
@@ -395,11 +437,12 @@ fn map_file(
     if existed {
         return Err(io::ErrorKind::AlreadyExists.into());
     }
-    Ok(Object {
-        mapping,
-        file: Some(file),
-        size,
-    })
+    let file = Backing {
+        handle: file,
+        writable,
+        exec,
+    };
+    Ok(Object::new(mapping, size, Some(file)))
 }
 
 pub(crate) fn open_path(path: &Path, access: Access) -> Result<(Object, Kind, Access)> {
@@ -498,12 +541,7 @@ pub(crate) fn create_named(
             if existed {
                 return Err(already(io::ErrorKind::AlreadyExists.into()));
             }
-            let object = Object {
-                mapping,
-                file: None,
-                size,
-            };
-            Ok((object, Kind::Memory))
+            Ok((Object::new(mapping, size, None), Kind::Memory))
         }
         Some(path) => {
             let file_err = |e: io::Error| {
@@ -551,7 +589,7 @@ pub(crate) fn open_named(
     })?;
     let (_, is_file) =
         query_section(raw(&mapping)).map_err(|e| Error::os(OP, e).with_name(name))?;
-    let object = Object::query(mapping, None).map_err(|e| Error::os(OP, e).with_name(name))?;
+    let object = Object::query(mapping).map_err(|e| Error::os(OP, e).with_name(name))?;
     let kind = if is_file {
         Kind::NamedFile
     } else {
@@ -581,7 +619,7 @@ pub(crate) fn from_inherited(token: &str) -> Result<(Object, Kind, Access)> {
     // SAFETY: the parent made this handle inheritable for us and passed its
     // value; nothing else in this process owns it.
     let mapping = unsafe { OwnedHandle::from_raw_handle(value as RawHandle) };
-    let object = Object::query(mapping, None).map_err(|e| Error::os(OP, e))?;
+    let object = Object::query(mapping).map_err(|e| Error::os(OP, e))?;
     Ok((
         object,
         if is_file { Kind::File } else { Kind::Anonymous },
