@@ -18,10 +18,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where names live unless `--namespace` says otherwise.
+#[cfg(windows)]
+const DEFAULT_NAMESPACE: &str = "Local\\";
+#[cfg(not(windows))]
+const DEFAULT_NAMESPACE: &str = "/dev/shm";
+
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The namespace directory that holds the names.
-    #[arg(long, global = true, value_name = "DIR", default_value = "/dev/shm")]
+    /// The namespace that holds the names: a directory (on Windows, a
+    /// private prefix; the default is the session's Local\ namespace).
+    #[arg(long, global = true, value_name = "DIR", default_value = DEFAULT_NAMESPACE)]
     pub namespace: PathBuf,
     /// Open sections owned by another user (refused by default: a name
     /// another user created first may be a trap).
@@ -109,7 +116,7 @@ pub enum Command {
     Bench {
         /// Suites to run (default: all).
         #[arg(value_enum)]
-        suites: Vec<crate::bench::Suite>,
+        suites: Vec<Suite>,
         /// Fewer runs and operations (3 runs per case).
         #[arg(long)]
         quick: bool,
@@ -133,4 +140,13 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+}
+
+/// Which bench suites to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// A mapped file against read() and pread().
+    Mmap,
+    /// Shared memory against private memory.
+    Shared,
 }

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use clap::CommandFactory;
 use sections::{Access, Lifetime, Namespace, Section, SectionOptions};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::cli::{Cli, Command, Global};
 use crate::report::{self, EntryReport};
@@ -36,6 +35,7 @@ pub fn run(cli: Cli) -> Result {
         Command::Info { name, json } => info(g, &name, json),
         Command::Rm { name } => rm(g, &name),
         Command::Gc { dry_run } => gc(g, dry_run),
+        #[cfg(target_os = "linux")]
         Command::Bench {
             suites,
             quick,
@@ -51,6 +51,12 @@ pub fn run(cli: Cli) -> Result {
             json,
             plot,
         })?),
+        #[cfg(not(target_os = "linux"))]
+        Command::Bench { .. } => Err(Failure::new(
+            "sect bench measures Linux system calls (read, pread, posix_fadvise, getrusage) \
+             and is available on Linux only",
+        )
+        .into()),
         Command::Completions { shell } => {
             let mut out = io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "sect", &mut out);
@@ -133,16 +139,45 @@ fn hold(g: &Global, name: &str) -> Result {
     )
 }
 
-fn catch_signals() -> std::result::Result<signal_hook::iterator::Signals, Failure> {
+/// Waits for the signal to let go: SIGINT, SIGTERM or SIGHUP on Unix.
+#[cfg(unix)]
+struct Release(signal_hook::iterator::Signals);
+
+#[cfg(unix)]
+fn catch_signals() -> std::result::Result<Release, Failure> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map(Release)
         .map_err(|e| Failure::new(format!("cannot catch signals: {e}")))
 }
 
-fn hold_until_signal(
-    mut signals: signal_hook::iterator::Signals,
-    section: Section,
-    line: &str,
-) -> Result {
+#[cfg(unix)]
+impl Release {
+    fn wait(mut self) {
+        let _signal = self.0.forever().next();
+    }
+}
+
+/// On Windows, Ctrl-C or ending the process lets go: the kernel closes the
+/// handles of an ended process, and the name goes with the last one.
+#[cfg(windows)]
+struct Release;
+
+#[cfg(windows)]
+fn catch_signals() -> std::result::Result<Release, Failure> {
+    Ok(Release)
+}
+
+#[cfg(windows)]
+impl Release {
+    fn wait(self) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+fn hold_until_signal(release: Release, section: Section, line: &str) -> Result {
     // A holder maps the section too, so `sect info` shows where. Sections
     // too large for the address space are held without a view.
     let view = section.map_all(Access::Read).ok();
@@ -151,7 +186,7 @@ fn hold_until_signal(
         // A closed stdout must not stop us from holding.
         let _ = writeln!(out, "{line}").and_then(|()| out.flush());
     }
-    let _signal = signals.forever().next();
+    release.wait();
     drop((view, section));
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `sect`: the command-line tool for sections. A thin layer: parse, call
 //! the library, print.
 
+#[cfg(target_os = "linux")]
 mod bench;
 mod cli;
 mod commands;

@@ -1,3 +1,4 @@
+#![cfg(target_os = "linux")]
 //! `sect bench` at a tiny size: every variant must compute the same
 //! checksum (the bench fails otherwise), and the report must be complete.
 //! No timing is asserted.

@@ -1,3 +1,4 @@
+#![cfg(target_os = "linux")]
 //! `sect` end to end: the real binary, real processes, real signals.
 
 use std::io::{BufRead, BufReader};

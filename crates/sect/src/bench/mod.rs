@@ -19,14 +19,7 @@ use crate::report::table;
 use crate::units::human;
 use crate::Failure;
 
-/// Which suites to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Suite {
-    /// A mapped file against read() and pread().
-    Mmap,
-    /// Shared memory against private memory.
-    Shared,
-}
+pub use crate::cli::Suite;
 
 #[derive(Debug)]
 pub struct Options {
