@@ -23,6 +23,11 @@ pub(crate) struct Spec<'a> {
     pub exec: bool,
 }
 
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::*;
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]

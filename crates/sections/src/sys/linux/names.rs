@@ -87,9 +87,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{self as rfs, AtFlags, FlockOperation, Mode, OFlags, RenameFlags, CWD};
 use rustix::io::Errno;
 
-use super::{fstat, oflags_for, FileStat};
 use crate::name::RESERVED_PREFIX;
 use crate::section::{Access, Lifetime};
+use crate::sys::{fstat, oflags_for, FileStat};
 
 const RECORD_MAGIC: &str = "sections-file 1";
 /// Records are tiny; a larger entry is not one of ours.
@@ -255,7 +255,7 @@ impl Drop for Entry {
     fn drop(&mut self) {
         // A forked child shares our OFD and hold; only the process that took
         // the hold may decide about the name.
-        if !self.marker.counted() || self.pid != super::pid() {
+        if !self.marker.counted() || self.pid != crate::sys::pid() {
             return;
         }
         // Errors here cannot be reported from `drop`; the worst outcome is a
@@ -338,7 +338,7 @@ fn temp_name() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    format!("{RESERVED_PREFIX}{}-{n}-{nanos}", super::pid())
+    format!("{RESERVED_PREFIX}{}-{n}-{nanos}", crate::sys::pid())
 }
 
 /// How a file under construction gets its name.
@@ -437,7 +437,7 @@ pub(crate) fn create_named(
         fd,
         st: built?,
         marker,
-        pid: super::pid(),
+        pid: crate::sys::pid(),
     })
 }
 
@@ -480,7 +480,7 @@ pub(crate) fn reclaim_stale(path: &Path) -> io::Result<bool> {
         Err(_) => return Ok(false),
     };
     let st = fstat(fd.as_fd())?;
-    if !st.is_regular || !Marker::from_mode(st.mode).counted() || st.uid != super::euid() {
+    if !st.is_regular || !Marker::from_mode(st.mode).counted() || st.uid != crate::sys::euid() {
         return Ok(false);
     }
     gate(fd.as_fd())?;
@@ -524,7 +524,7 @@ fn check_openable(st: &FileStat, allow_foreign_owner: bool) -> Result<(), OpenEr
     if !st.is_regular {
         return Err(OpenError::NotRegular);
     }
-    if st.uid != super::euid() && !allow_foreign_owner {
+    if st.uid != crate::sys::euid() && !allow_foreign_owner {
         return Err(OpenError::ForeignOwner(st.uid));
     }
     Ok(())
@@ -563,7 +563,7 @@ pub(crate) fn open_named(
             fd,
             st,
             marker,
-            pid: super::pid(),
+            pid: crate::sys::pid(),
         });
     }
     Err(OpenError::Io(io::ErrorKind::NotFound.into()))
@@ -628,7 +628,7 @@ pub(crate) fn list_namespace(dir: &Path) -> io::Result<Vec<RawListing>> {
         let Ok(st) = rfs::statat(CWD, &path, AtFlags::SYMLINK_NOFOLLOW) else {
             continue;
         };
-        let st = super::to_filestat(&st);
+        let st = crate::sys::to_filestat(&st);
         if !st.is_regular {
             continue;
         }

@@ -7,11 +7,12 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use super::names::{self, Content, Entry, OpenError, Record};
-use super::{fd_writable, fstat, is_memfd, memfd, open_file, set_len};
+use super::{is_memfd, memfd};
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::Namespace;
 use crate::section::{Access, Kind, Lifetime};
 use crate::sys::Spec;
+use crate::sys::{fd_writable, fstat, open_file, set_len};
 
 /// The kernel object(s) behind a `Section`.
 #[derive(Debug)]
@@ -65,7 +66,7 @@ impl Object {
     /// Maps `len` bytes at `offset`.
     ///
     /// # Safety
-    /// As [`super::map`].
+    /// As [`crate::sys::map`].
     pub(crate) unsafe fn map(
         &self,
         offset: u64,
@@ -73,13 +74,13 @@ impl Object {
         access: Access,
     ) -> io::Result<*mut u8> {
         // SAFETY: forwarded contract.
-        unsafe { super::map(self.fd(), offset, len, access) }
+        unsafe { crate::sys::map(self.fd(), offset, len, access) }
     }
 
     /// A descriptor that a child started with `exec` inherits, and the
     /// token that tells the child what it is.
     pub(crate) fn inheritable(&self, access: Access, kind: Kind) -> io::Result<(OwnedFd, String)> {
-        let fd = super::inheritable_dup(self.fd())?;
+        let fd = crate::sys::inheritable_dup(self.fd())?;
         let token = format!(
             "fd:{}:{}:{}",
             std::os::fd::AsRawFd::as_raw_fd(&fd),
@@ -91,7 +92,7 @@ impl Object {
 
     /// Makes written data durable (`fsync`).
     pub(crate) fn sync_data(&self) -> io::Result<()> {
-        super::fsync(self.fd())
+        crate::sys::fsync(self.fd())
     }
 
     /// Adopts a descriptor: its access is the descriptor's; a memfd is an
@@ -320,7 +321,7 @@ fn open_error(op: &'static str, name: &str, ns: &Namespace, e: OpenError) -> Err
             .with_name(name)
             .with_detail(format!(
                 "owned by uid {uid}, not by this user (uid {}); allow it with allow_foreign_owner",
-                super::euid()
+                crate::sys::euid()
             )),
         OpenError::Stale => Error::new(ErrorKind::Stale, op)
             .with_name(name)

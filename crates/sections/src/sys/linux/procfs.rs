@@ -124,12 +124,12 @@ pub(crate) fn resident_bytes(path: &Path) -> io::Result<u64> {
     }
     // SAFETY: a fresh read-only mapping owned by this function, unmapped
     // before it returns; its contents are never read, only their residency.
-    let ptr = unsafe { super::map(fd.as_fd(), 0, size, crate::section::Access::Read)? };
+    let ptr = unsafe { crate::sys::map(fd.as_fd(), 0, size, crate::section::Access::Read)? };
     // SAFETY: `ptr..ptr+size` is the mapping made above.
-    let pages = unsafe { super::resident_pages(ptr, size) };
+    let pages = unsafe { crate::sys::resident_pages(ptr, size) };
     // SAFETY: as above; nothing refers to the mapping any more.
-    let _ = unsafe { super::unmap(ptr, size) };
-    Ok(pages? as u64 * super::granularity() as u64)
+    let _ = unsafe { crate::sys::unmap(ptr, size) };
+    Ok(pages? as u64 * crate::sys::granularity() as u64)
 }
 
 #[cfg(test)]
