@@ -14,7 +14,8 @@ rustup target add x86_64-pc-windows-gnu >/dev/null
 export WINEDEBUG=-all
 export WINEPREFIX="${WINEPREFIX:-$(cd "$here/../.." && pwd)/target/wine}"
 if [ ! -d "$WINEPREFIX/drive_c/windows/system32" ]; then
-    /usr/lib/wine/wine64 wineboot -i >/dev/null 2>&1 || true
+    # No Mono or Gecko: nothing here needs them, and their installers would prompt.
+    WINEDLLOVERRIDES="mscoree,mshtml=" /usr/lib/wine/wine64 wineboot -i >/dev/null 2>&1 || true
     /usr/lib/wine/wineserver -w || true
 fi
 out="$(mktemp -d)"

@@ -209,17 +209,17 @@ pub fn gc(namespace: &Namespace) -> Result<Vec<String>> {
     Ok(removed)
 }
 
-/// Listing is not available on Windows, which has no API to enumerate the
-/// named sections of a session.
-#[cfg(windows)]
+/// Listing is not available on Windows or macOS, which have no API to
+/// enumerate their named sections.
+#[cfg(not(target_os = "linux"))]
 pub fn list(_namespace: &Namespace) -> Result<Vec<EntryInfo>> {
     Err(Error::new(ErrorKind::Unsupported, "list").with_detail(sys::LISTING_UNSUPPORTED))
 }
 
 /// On Windows the kernel removes a name with its last handle, even when
-/// the holder was killed: nothing is ever stale, and there is nothing to
-/// collect.
-#[cfg(windows)]
+/// the holder was killed, and macOS sections are persistent: nothing is
+/// ever stale, and there is nothing to collect.
+#[cfg(not(target_os = "linux"))]
 pub fn gc(_namespace: &Namespace) -> Result<Vec<String>> {
     Ok(Vec::new())
 }

@@ -401,23 +401,6 @@ pub struct Removed {
 
 /// Removes a named section from `namespace`. See [`Section::remove`].
 pub fn remove(namespace: &Namespace, name: &str) -> Result<Removed> {
-    const OP: &str = "remove";
-    validate_name(name).map_err(|e| e.with_op(OP))?;
-    #[cfg(windows)]
-    return Err(Error::new(ErrorKind::Unsupported, OP)
-        .with_name(name)
-        .with_detail(format!(
-            "a Windows section ({}) goes with its last handle; close every handle instead",
-            sys::object_name(namespace, name)
-        )));
-    #[cfg(not(windows))]
-    sys::remove_named(&namespace.dir().join(name))
-        .map(|removed| Removed {
-            still_held: removed.held,
-        })
-        .map_err(|e| {
-            Error::os(OP, e)
-                .with_name(name)
-                .with_detail(format!("in {}", namespace.dir().display()))
-        })
+    validate_name(name).map_err(|e| e.with_op("remove"))?;
+    sys::remove(namespace, name)
 }

@@ -85,8 +85,8 @@ pub fn usage(namespace: &Namespace, entries: &[EntryInfo]) -> Result<Vec<Usage>>
         .collect())
 }
 
-/// Not available on Windows, where sections cannot be listed.
-#[cfg(windows)]
+/// Not available on Windows or macOS, where sections cannot be listed.
+#[cfg(not(target_os = "linux"))]
 pub fn usage(_namespace: &Namespace, _entries: &[EntryInfo]) -> Result<Vec<Usage>> {
     Err(Error::new(crate::ErrorKind::Unsupported, "usage").with_detail(sys::LISTING_UNSUPPORTED))
 }

@@ -18,8 +18,8 @@ pub(crate) struct Spec<'a> {
     /// Back it by this file instead of memory.
     pub file: Option<&'a Path>,
     /// Allow executable views (Windows must say so when it creates the
-    /// section; Linux needs nothing).
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
+    /// section; Unix needs nothing).
+    #[cfg_attr(unix, allow(dead_code))]
     pub exec: bool,
 }
 
@@ -38,5 +38,10 @@ mod windows;
 #[cfg(windows)]
 pub(crate) use windows::*;
 
-#[cfg(not(any(target_os = "linux", windows)))]
-compile_error!("sections supports Linux and Windows");
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+pub(crate) use macos::*;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+compile_error!("sections supports Linux, macOS and Windows");

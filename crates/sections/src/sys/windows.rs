@@ -742,6 +742,15 @@ pub(crate) fn lock_limit_hint() -> String {
         .to_owned()
 }
 
-/// Not needed on Windows: the kernel's handle counting has no stale state.
+/// Windows removes a name with its last handle; there is nothing to remove.
+pub(crate) fn remove(ns: &Namespace, name: &str) -> Result<crate::section::Removed> {
+    Err(Error::new(ErrorKind::Unsupported, "remove")
+        .with_name(name)
+        .with_detail(format!(
+            "a Windows section ({}) goes with its last handle; close every handle instead",
+            object_name(ns, name)
+        )))
+}
+
 pub(crate) const LISTING_UNSUPPORTED: &str =
     "Windows offers no API to list the named sections of a session, and a name never outlives its last handle";

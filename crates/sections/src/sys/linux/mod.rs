@@ -10,11 +10,16 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 
 use rustix::fs::{self as rfs, Mode, OFlags};
 
-pub(crate) use names::{list_namespace, reclaim_stale, remove_abandoned_build, remove_named};
+pub(crate) use names::{list_namespace, reclaim_stale, remove_abandoned_build};
 pub(crate) use object::{
-    anonymous, create_named, from_file, from_inherited, open_named, open_path, Object,
+    anonymous, create_named, from_file, from_inherited, open_named, open_path, remove, Object,
 };
 pub(crate) use procfs::{file_key, resident_bytes, users_of, FileKey};
+
+/// This process's id (holds remember it; see `names`).
+pub(crate) fn pid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
 
 /// An anonymous memory section: a memfd of `size` bytes, sealed so that it
 /// can grow but never shrink (a peer cannot make our views fault).

@@ -331,41 +331,18 @@ fn open_error(op: &'static str, name: &str, ns: &Namespace, e: OpenError) -> Err
 
 /// Adopts an inherited section from the token [`Object::inheritable`] made.
 pub(crate) fn from_inherited(token: &str) -> Result<(Object, Kind, Access)> {
-    const OP: &str = "adopt inherited section";
-    let bad = || {
-        Error::new(ErrorKind::InvalidName, OP)
-            .with_detail(format!("'{token}' is not a section token"))
-    };
-    let mut parts = token.split(':');
-    if parts.next() != Some("fd") {
-        return Err(bad());
-    }
-    let fd: i32 = parts.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-    let sent = parts
-        .next()
-        .and_then(|v| v.parse().ok())
-        .and_then(Access::from_tag)
-        .ok_or_else(bad)?;
-    let is_file = parts.next() == Some("1");
-    // Only adopt a descriptor that is open in this process.
-    // SAFETY: fcntl(F_GETFD) on any integer is harmless.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(
-            Error::os(OP, io::Error::last_os_error()).with_detail(format!("descriptor {fd}"))
-        );
-    }
-    // SAFETY: the parent made this descriptor inheritable for us and passed
-    // its number; nothing else in this process owns it.
-    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let (object, _, actual) = Object::adopt(fd, OP)?;
-    let access = if sent.needs_writable_handle() && !actual.needs_writable_handle() {
-        Access::Read
-    } else {
-        sent
-    };
-    Ok((
-        object,
-        if is_file { Kind::File } else { Kind::Anonymous },
-        access,
-    ))
+    crate::sys::adopt_token(token, Object::adopt)
+}
+
+/// Removes a name under its gate; see [`names::remove_named`].
+pub(crate) fn remove(ns: &Namespace, name: &str) -> Result<crate::section::Removed> {
+    names::remove_named(&ns.dir().join(name))
+        .map(|removed| crate::section::Removed {
+            still_held: removed.held,
+        })
+        .map_err(|e| {
+            Error::os("remove", e)
+                .with_name(name)
+                .with_detail(format!("in {}", ns.dir().display()))
+        })
 }

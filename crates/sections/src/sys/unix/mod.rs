@@ -30,10 +30,6 @@ pub(crate) fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
-pub(crate) fn pid() -> u32 {
-    rustix::process::getpid().as_raw_nonzero().get() as u32
-}
-
 pub(crate) fn oflags_for(access: Access) -> OFlags {
     if access.needs_writable_handle() {
         OFlags::RDWR
@@ -67,14 +63,16 @@ pub(crate) struct FileStat {
     pub is_regular: bool,
 }
 
+// The field types of `struct stat` differ between Linux and macOS.
+#[allow(clippy::unnecessary_cast)]
 pub(crate) fn to_filestat(st: &rfs::Stat) -> FileStat {
     FileStat {
-        dev: st.st_dev,
+        dev: st.st_dev as u64,
         ino: st.st_ino,
         size: st.st_size as u64,
         uid: st.st_uid,
-        mode: st.st_mode & 0o7777,
-        nlink: st.st_nlink,
+        mode: st.st_mode as u32 & 0o7777,
+        nlink: st.st_nlink as u64,
         is_regular: rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::RegularFile,
     }
 }
@@ -353,4 +351,55 @@ pub(crate) fn lock_limit_hint() -> String {
         None => "unlimited".to_owned(),
     };
     format!("RLIMIT_MEMLOCK is {limit}: raise it (ulimit -l) or grant CAP_IPC_LOCK")
+}
+
+/// What adopting a descriptor yields: the object, its kind, its access.
+pub(crate) type Adopted<O> = crate::error::Result<(O, crate::section::Kind, Access)>;
+
+/// Parses a token made by `Object::inheritable` (`fd:N:ACCESS:FILE`) and
+/// adopts the descriptor with `adopt`; the token's access is narrowed to
+/// what the descriptor allows.
+pub(crate) fn adopt_token<O>(
+    token: &str,
+    adopt: fn(OwnedFd, &'static str) -> Adopted<O>,
+) -> Adopted<O> {
+    use crate::error::{Error, ErrorKind};
+    use crate::section::Kind;
+    const OP: &str = "adopt inherited section";
+    let bad = || {
+        Error::new(ErrorKind::InvalidName, OP)
+            .with_detail(format!("'{token}' is not a section token"))
+    };
+    let mut parts = token.split(':');
+    if parts.next() != Some("fd") {
+        return Err(bad());
+    }
+    let fd: i32 = parts.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let sent = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .and_then(Access::from_tag)
+        .ok_or_else(bad)?;
+    let is_file = parts.next() == Some("1");
+    // Only adopt a descriptor that is open in this process.
+    // SAFETY: fcntl(F_GETFD) on any integer is harmless.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(
+            Error::os(OP, io::Error::last_os_error()).with_detail(format!("descriptor {fd}"))
+        );
+    }
+    // SAFETY: the parent made this descriptor inheritable for us and passed
+    // its number; nothing else in this process owns it.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let (object, _, actual) = adopt(fd, OP)?;
+    let access = if sent.needs_writable_handle() && !actual.needs_writable_handle() {
+        Access::Read
+    } else {
+        sent
+    };
+    Ok((
+        object,
+        if is_file { Kind::File } else { Kind::Anonymous },
+        access,
+    ))
 }

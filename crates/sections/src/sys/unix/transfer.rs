@@ -39,6 +39,17 @@ pub(crate) fn send_fd(stream: &UnixStream, fd: BorrowedFd<'_>, tag: u8) -> io::R
     }
 }
 
+#[cfg(target_os = "linux")]
+fn recv_flags() -> RecvFlags {
+    RecvFlags::CMSG_CLOEXEC
+}
+
+/// Without `MSG_CMSG_CLOEXEC` the flag is set right after receiving.
+#[cfg(not(target_os = "linux"))]
+fn recv_flags() -> RecvFlags {
+    RecvFlags::empty()
+}
+
 /// Receives one descriptor and its tag byte sent by [`send_fd`].
 pub(crate) fn receive_fd(stream: &UnixStream) -> io::Result<(OwnedFd, u8)> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
@@ -49,7 +60,7 @@ pub(crate) fn receive_fd(stream: &UnixStream) -> io::Result<(OwnedFd, u8)> {
             stream,
             &mut [IoSliceMut::new(&mut payload)],
             &mut control,
-            RecvFlags::CMSG_CLOEXEC,
+            recv_flags(),
         ) {
             Ok(msg) => break msg,
             Err(rustix::io::Errno::INTR) => continue,
@@ -85,5 +96,7 @@ pub(crate) fn receive_fd(stream: &UnixStream) -> io::Result<(OwnedFd, u8)> {
             "the message carried no section descriptor",
         )
     })?;
+    #[cfg(not(target_os = "linux"))]
+    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
     Ok((fd, payload[0]))
 }

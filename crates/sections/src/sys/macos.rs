@@ -1,0 +1,255 @@
+//! macOS: POSIX shared memory (`shm_open`), no memfd, and regular files.
+//!
+//! macOS keeps shared-memory objects in one flat kernel namespace without
+//! a file system behind it: names are at most 30 bytes (PSHMNAMLEN, 31 with
+//! the leading `/`), an object's size can be set only once, and there is no
+//! lock on such an object that the handle-counted protocol could rest on.
+//! So named sections here are persistent (POSIX lifetime); asking for more
+//! is a typed `Unsupported` error that says what to use.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::Mode;
+use rustix::shm;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::name::Namespace;
+use crate::section::{Access, Kind, Lifetime, Removed};
+use crate::sys::{fd_writable, fstat, open_file, set_len, Spec};
+
+/// The longest name macOS accepts after the leading `/`.
+const MAX_SHM_NAME: usize = 30;
+
+pub(crate) const LISTING_UNSUPPORTED: &str =
+    "macOS offers no way to list POSIX shared-memory objects";
+
+/// The kernel object behind a `Section`.
+#[derive(Debug)]
+pub(crate) struct Object {
+    fd: OwnedFd,
+}
+
+impl Object {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub(crate) fn size(&self) -> io::Result<u64> {
+        Ok(fstat(self.fd())?.size)
+    }
+
+    /// Files grow; a shared-memory object's size is set once on macOS.
+    pub(crate) fn grow(&self, new_size: u64) -> io::Result<()> {
+        let st = fstat(self.fd())?;
+        if st.size >= new_size {
+            return Ok(());
+        }
+        if !st.is_regular {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "macOS sets a shared-memory object's size once; create a larger section",
+            ));
+        }
+        set_len(self.fd(), new_size)
+    }
+
+    /// # Safety
+    /// As [`crate::sys::map`].
+    pub(crate) unsafe fn map(
+        &self,
+        offset: u64,
+        len: usize,
+        access: Access,
+    ) -> io::Result<*mut u8> {
+        // SAFETY: forwarded contract.
+        unsafe { crate::sys::map(self.fd(), offset, len, access) }
+    }
+
+    pub(crate) fn sync_data(&self) -> io::Result<()> {
+        crate::sys::fsync(self.fd())
+    }
+
+    pub(crate) fn inheritable(&self, access: Access, kind: Kind) -> io::Result<(OwnedFd, String)> {
+        let fd = crate::sys::inheritable_dup(self.fd())?;
+        let token = format!(
+            "fd:{}:{}:{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            access.tag(),
+            u8::from(kind.is_file())
+        );
+        Ok((fd, token))
+    }
+
+    /// Adopts a descriptor with the access it was opened with.
+    pub(crate) fn adopt(fd: OwnedFd, op: &'static str) -> Result<(Object, Kind, Access)> {
+        let st = fstat(fd.as_fd()).map_err(|e| Error::os(op, e))?;
+        let kind = if st.is_regular {
+            Kind::File
+        } else {
+            Kind::Anonymous
+        };
+        let writable = fd_writable(fd.as_fd()).map_err(|e| Error::os(op, e))?;
+        let access = if writable {
+            Access::ReadWrite
+        } else {
+            Access::Read
+        };
+        Ok((Object { fd }, kind, access))
+    }
+}
+
+fn shm_name(op: &'static str, ns: &Namespace, name: &str) -> Result<String> {
+    if *ns != Namespace::default() {
+        return Err(Error::new(ErrorKind::Unsupported, op)
+            .with_name(name)
+            .with_detail("macOS has one flat shared-memory namespace; use the default namespace"));
+    }
+    if name.len() > MAX_SHM_NAME {
+        return Err(Error::new(ErrorKind::InvalidName, op)
+            .with_name(name)
+            .with_detail(format!(
+                "macOS allows at most {MAX_SHM_NAME} bytes, this name has {}",
+                name.len()
+            )));
+    }
+    Ok(format!("/{name}"))
+}
+
+fn shm_flags(access: Access) -> shm::OFlags {
+    if access.needs_writable_handle() {
+        shm::OFlags::RDWR
+    } else {
+        shm::OFlags::RDONLY
+    }
+}
+
+/// An anonymous section: a shared-memory object unlinked at once, so only
+/// descriptors (inherited or passed) reach it.
+pub(crate) fn anonymous(size: u64, _exec: bool) -> Result<Object> {
+    const OP: &str = "create anonymous";
+    for attempt in 0..16u32 {
+        let name = format!("/sect.{}.{attempt}", std::process::id());
+        let fd = match shm::open(
+            name.as_str(),
+            shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(Error::os(OP, e.into())),
+        };
+        let _ = shm::unlink(name.as_str());
+        set_len(fd.as_fd(), size).map_err(|e| Error::os(OP, e))?;
+        return Ok(Object { fd });
+    }
+    Err(Error::new(ErrorKind::AlreadyExists, OP).with_detail("no free temporary name"))
+}
+
+pub(crate) fn open_path(path: &Path, access: Access) -> Result<(Object, Kind, Access)> {
+    const OP: &str = "open file";
+    let fd = open_file(path, access, None)
+        .map_err(|e| Error::os(OP, e).with_detail(format!("file {}", path.display())))?;
+    Object::adopt(fd, OP)
+}
+
+pub(crate) fn from_file(file: &File) -> Result<(Object, Kind, Access)> {
+    const OP: &str = "open file";
+    let fd = file
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::os(OP, e))?;
+    Object::adopt(fd, OP)
+}
+
+pub(crate) fn create_named(
+    ns: &Namespace,
+    name: &str,
+    spec: &Spec<'_>,
+    init: Option<&mut dyn FnMut(Object) -> Result<()>>,
+) -> Result<(Object, Kind)> {
+    const OP: &str = "create";
+    let unsupported = |why: &str| {
+        Error::new(ErrorKind::Unsupported, OP)
+            .with_name(name)
+            .with_detail(why.to_owned())
+    };
+    if spec.lifetime == Lifetime::Counted {
+        return Err(unsupported(
+            "handle-counted lifetime needs a lock macOS shared memory does not have; \
+             use Lifetime::Persistent and Section::remove",
+        ));
+    }
+    if spec.file.is_some() {
+        return Err(unsupported(
+            "named file-backed sections need a directory namespace; map the file with Section::from_path",
+        ));
+    }
+    if init.is_some() {
+        return Err(unsupported(
+            "macOS cannot build a shared-memory object unseen and publish it; create it, initialise it, then signal readers",
+        ));
+    }
+    let size = spec.size.ok_or_else(|| {
+        Error::new(ErrorKind::InvalidSize, OP)
+            .with_name(name)
+            .with_detail("a memory-backed section needs a size")
+    })?;
+    let path = shm_name(OP, ns, name)?;
+    let fd = shm::open(
+        path.as_str(),
+        shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+        Mode::from_raw_mode((spec.mode & 0o666) as _),
+    )
+    .map_err(|e| Error::os(OP, e.into()).with_name(name))?;
+    if let Err(e) = set_len(fd.as_fd(), size) {
+        let _ = shm::unlink(path.as_str());
+        return Err(Error::os(OP, e).with_name(name));
+    }
+    Ok((Object { fd }, Kind::Memory))
+}
+
+pub(crate) fn open_named(
+    ns: &Namespace,
+    name: &str,
+    access: Access,
+    allow_foreign_owner: bool,
+) -> Result<(Object, Kind, Lifetime)> {
+    const OP: &str = "open";
+    let path = shm_name(OP, ns, name)?;
+    let fd = shm::open(path.as_str(), shm_flags(access), Mode::empty())
+        .map_err(|e| Error::os(OP, e.into()).with_name(name))?;
+    let st = fstat(fd.as_fd()).map_err(|e| Error::os(OP, e).with_name(name))?;
+    let me = crate::sys::euid();
+    if st.uid != me && !allow_foreign_owner {
+        return Err(Error::new(ErrorKind::PermissionDenied, OP)
+            .with_name(name)
+            .with_detail(format!(
+                "owned by uid {}, not by this user (uid {me}); allow it with allow_foreign_owner",
+                st.uid
+            )));
+    }
+    Ok((Object { fd }, Kind::Memory, Lifetime::Persistent))
+}
+
+pub(crate) fn remove(ns: &Namespace, name: &str) -> Result<Removed> {
+    const OP: &str = "remove";
+    let path = shm_name(OP, ns, name)?;
+    shm::unlink(path.as_str()).map_err(|e| Error::os(OP, e.into()).with_name(name))?;
+    // macOS cannot tell whether other processes still have it open.
+    Ok(Removed { still_held: false })
+}
+
+pub(crate) fn from_inherited(token: &str) -> Result<(Object, Kind, Access)> {
+    crate::sys::adopt_token(token, Object::adopt)
+}
+
+/// macOS cannot reopen a shared-memory object through its descriptor.
+pub(crate) fn reopen_read_only(_fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "macOS cannot narrow a descriptor's access; open the section read-only and send that handle",
+    ))
+}
