@@ -56,6 +56,8 @@ mod section;
 mod share;
 #[cfg(unix)]
 mod share_unix;
+#[cfg(any(target_os = "linux", windows))]
+pub mod sync;
 mod sys;
 mod usage;
 mod view;

@@ -4,6 +4,7 @@
 mod names;
 mod object;
 mod procfs;
+pub(crate) mod sync;
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};

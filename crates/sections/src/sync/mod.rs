@@ -1,0 +1,466 @@
+//! Inter-process sync objects: a robust mutex, an event and a semaphore,
+//! named in the same namespace as sections and with the same lifetime
+//! rules, plus [`Guarded`], a value in shared memory reachable only through
+//! the mutex.
+//!
+//! ```
+//! use sections::sync::{Locked, Mutex, SyncOptions};
+//!
+//! # fn main() -> sections::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let ns = sections::Namespace::at(dir.path());
+//! let opts = SyncOptions::new().namespace(&ns).clone();
+//! let mutex = opts.create_mutex("jobs-lock")?;
+//! match mutex.lock()? {
+//!     Locked::Acquired(_guard) => { /* the state is as the last holder left it */ }
+//!     Locked::Abandoned(mut guard) => {
+//!         // The previous holder died holding the lock: repair, then say so.
+//!         guard.mark_consistent()?;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Abandonment
+//!
+//! When a process dies holding a [`Mutex`], the next `lock` in any process
+//! returns [`Locked::Abandoned`] with the guard: it owns the mutex and is
+//! told, once. This follows Windows (`WAIT_ABANDONED`), deliberately: the
+//! mutex stays usable afterwards whether or not the new holder calls
+//! [`MutexGuard::mark_consistent`]; later lockers get
+//! [`Locked::Acquired`]. POSIX instead makes a robust mutex unusable for
+//! ever when its repairer does not mark it consistent; one crash would then
+//! stop every process that shares the lock. Call `mark_consistent` after
+//! repairing the protected state; it is how a reader of the code sees that
+//! the case was handled.
+//!
+//! # Platforms
+//!
+//! Linux: the objects live in a small named section (a process-shared
+//! robust pthread mutex, shared futex words), so they share the sections'
+//! handle-counted lifetime, stale detection and `gc`. Windows: named kernel
+//! mutexes, events and semaphores, whose lifetime the kernel counts.
+
+#[cfg(target_os = "linux")]
+mod shared;
+#[cfg(target_os = "linux")]
+use shared as imp;
+#[cfg(windows)]
+mod kernel;
+#[cfg(windows)]
+use kernel as imp;
+
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+use crate::name::Namespace;
+use crate::section::Lifetime;
+
+pub use bytemuck::Pod;
+
+/// Options shared by every sync object: namespace, lifetime, owner check.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    pub(crate) namespace: Namespace,
+    pub(crate) lifetime: Lifetime,
+    pub(crate) allow_foreign_owner: bool,
+}
+
+/// Whether `create_or_open` made the object or found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A new object was created.
+    Created,
+    /// An existing object was opened (its settings are its own).
+    Opened,
+}
+
+/// How an [`Event`] behaves once set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    /// Stays set, releasing every waiter, until `reset`.
+    Manual,
+    /// Releases exactly one waiter per `set`, then resets itself.
+    Auto,
+}
+
+impl SyncOptions {
+    /// The defaults: the default namespace, handle-counted, own objects only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The namespace of the names.
+    pub fn namespace(&mut self, namespace: &Namespace) -> &mut Self {
+        self.namespace = namespace.clone();
+        self
+    }
+
+    /// Handle-counted (default) or persistent.
+    pub fn lifetime(&mut self, lifetime: Lifetime) -> &mut Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Allow opening objects owned by another user.
+    pub fn allow_foreign_owner(&mut self, allow: bool) -> &mut Self {
+        self.allow_foreign_owner = allow;
+        self
+    }
+
+    /// Creates a named mutex; fails if the name exists.
+    pub fn create_mutex(&self, name: &str) -> Result<Mutex> {
+        Ok(Mutex::from_imp(imp::Mutex::create(self, name, &[])?.0))
+    }
+
+    /// Opens a named mutex; `WrongKind` if the name is another object.
+    pub fn open_mutex(&self, name: &str) -> Result<Mutex> {
+        Ok(Mutex::from_imp(imp::Mutex::open(self, name, 0)?.0))
+    }
+
+    /// Opens the named mutex, creating it if it does not exist.
+    pub fn create_or_open_mutex(&self, name: &str) -> Result<(Mutex, Origin)> {
+        create_or_open(|| self.create_mutex(name), || self.open_mutex(name))
+    }
+
+    /// Creates a named event.
+    pub fn create_event(&self, name: &str, reset: Reset, initially_set: bool) -> Result<Event> {
+        imp::Event::create(self, name, reset, initially_set).map(|imp| Event { imp })
+    }
+
+    /// Opens a named event.
+    pub fn open_event(&self, name: &str) -> Result<Event> {
+        imp::Event::open(self, name).map(|imp| Event { imp })
+    }
+
+    /// Opens the named event, creating it (with `reset`, unset) if needed.
+    pub fn create_or_open_event(&self, name: &str, reset: Reset) -> Result<(Event, Origin)> {
+        create_or_open(
+            || self.create_event(name, reset, false),
+            || self.open_event(name),
+        )
+    }
+
+    /// Creates a named semaphore with `initial` of at most `max` counts.
+    pub fn create_semaphore(&self, name: &str, initial: u32, max: u32) -> Result<Semaphore> {
+        imp::Semaphore::create(self, name, initial, max).map(|imp| Semaphore { imp })
+    }
+
+    /// Opens a named semaphore.
+    pub fn open_semaphore(&self, name: &str) -> Result<Semaphore> {
+        imp::Semaphore::open(self, name).map(|imp| Semaphore { imp })
+    }
+
+    /// Opens the named semaphore, creating it if needed.
+    pub fn create_or_open_semaphore(
+        &self,
+        name: &str,
+        initial: u32,
+        max: u32,
+    ) -> Result<(Semaphore, Origin)> {
+        create_or_open(
+            || self.create_semaphore(name, initial, max),
+            || self.open_semaphore(name),
+        )
+    }
+
+    /// Creates a named value of type `T` guarded by a robust mutex.
+    pub fn create_guarded<T: Pod>(&self, name: &str, value: T) -> Result<Guarded<T>> {
+        // The value is in place before anyone can open the name.
+        let (mutex, data) = imp::Mutex::create(self, name, bytemuck::bytes_of(&value))?;
+        Ok(Guarded::from_parts(mutex, data))
+    }
+
+    /// Opens a named guarded value; `WrongKind` if its size is not `T`'s.
+    pub fn open_guarded<T: Pod>(&self, name: &str) -> Result<Guarded<T>> {
+        let (mutex, data) = imp::Mutex::open(self, name, std::mem::size_of::<T>())?;
+        Ok(Guarded::from_parts(mutex, data))
+    }
+}
+
+fn create_or_open<T>(
+    create: impl Fn() -> Result<T>,
+    open: impl Fn() -> Result<T>,
+) -> Result<(T, Origin)> {
+    let mut last = None;
+    for _ in 0..8 {
+        match create() {
+            Ok(object) => return Ok((object, Origin::Created)),
+            Err(e) if e.kind() == crate::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        match open() {
+            Ok(object) => return Ok((object, Origin::Opened)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    crate::ErrorKind::NotFound | crate::ErrorKind::Stale
+                ) =>
+            {
+                last = Some(e)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("the loop ran"))
+}
+
+fn deadline(timeout: Duration) -> Instant {
+    Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365))
+}
+
+/// The outcome of taking a [`Mutex`].
+#[derive(Debug)]
+#[must_use = "the guard holds the lock"]
+pub enum Locked<G> {
+    /// Taken normally.
+    Acquired(G),
+    /// Taken, but the previous holder died holding it: the protected state
+    /// may be half-updated. See the module docs.
+    Abandoned(G),
+}
+
+impl<G> Locked<G> {
+    /// The guard, however it was taken.
+    pub fn into_guard(self) -> G {
+        match self {
+            Locked::Acquired(g) | Locked::Abandoned(g) => g,
+        }
+    }
+
+    /// Whether the previous holder died holding the lock.
+    pub fn is_abandoned(&self) -> bool {
+        matches!(self, Locked::Abandoned(_))
+    }
+}
+
+/// A robust inter-process mutex. See the module docs for abandonment.
+#[derive(Debug)]
+pub struct Mutex {
+    imp: imp::Mutex,
+}
+
+impl Mutex {
+    fn from_imp(imp: imp::Mutex) -> Mutex {
+        Mutex { imp }
+    }
+
+    /// Creates a named mutex in the default namespace.
+    pub fn create(name: &str) -> Result<Mutex> {
+        SyncOptions::new().create_mutex(name)
+    }
+
+    /// Opens a named mutex in the default namespace.
+    pub fn open(name: &str) -> Result<Mutex> {
+        SyncOptions::new().open_mutex(name)
+    }
+
+    fn guard(&self, abandoned: bool) -> Locked<MutexGuard<'_>> {
+        let guard = MutexGuard {
+            mutex: self,
+            repair_pending: abandoned,
+            _not_send: PhantomData,
+        };
+        if abandoned {
+            Locked::Abandoned(guard)
+        } else {
+            Locked::Acquired(guard)
+        }
+    }
+
+    /// Waits for the mutex.
+    pub fn lock(&self) -> Result<Locked<MutexGuard<'_>>> {
+        let abandoned = self
+            .imp
+            .lock(None)?
+            .expect("an untimed lock does not time out");
+        Ok(self.guard(abandoned))
+    }
+
+    /// Takes the mutex if it is free; `None` if another holder has it.
+    pub fn try_lock(&self) -> Result<Option<Locked<MutexGuard<'_>>>> {
+        Ok(self.imp.lock(Some(Instant::now()))?.map(|a| self.guard(a)))
+    }
+
+    /// Waits at most `timeout` (measured on a monotonic clock); `None` if
+    /// it timed out.
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<Option<Locked<MutexGuard<'_>>>> {
+        Ok(self
+            .imp
+            .lock(Some(deadline(timeout)))?
+            .map(|a| self.guard(a)))
+    }
+
+    /// The process holding the mutex, where the OS tells (Linux); `None`
+    /// when it is free or the OS does not say.
+    pub fn holder(&self) -> Option<u32> {
+        self.imp.holder()
+    }
+}
+
+/// Holds a [`Mutex`] until dropped. Not `Send`: a mutex is released by the
+/// thread that took it.
+#[derive(Debug)]
+pub struct MutexGuard<'a> {
+    mutex: &'a Mutex,
+    repair_pending: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl MutexGuard<'_> {
+    /// Records that the state left by a dead holder has been repaired.
+    pub fn mark_consistent(&mut self) -> Result<()> {
+        if self.repair_pending {
+            self.mutex.imp.mark_consistent()?;
+            self.repair_pending = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MutexGuard<'_> {
+    fn drop(&mut self) {
+        // Windows semantics (module docs): the mutex stays usable even if
+        // the repair was not acknowledged.
+        if self.repair_pending {
+            let _ = self.mutex.imp.mark_consistent();
+        }
+        let _ = self.mutex.imp.unlock();
+    }
+}
+
+/// A named event: manual-reset or auto-reset.
+#[derive(Debug)]
+pub struct Event {
+    imp: imp::Event,
+}
+
+impl Event {
+    /// Sets the event: releases every waiter (manual) or one (auto).
+    pub fn set(&self) -> Result<()> {
+        self.imp.set()
+    }
+
+    /// Clears the event.
+    pub fn reset(&self) -> Result<()> {
+        self.imp.reset()
+    }
+
+    /// Waits until the event is set (consuming it, if auto-reset).
+    pub fn wait(&self) -> Result<()> {
+        self.imp.wait(None).map(drop)
+    }
+
+    /// Waits at most `timeout`; `false` if it timed out.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.imp.wait(Some(deadline(timeout)))
+    }
+}
+
+/// A named counting semaphore with a maximum.
+#[derive(Debug)]
+pub struct Semaphore {
+    imp: imp::Semaphore,
+}
+
+impl Semaphore {
+    /// Takes one count, waiting for it.
+    pub fn acquire(&self) -> Result<()> {
+        self.imp.acquire(None).map(drop)
+    }
+
+    /// Takes one count if there is one.
+    pub fn try_acquire(&self) -> Result<bool> {
+        self.imp.acquire(Some(Instant::now()))
+    }
+
+    /// Takes one count, waiting at most `timeout`; `false` if it timed out.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.imp.acquire(Some(deadline(timeout)))
+    }
+
+    /// Returns `n` counts; refused (`InvalidRange`) if that would pass the
+    /// maximum, in which case nothing is released.
+    pub fn release(&self, n: u32) -> Result<()> {
+        self.imp.release(n)
+    }
+}
+
+/// A value of type `T` in shared memory, reachable only through its robust
+/// mutex, so no one writes offsets by hand.
+#[derive(Debug)]
+pub struct Guarded<T: Pod> {
+    mutex: Mutex,
+    data: imp::Data,
+    _type: PhantomData<T>,
+}
+
+impl<T: Pod> Guarded<T> {
+    fn from_parts(mutex: imp::Mutex, data: imp::Data) -> Self {
+        Guarded {
+            mutex: Mutex::from_imp(mutex),
+            data,
+            _type: PhantomData,
+        }
+    }
+
+    fn wrap<'a>(&'a self, locked: Locked<MutexGuard<'a>>) -> Locked<GuardedRef<'a, T>> {
+        let abandoned = locked.is_abandoned();
+        let guard = GuardedRef {
+            ptr: self.data.ptr().cast(),
+            guard: locked.into_guard(),
+            _type: PhantomData,
+        };
+        if abandoned {
+            Locked::Abandoned(guard)
+        } else {
+            Locked::Acquired(guard)
+        }
+    }
+
+    /// Locks and gives access to the value.
+    pub fn lock(&self) -> Result<Locked<GuardedRef<'_, T>>> {
+        Ok(self.wrap(self.mutex.lock()?))
+    }
+
+    /// Like [`lock`](Self::lock), waiting at most `timeout`.
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<Option<Locked<GuardedRef<'_, T>>>> {
+        Ok(self.mutex.lock_timeout(timeout)?.map(|l| self.wrap(l)))
+    }
+}
+
+/// Access to a [`Guarded`] value while its mutex is held.
+#[derive(Debug)]
+pub struct GuardedRef<'a, T: Pod> {
+    ptr: *mut T,
+    guard: MutexGuard<'a>,
+    _type: PhantomData<&'a mut T>,
+}
+
+impl<T: Pod> GuardedRef<'_, T> {
+    /// See [`MutexGuard::mark_consistent`].
+    pub fn mark_consistent(&mut self) -> Result<()> {
+        self.guard.mark_consistent()
+    }
+}
+
+impl<T: Pod> std::ops::Deref for GuardedRef<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the pointer is aligned and in bounds of the value's live
+        // mapping (checked when it was made), every bit pattern is a valid
+        // `T` (`Pod`), and the mutex excludes every other process and
+        // thread that reaches the value through this API.
+        unsafe { &*self.ptr }
+    }
+}
+
+impl<T: Pod> std::ops::DerefMut for GuardedRef<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes the borrow unique here.
+        unsafe { &mut *self.ptr }
+    }
+}
