@@ -16,7 +16,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 type TestFn = fn() -> Result<(), Failed>;
 
-fn main() {
+pub fn main() {
     if let Ok(role) = std::env::var(ROLE) {
         let args: Vec<String> = std::env::args().skip(1).collect();
         if let Err(e) = run_role(&role, &args) {
