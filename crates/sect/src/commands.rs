@@ -325,6 +325,9 @@ fn info(g: &Global, name: &str, json: bool) -> Result {
     if let Some(file) = &r.file {
         writeln!(out, "{:<9} {file}", "file:")?;
     }
+    if let Some(state) = r.object_state() {
+        writeln!(out, "{:<9} {state}", "object:")?;
+    }
     let maps = r.maps.as_deref().unwrap_or_default();
     let rows: Vec<Vec<String>> = r
         .holders

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use sections::{EntryInfo, EntryKind, Lifetime, Usage};
+use sections::{EntryInfo, EntryKind, Lifetime, SyncState, Usage};
 
 use crate::units::human;
 
@@ -23,6 +23,24 @@ pub struct EntryReport {
     pub holders: Vec<u32>,
     pub resident_bytes: u64,
     pub file: Option<String>,
+    /// For sync objects: "mutex", "event" or "semaphore".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<&'static str>,
+    /// For a mutex: whether it is held, and by which process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder_pid: Option<u32>,
+    /// For an event: whether it is set, and its reset mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manual_reset: Option<bool>,
+    /// For a semaphore: its count and maximum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maps: Option<Vec<MapReport>>,
 }
@@ -59,7 +77,7 @@ impl EntryReport {
                 })
                 .collect()
         });
-        EntryReport {
+        let mut report = EntryReport {
             name: entry.name.clone(),
             size: entry.size,
             kind: match entry.kind {
@@ -81,7 +99,68 @@ impl EntryReport {
             holders: usage.users.iter().map(|u| u.pid).collect(),
             resident_bytes: usage.resident_bytes.unwrap_or(0),
             file: entry.file.as_ref().map(|p| p.display().to_string()),
+            object: None,
+            held: None,
+            holder_pid: None,
+            set: None,
+            manual_reset: None,
+            count: None,
+            max: None,
             maps,
+        };
+        match entry.object {
+            Some(SyncState::Mutex { held, holder }) => {
+                report.object = Some("mutex");
+                report.held = Some(held);
+                report.holder_pid = holder;
+            }
+            Some(SyncState::Event { set, manual }) => {
+                report.object = Some("event");
+                report.set = Some(set);
+                report.manual_reset = Some(manual);
+            }
+            Some(SyncState::Semaphore { count, max }) => {
+                report.object = Some("semaphore");
+                report.count = Some(count);
+                report.max = Some(max);
+            }
+            _ => {}
+        }
+        report
+    }
+
+    /// What the KIND column shows: memory, file, or the sync object's kind.
+    pub fn kind_label(&self) -> &'static str {
+        self.object.unwrap_or(self.kind)
+    }
+
+    /// A short description of a sync object's state, for `info`.
+    pub fn object_state(&self) -> Option<String> {
+        match self.object? {
+            "mutex" => Some(match (self.held, self.holder_pid) {
+                (Some(true), Some(pid)) => format!("held by pid {pid}"),
+                (Some(true), None) => "held (by a process that is gone: abandoned)".to_owned(),
+                _ => "free".to_owned(),
+            }),
+            "event" => Some(format!(
+                "{}, {}-reset",
+                if self.set == Some(true) {
+                    "set"
+                } else {
+                    "not set"
+                },
+                if self.manual_reset == Some(true) {
+                    "manual"
+                } else {
+                    "auto"
+                }
+            )),
+            "semaphore" => Some(format!(
+                "{} of {}",
+                self.count.unwrap_or(0),
+                self.max.unwrap_or(0)
+            )),
+            _ => None,
         }
     }
 
@@ -147,7 +226,7 @@ pub fn ls_row(r: &EntryReport) -> Vec<String> {
     vec![
         r.name.escape_debug().to_string(),
         human(r.size),
-        r.kind.to_owned(),
+        r.kind_label().to_owned(),
         r.owner.clone(),
         r.mode.clone(),
         r.lifetime.to_owned(),

@@ -579,3 +579,62 @@ fn closed_stdout_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn ls_and_info_show_sync_objects() {
+    use sections::sync::{Reset, SyncOptions};
+    let ns = namespace();
+    let mut opts = SyncOptions::new();
+    opts.namespace(&sections::Namespace::at(ns.path()));
+    let mutex = opts.create_mutex("lock").unwrap();
+    let event = opts.create_event("ready", Reset::Manual, false).unwrap();
+    event.set().unwrap();
+    let sem = opts.create_semaphore("slots", 2, 5).unwrap();
+    sem.acquire().unwrap();
+
+    let list = json_of(sect(ns.path()).args(["ls", "--json"]));
+    let lock = entry(&list, "lock").unwrap();
+    assert_eq!(
+        (
+            lock["kind"].as_str(),
+            lock["object"].as_str(),
+            lock["held"].as_bool()
+        ),
+        (Some("memory"), Some("mutex"), Some(false))
+    );
+    let guard = mutex.lock().unwrap().into_guard();
+    let list = json_of(sect(ns.path()).args(["ls", "--json"]));
+    let lock = entry(&list, "lock").unwrap();
+    assert_eq!(lock["held"], true);
+    assert_eq!(lock["holder_pid"], std::process::id());
+    let ready = entry(&list, "ready").unwrap();
+    assert_eq!(
+        (
+            ready["object"].as_str(),
+            ready["set"].as_bool(),
+            ready["manual_reset"].as_bool()
+        ),
+        (Some("event"), Some(true), Some(true))
+    );
+    let slots = entry(&list, "slots").unwrap();
+    assert_eq!(
+        (slots["count"].as_u64(), slots["max"].as_u64()),
+        (Some(1), Some(5))
+    );
+
+    let table = stdout_of(sect(ns.path()).arg("ls"));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("lock") && l.contains("mutex")),
+        "{table}"
+    );
+    let text = stdout_of(sect(ns.path()).args(["info", "lock"]));
+    assert!(
+        text.contains(&format!("held by pid {}", std::process::id())),
+        "{text}"
+    );
+    drop(guard);
+    let text = stdout_of(sect(ns.path()).args(["info", "slots"]));
+    assert!(text.contains("1 of 5"), "{text}");
+}

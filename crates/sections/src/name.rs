@@ -103,6 +103,33 @@ pub enum EntryKind {
     File,
 }
 
+/// The state of a sync object as a listing sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncState {
+    /// A mutex.
+    Mutex {
+        /// Whether it is held (or was, by a holder that died).
+        held: bool,
+        /// The holding process, when it is alive and the OS tells.
+        holder: Option<u32>,
+    },
+    /// An event.
+    Event {
+        /// Whether it is set.
+        set: bool,
+        /// Manual-reset (true) or auto-reset.
+        manual: bool,
+    },
+    /// A semaphore.
+    Semaphore {
+        /// Counts available.
+        count: u32,
+        /// The maximum.
+        max: u32,
+    },
+}
+
 /// One entry of a namespace, as [`list`] found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryInfo {
@@ -128,6 +155,9 @@ pub struct EntryInfo {
     pub stale: bool,
     /// The backing file of a file-backed entry.
     pub file: Option<PathBuf>,
+    /// What a sync object (see [`crate::sync`]) stored in this entry says
+    /// about itself; `None` for plain sections.
+    pub object: Option<SyncState>,
     /// `(st_dev, st_ino)` of the entry and of its backing file, if any.
     pub(crate) ids: Vec<(u64, u64)>,
 }
@@ -172,6 +202,7 @@ pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
                 held: r.held,
                 stale: marker.lifetime == Lifetime::Counted && r.held == Some(false),
                 file,
+                object: crate::sync::describe(&r.head),
                 ids,
             }
         })

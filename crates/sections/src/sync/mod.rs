@@ -45,6 +45,8 @@
 mod shared;
 #[cfg(target_os = "linux")]
 use shared as imp;
+#[cfg(target_os = "linux")]
+pub(crate) use shared::describe;
 #[cfg(windows)]
 mod kernel;
 #[cfg(windows)]

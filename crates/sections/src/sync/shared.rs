@@ -405,3 +405,39 @@ impl Semaphore {
         raw::futex_wake(count, n).map_err(|e| self.words.err("release", e))
     }
 }
+
+/// What the first bytes of an entry say, if it is a sync object. The bytes
+/// are untrusted: anything unexpected is "not a sync object".
+pub(crate) fn describe(head: &[u8]) -> Option<crate::name::SyncState> {
+    use crate::name::SyncState;
+    if head.len() < OBJECT + 12 || &head[..8] != MAGIC {
+        return None;
+    }
+    let word = |at: usize| u32::from_ne_bytes(head[at..at + 4].try_into().expect("4 bytes"));
+    if word(8) != VERSION {
+        return None;
+    }
+    match word(12) {
+        1 => {
+            // glibc's `__owner` (a thread id), third int of the mutex.
+            let tid = word(OBJECT + 8);
+            Some(SyncState::Mutex {
+                held: tid != 0,
+                holder: if tid == 0 {
+                    None
+                } else {
+                    raw::process_of_thread(tid)
+                },
+            })
+        }
+        2 => Some(SyncState::Event {
+            set: word(OBJECT) == 1,
+            manual: word(OBJECT + 4) == 1,
+        }),
+        3 => Some(SyncState::Semaphore {
+            count: word(OBJECT),
+            max: word(OBJECT + 4),
+        }),
+        _ => None,
+    }
+}

@@ -94,6 +94,8 @@ use crate::sys::{fstat, oflags_for, FileStat};
 const RECORD_MAGIC: &str = "sections-file 1";
 /// Records are tiny; a larger entry is not one of ours.
 const RECORD_MAX: usize = 8192;
+/// How many leading bytes of a memory entry a listing reads.
+pub(crate) const HEAD_LEN: usize = 128;
 /// How often an operation retries when the name changes under it.
 const RETRIES: usize = 16;
 const COUNTED_BIT: u32 = 0o1000;
@@ -602,6 +604,9 @@ pub(crate) struct RawListing {
     /// opened to ask.
     pub held: Option<bool>,
     pub record: Option<Record>,
+    /// The first bytes of a memory entry (a sync object says what it is
+    /// there); read with `pread`, no mapping and no lock.
+    pub head: Vec<u8>,
     /// A private name of a section being built whose builder is gone.
     pub abandoned_build: bool,
 }
@@ -651,12 +656,23 @@ pub(crate) fn list_namespace(dir: &Path) -> io::Result<Vec<RawListing>> {
             .as_ref()
             .filter(|_| marker.file && !private)
             .and_then(|fd| Record::read(fd.as_fd()).ok());
+        let head = fd
+            .as_ref()
+            .filter(|_| !marker.file && !private)
+            .map(|fd| {
+                let mut buf = vec![0u8; HEAD_LEN];
+                let n = rustix::io::pread(fd, &mut buf[..], 0).unwrap_or(0);
+                buf.truncate(n);
+                buf
+            })
+            .unwrap_or_default();
         out.push(RawListing {
             name: name.to_owned(),
             st,
             marker,
             held,
             record,
+            head,
             abandoned_build,
         });
     }
