@@ -169,6 +169,7 @@ impl SyncOptions {
 
     /// Creates a named value of type `T` guarded by a robust mutex.
     pub fn create_guarded<T: Pod>(&self, name: &str, value: T) -> Result<Guarded<T>> {
+        check_alignment::<T>("create", name)?;
         // The value is in place before anyone can open the name.
         let (mutex, data) = imp::Mutex::create(self, name, bytemuck::bytes_of(&value))?;
         Ok(Guarded::from_parts(mutex, data))
@@ -176,9 +177,20 @@ impl SyncOptions {
 
     /// Opens a named guarded value; `WrongKind` if its size is not `T`'s.
     pub fn open_guarded<T: Pod>(&self, name: &str) -> Result<Guarded<T>> {
+        check_alignment::<T>("open", name)?;
         let (mutex, data) = imp::Mutex::open(self, name, std::mem::size_of::<T>())?;
         Ok(Guarded::from_parts(mutex, data))
     }
+}
+
+/// Guarded values start 64-byte aligned.
+fn check_alignment<T>(op: &'static str, name: &str) -> Result<()> {
+    if std::mem::align_of::<T>() > 64 {
+        return Err(crate::Error::new(crate::ErrorKind::InvalidRange, op)
+            .with_name(name)
+            .with_detail("a guarded value's type may need at most 64-byte alignment"));
+    }
+    Ok(())
 }
 
 fn create_or_open<T>(
