@@ -30,6 +30,10 @@ pub enum ErrorKind {
     /// The name refers to a file that was replaced or removed since the
     /// section was created.
     Replaced,
+    /// Another process shrank the section's file under this view: the
+    /// access reached past the new end and read or wrote nothing real (the
+    /// view sees zeros there from now on).
+    Truncated,
     /// An entry in the namespace is not something this crate can open as a
     /// section (a directory, a device, a damaged record).
     WrongKind,
@@ -50,6 +54,7 @@ impl ErrorKind {
             ErrorKind::InvalidSize => "invalid size",
             ErrorKind::Stale => "stale (its last holder died without releasing it)",
             ErrorKind::Replaced => "backing file replaced or removed",
+            ErrorKind::Truncated => "truncated by another process",
             ErrorKind::WrongKind => "not a section",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Os => "operating-system error",
@@ -170,6 +175,7 @@ impl From<Error> for io::Error {
                 io::ErrorKind::InvalidInput
             }
             ErrorKind::WrongKind => io::ErrorKind::InvalidData,
+            ErrorKind::Truncated => io::ErrorKind::UnexpectedEof,
             ErrorKind::Unsupported => io::ErrorKind::Unsupported,
             ErrorKind::Os => err
                 .source

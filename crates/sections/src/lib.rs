@@ -44,7 +44,10 @@
 //! copies ([`View::read_at`], [`View::write_at`]) or hands out atomics
 //! ([`View::atomic_u32`]); slices over the memory are `unsafe` and say what
 //! they need. Memory-backed sections never shrink (anonymous ones are
-//! sealed against it), so a peer cannot make a view of one fault.
+//! sealed against it); if another program shrinks a file or a named
+//! section under a view, an access past the new end reads zeros instead of
+//! raising SIGBUS, and `read_at`/`write_at` report
+//! [`ErrorKind::Truncated`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -57,6 +57,8 @@ pub struct View {
     len: usize,
     offset: u64,
     access: Access,
+    /// Catches accesses past the end of a file another process shrank.
+    guard: sys::Guard,
     section: Section,
 }
 
@@ -83,11 +85,19 @@ impl View {
             ))
         })?;
         let ptr = NonNull::new(ptr).expect("mmap never returns null on success");
+        // A sealed anonymous section cannot shrink; anything with a file
+        // (or a name another process may open and truncate) can.
+        let guard = if section.kind() == crate::section::Kind::Anonymous {
+            sys::Guard::register(std::ptr::null_mut(), 0)
+        } else {
+            sys::Guard::register(ptr.as_ptr(), len)
+        };
         Ok(View {
             ptr,
             len,
             offset,
             access,
+            guard,
             section,
         })
     }
@@ -160,9 +170,22 @@ impl View {
     /// the copy may be seen half old, half new.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.check("read", offset, buf.len())?;
+        let hits = self.guard.hits();
         // SAFETY: the range was bounds-checked against the live mapping, and
-        // `buf` is a distinct private buffer.
+        // `buf` is a distinct private buffer. A page past the end of a file
+        // someone shrank reads as zeros (see `sys::Guard`).
         unsafe { load_bytes(self.ptr.as_ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
+        self.check_truncation("read", hits)
+    }
+
+    /// An error if an access faulted past the end of the file since `hits`.
+    fn check_truncation(&self, op: &'static str, hits: usize) -> Result<()> {
+        if self.guard.hits() != hits {
+            return Err(self
+                .section
+                .err(ErrorKind::Truncated, op)
+                .with_detail("another process shrank the section's file below this view"));
+        }
         Ok(())
     }
 
@@ -171,10 +194,11 @@ impl View {
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_writable("write")?;
         self.check("write", offset, data.len())?;
+        let hits = self.guard.hits();
         // SAFETY: bounds-checked against a writable live mapping; `data` is
         // a distinct buffer.
         unsafe { store_bytes(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) };
-        Ok(())
+        self.check_truncation("write", hits)
     }
 
     fn atomic_ptr<T>(&self, op: &'static str, offset: usize) -> Result<*mut T> {
@@ -360,6 +384,9 @@ impl View {
 
 impl Drop for View {
     fn drop(&mut self) {
+        // Unguard first: once unmapped, the addresses may be reused by a
+        // mapping that is not ours.
+        self.guard.release();
         // SAFETY: the mapping was made in `new` and is unmapped only here;
         // no borrow of it can outlive `self`.
         let _ = unsafe { sys::unmap(self.ptr.as_ptr(), self.len) };

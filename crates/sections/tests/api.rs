@@ -841,3 +841,59 @@ fn large_views_are_placed_for_huge_pages() {
         v.write_at(v.len() - 1, b"x").unwrap();
     }
 }
+
+#[test]
+fn a_file_shrunk_by_another_process_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shrinks.bin");
+    std::fs::write(&path, vec![7u8; 4 * granularity()]).unwrap();
+    let s = Section::from_path(&path, Access::ReadWrite).unwrap();
+    let v = s.map_all(Access::ReadWrite).unwrap();
+    let mut buf = [0u8; 8];
+    v.read_at(3 * granularity(), &mut buf).unwrap();
+    assert_eq!(buf, [7; 8]);
+    // "Another process" truncates the file under the view.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(granularity() as u64)
+        .unwrap();
+    let err = v.read_at(3 * granularity(), &mut buf).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Truncated, "{err}");
+    let err = v.write_at(2 * granularity(), b"lost").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Truncated, "{err}");
+    // What is still inside the file reads and writes as before.
+    v.read_at(0, &mut buf).unwrap();
+    assert_eq!(buf, [7; 8]);
+    v.write_at(8, b"kept").unwrap();
+    drop(v);
+    assert_eq!(&std::fs::read(&path).unwrap()[8..12], b"kept");
+}
+
+#[test]
+fn a_named_section_truncated_by_a_foreign_program_is_an_error_not_a_crash() {
+    let (dir, ns) = namespace();
+    let s = create(&ns, "victim", 4 * page());
+    let v = s.map_all(Access::ReadWrite).unwrap();
+    v.write_at(0, b"ok").unwrap();
+    // A program outside the library (it could use shm_open + ftruncate).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("victim"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let mut buf = [0u8; 2];
+    assert_eq!(
+        v.read_at(0, &mut buf).unwrap_err().kind(),
+        ErrorKind::Truncated
+    );
+    assert_eq!(
+        v.atomic_u64(8)
+            .unwrap()
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "zeros, not a crash"
+    );
+}

@@ -93,6 +93,10 @@ pub fn main() {
             "usage_names_the_processes_that_hold_and_map",
             usage_names_holders,
         ),
+        (
+            "sigbus_outside_our_views_still_kills",
+            sigbus_outside_our_views_still_kills,
+        ),
     ];
     let trials = tests
         .into_iter()
@@ -384,6 +388,36 @@ fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
                 s.kind(),
                 String::from_utf8_lossy(&read(&s, 0, 9))
             );
+        }
+        "foreign-sigbus" => {
+            // Install the library's SIGBUS handler by guarding a view...
+            let dir = tempfile::tempdir()?;
+            let guarded = dir.path().join("guarded.bin");
+            std::fs::write(&guarded, vec![1u8; 4096])?;
+            let _view = Section::from_path(&guarded, Access::Read)?.map_all(Access::Read)?;
+            // ...then fault in a mapping that is not the library's.
+            let path = dir.path().join("raw.bin");
+            std::fs::write(&path, vec![1u8; 8192])?;
+            let file = std::fs::File::open(&path)?;
+            // SAFETY: a private read-only mapping of our own file, read
+            // once after the file shrank: this is meant to raise SIGBUS.
+            unsafe {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    8192,
+                    libc::PROT_READ,
+                    libc::MAP_SHARED,
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    0,
+                );
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)?
+                    .set_len(0)?;
+                println!("touching");
+                let byte = std::ptr::read_volatile(p.cast::<u8>().add(4096));
+                println!("survived {byte}");
+            }
         }
         other => return Err(format!("unknown role {other}").into()),
     }
@@ -784,5 +818,16 @@ fn usage_names_holders() -> Result<(), Failed> {
     holder.finish();
     drop(s);
     assert!(list(&ns)?.is_empty());
+    Ok(())
+}
+
+/// The library's SIGBUS handler claims faults in its own views only; any
+/// other SIGBUS keeps its default effect.
+fn sigbus_outside_our_views_still_kills() -> Result<(), Failed> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut peer = spawn("foreign-sigbus", &[""]);
+    peer.expect("touching");
+    let status = peer.child.wait()?;
+    assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
     Ok(())
 }

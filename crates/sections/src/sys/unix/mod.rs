@@ -1,7 +1,10 @@
 //! What Linux and macOS share: descriptors, `mmap`, `msync`, `mincore`,
 //! `mlock`, and passing descriptors over Unix sockets.
 
+mod guard;
 mod transfer;
+
+pub(crate) use guard::Guard;
 
 use std::ffi::c_void;
 use std::io;
