@@ -83,6 +83,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rustix::fs::{self as rfs, AtFlags, FlockOperation, Mode, OFlags, RenameFlags, CWD};
 use rustix::io::Errno;
@@ -162,10 +163,33 @@ fn retry_intr<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> 
     }
 }
 
+/// How long to wait for a gate before giving up. The protocol holds a gate
+/// for a few system calls; only a process that takes the `flock` of a
+/// section's file on its own (and keeps it) makes a wait this long.
+const GATE_PATIENCE: Duration = Duration::from_secs(10);
+
 /// Takes the gate (exclusive `flock`); it is released by [`ungate`] or
-/// when the descriptor is closed.
+/// when the descriptor is closed. Polls with a growing pause rather than
+/// blocking, so that a foreign process sitting on the lock cannot hang an
+/// open, or a drop, for ever.
 fn gate(fd: BorrowedFd<'_>) -> io::Result<()> {
-    retry_intr(|| rfs::flock(fd, FlockOperation::LockExclusive))
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(20);
+    loop {
+        match rfs::flock(fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(()),
+            Err(Errno::WOULDBLOCK | Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if start.elapsed() > GATE_PATIENCE {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "another process has held the section's lock for more than 10 s",
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
+    }
 }
 
 fn ungate(fd: BorrowedFd<'_>) {
