@@ -3,22 +3,19 @@
 //! says so and expects the typed error. Peers are real processes: this
 //! binary re-executes itself in a role.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use sections::{Access, Disposition, ErrorKind, Kind, Lifetime, Namespace, Section};
 
-const ROLE: &str = "SECTIONS_PORTABLE_ROLE";
-const TIMEOUT: Duration = Duration::from_secs(60);
+#[path = "common/peer.rs"]
+mod peer;
+use peer::{spawn, wait_stdin_eof, Peer};
+use sections::{Access, Disposition, ErrorKind, Kind, Lifetime, Namespace, Section};
 
 type TestFn = fn() -> Result<(), Failed>;
 
 fn main() {
-    if let Ok(role) = std::env::var(ROLE) {
+    if let Some(role) = peer::role() {
         let args: Vec<String> = std::env::args().skip(1).collect();
         if let Err(e) = run_role(&role, &args) {
             println!("role-error {e}");
@@ -124,82 +121,6 @@ fn read(s: &Section, offset: usize, len: usize) -> Vec<u8> {
         .read_at(offset, &mut buf)
         .unwrap();
     buf
-}
-
-struct Peer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-}
-
-fn spawn(role: &str, args: &[&str]) -> Peer {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, role)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn a peer");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line.trim_end().to_owned()).is_err() {
-                break;
-            }
-        }
-    });
-    Peer {
-        stdin: child.stdin.take(),
-        child,
-        lines: rx,
-    }
-}
-
-impl Peer {
-    fn expect(&mut self, want: &str) {
-        match self.lines.recv_timeout(TIMEOUT) {
-            Ok(line) => assert_eq!(line, want, "peer output"),
-            Err(_) => {
-                let _ = self.child.kill();
-                panic!("peer said nothing within {TIMEOUT:?} (wanted {want:?})");
-            }
-        }
-    }
-
-    #[cfg(windows)]
-    fn send(&mut self, line: &str) {
-        use std::io::Write;
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Closes the peer's stdin (its cue to let go and exit) and waits.
-    fn finish(mut self) {
-        drop(self.stdin.take());
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "peer failed: {status}");
-    }
-
-    /// Kills the peer outright (SIGKILL; TerminateProcess on Windows).
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-fn wait_stdin_eof() {
-    let mut line = String::new();
-    while std::io::stdin()
-        .read_line(&mut line)
-        .map(|n| n > 0)
-        .unwrap_or(false)
-    {
-        line.clear();
-    }
 }
 
 // ------------------------------------------------------------------ roles

@@ -4,26 +4,25 @@
 //! Tests use a private namespace (a fresh directory on tmpfs), except the
 //! interop tests, which must use `/dev/shm` and use unique names there.
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
+
+#[path = "../common/peer.rs"]
+mod peer;
+use peer::{spawn, spawn_with, wait_stdin_eof, Peer, TIMEOUT};
 use sections::{gc, list, remove, Access, ErrorKind, Lifetime, Namespace, Section};
 
-const ROLE: &str = "SECTIONS_TEST_ROLE";
 const FD: &str = "SECTIONS_TEST_FD";
 type TestFn = fn() -> Result<(), Failed>;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
-
 pub fn main() {
-    if let Ok(role) = std::env::var(ROLE) {
+    if let Some(role) = peer::role() {
         let args: Vec<String> = std::env::args().skip(1).collect();
         if let Err(e) = run_role(&role, &args) {
             println!("role-error {e}");
@@ -142,78 +141,6 @@ fn read(section: &Section, offset: usize, len: usize) -> Vec<u8> {
     buf
 }
 
-/// A child process running one role, with its stdout read line by line.
-struct Peer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-}
-
-fn spawn(role: &str, args: &[&str]) -> Peer {
-    spawn_with(role, args, |_| {})
-}
-
-fn spawn_with(role: &str, args: &[&str], setup: impl FnOnce(&mut Command)) -> Peer {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.env(ROLE, role)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    setup(&mut cmd);
-    let mut child = cmd.spawn().expect("spawn a peer process");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Peer {
-        stdin: child.stdin.take(),
-        child,
-        lines: rx,
-    }
-}
-
-impl Peer {
-    fn line(&mut self) -> String {
-        match self.lines.recv_timeout(TIMEOUT) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = self.child.kill();
-                panic!("peer said nothing within {TIMEOUT:?}");
-            }
-        }
-    }
-
-    fn expect(&mut self, want: &str) {
-        let got = self.line();
-        assert_eq!(got, want, "peer output");
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Closes the peer's stdin (its signal to release and exit) and waits.
-    fn finish(mut self) {
-        drop(self.stdin.take());
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "peer failed: {status}");
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-    }
-}
-
 fn ns_arg(ns: &Namespace) -> &str {
     ns.dir().to_str().unwrap()
 }
@@ -229,17 +156,6 @@ fn same_as_named(section: &Section, ns: &Namespace, name: &str) -> bool {
     match std::fs::symlink_metadata(ns.dir().join(name)) {
         Ok(now) => now.ino() == mine.ino() && now.dev() == mine.dev(),
         Err(_) => false,
-    }
-}
-
-fn wait_stdin_eof() {
-    let mut line = String::new();
-    while std::io::stdin()
-        .read_line(&mut line)
-        .map(|n| n > 0)
-        .unwrap_or(false)
-    {
-        line.clear();
     }
 }
 
@@ -539,7 +455,7 @@ fn kill9_of_last_holder_leaves_a_stale_name() -> Result<(), Failed> {
     for reclaim_by_create in [true, false] {
         let mut holder = spawn("create-hold", &[ns_arg(&ns), "doomed", "8192"]);
         holder.expect("ready");
-        holder.kill9();
+        holder.kill();
         assert!(
             dir.path().join("doomed").exists(),
             "a killed holder cannot remove the name"
@@ -572,7 +488,7 @@ fn kill9_of_a_non_last_holder_changes_nothing() -> Result<(), Failed> {
     s.map_all(Access::ReadWrite)?.write_at(0, b"intact")?;
     let mut holder = spawn("open-hold", &[ns_arg(&ns), "sturdy"]);
     holder.expect("ready");
-    holder.kill9();
+    holder.kill();
     let entries = list(&ns)?;
     assert_eq!((entries[0].held, entries[0].stale), (Some(true), false));
     let mut reader = spawn("open-read", &[ns_arg(&ns), "sturdy", "0", "6"]);
@@ -591,7 +507,7 @@ fn persistent_section_survives_all_holders() -> Result<(), Failed> {
         h.expect("ready");
         h
     };
-    holder.kill9();
+    holder.kill();
     let s = open(&ns, "stays", Access::Read)?;
     assert_eq!(s.lifetime(), Lifetime::Persistent);
     assert_eq!(read(&s, 0, 7), b"payload");

@@ -2,22 +2,20 @@
 //! abandonment (hundreds of kills at random moments), mutual exclusion,
 //! events, semaphores, wrong kinds.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
+
+#[path = "../common/peer.rs"]
+mod peer;
+use peer::{spawn, wait_stdin_eof, Peer, TIMEOUT};
 use sections::sync::{Locked, Origin, Reset, SyncOptions};
 use sections::{ErrorKind, Namespace, Section};
-
-const ROLE: &str = "SECTIONS_SYNC_ROLE";
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 type TestFn = fn() -> Result<(), Failed>;
 
 pub fn main() {
-    if let Ok(role) = std::env::var(ROLE) {
+    if let Some(role) = peer::role() {
         let args: Vec<String> = std::env::args().skip(1).collect();
         if let Err(e) = run_role(&role, &args) {
             println!("role-error {e}");
@@ -85,76 +83,6 @@ fn opts_from(arg: &str) -> SyncOptions {
     let mut opts = SyncOptions::new();
     opts.namespace(&Namespace::at(arg));
     opts
-}
-
-struct Peer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-}
-
-fn spawn(role: &str, args: &[&str]) -> Peer {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, role)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn a peer");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line.trim_end().to_owned()).is_err() {
-                break;
-            }
-        }
-    });
-    Peer {
-        stdin: child.stdin.take(),
-        child,
-        lines: rx,
-    }
-}
-
-impl Peer {
-    fn line_within(&mut self, wait: Duration) -> Option<String> {
-        self.lines.recv_timeout(wait).ok()
-    }
-
-    fn expect(&mut self, want: &str) {
-        match self.line_within(TIMEOUT) {
-            Some(line) => assert_eq!(line, want, "peer output"),
-            None => {
-                let _ = self.child.kill();
-                panic!("peer said nothing within {TIMEOUT:?} (wanted {want:?})");
-            }
-        }
-    }
-
-    fn finish(mut self) {
-        drop(self.stdin.take());
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "peer failed: {status}");
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-fn wait_stdin_eof() {
-    let mut line = String::new();
-    while std::io::stdin()
-        .read_line(&mut line)
-        .map(|n| n > 0)
-        .unwrap_or(false)
-    {
-        line.clear();
-    }
 }
 
 // ------------------------------------------------------------------ roles

@@ -1,0 +1,113 @@
+//! Real peer processes for the multi-process tests: the test binary runs
+//! itself again with a role named in an environment variable, and the
+//! test reads the peer's stdout line by line.
+
+// Each test binary uses the part it needs.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a peer may stay silent before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The environment variable that tells a re-executed test binary its role.
+pub const ROLE: &str = "SECTIONS_TEST_ROLE";
+
+/// The role this process was started in, if it is a peer.
+pub fn role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+/// A child process running one role.
+pub struct Peer {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+pub fn spawn(role: &str, args: &[&str]) -> Peer {
+    spawn_with(role, args, |_| {})
+}
+
+pub fn spawn_with(role: &str, args: &[&str], setup: impl FnOnce(&mut Command)) -> Peer {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.env(ROLE, role)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    setup(&mut cmd);
+    let mut child = cmd.spawn().expect("spawn a peer process");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line.trim_end().to_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    Peer {
+        stdin: child.stdin.take(),
+        child,
+        lines: rx,
+    }
+}
+
+impl Peer {
+    /// The next line, failing the test after [`TIMEOUT`].
+    pub fn line(&mut self) -> String {
+        match self.lines.recv_timeout(TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = self.child.kill();
+                panic!("peer said nothing within {TIMEOUT:?}");
+            }
+        }
+    }
+
+    /// The next line if one comes within `wait`.
+    pub fn line_within(&mut self, wait: Duration) -> Option<String> {
+        self.lines.recv_timeout(wait).ok()
+    }
+
+    pub fn expect(&mut self, want: &str) {
+        let got = self.line();
+        assert_eq!(got, want, "peer output");
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes the peer's stdin (its cue to let go and exit) and waits.
+    pub fn finish(mut self) {
+        drop(self.stdin.take());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "peer failed: {status}");
+    }
+
+    /// Kills the peer outright: SIGKILL, or TerminateProcess on Windows.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// For peers: block until the test closes our stdin.
+pub fn wait_stdin_eof() {
+    let mut line = String::new();
+    while std::io::stdin()
+        .read_line(&mut line)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {
+        line.clear();
+    }
+}
