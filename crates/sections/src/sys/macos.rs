@@ -7,10 +7,8 @@
 //! So named sections here are persistent (POSIX lifetime); asking for more
 //! is a typed `Unsupported` error that says what to use.
 
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
 
 use rustix::fs::Mode;
 use rustix::shm;
@@ -18,7 +16,7 @@ use rustix::shm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::Namespace;
 use crate::section::{Access, Kind, Lifetime, Removed};
-use crate::sys::{fd_writable, fstat, open_file, set_len, Spec};
+use crate::sys::{fd_writable, fstat, set_len, Spec};
 
 /// The longest name macOS accepts after the leading `/`.
 const MAX_SHM_NAME: usize = 30;
@@ -148,22 +146,6 @@ pub(crate) fn anonymous(size: u64, _exec: bool) -> Result<Object> {
     Err(Error::new(ErrorKind::AlreadyExists, OP).with_detail("no free temporary name"))
 }
 
-pub(crate) fn open_path(path: &Path, access: Access) -> Result<(Object, Kind, Access)> {
-    const OP: &str = "open file";
-    let fd = open_file(path, access, None)
-        .map_err(|e| Error::os(OP, e).with_detail(format!("file {}", path.display())))?;
-    Object::adopt(fd, OP)
-}
-
-pub(crate) fn from_file(file: &File) -> Result<(Object, Kind, Access)> {
-    const OP: &str = "open file";
-    let fd = file
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| Error::os(OP, e))?;
-    Object::adopt(fd, OP)
-}
-
 pub(crate) fn create_named(
     ns: &Namespace,
     name: &str,
@@ -192,11 +174,7 @@ pub(crate) fn create_named(
             "macOS cannot build a shared-memory object unseen and publish it; create it, initialise it, then signal readers",
         ));
     }
-    let size = spec.size.ok_or_else(|| {
-        Error::new(ErrorKind::InvalidSize, OP)
-            .with_name(name)
-            .with_detail("a memory-backed section needs a size")
-    })?;
+    let size = spec.memory_size(OP, name)?;
     let path = shm_name(OP, ns, name)?;
     let fd = shm::open(
         path.as_str(),

@@ -23,6 +23,17 @@ pub(crate) struct Spec<'a> {
     pub exec: bool,
 }
 
+impl Spec<'_> {
+    /// The size of a memory-backed section, which must be given.
+    pub(crate) fn memory_size(&self, op: &'static str, name: &str) -> crate::error::Result<u64> {
+        self.size.ok_or_else(|| {
+            crate::error::Error::new(crate::error::ErrorKind::InvalidSize, op)
+                .with_name(name)
+                .with_detail("a memory-backed section needs a size")
+        })
+    }
+}
+
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

@@ -508,11 +508,7 @@ pub(crate) fn create_named(
     };
     match spec.file {
         None => {
-            let size = spec.size.ok_or_else(|| {
-                Error::new(ErrorKind::InvalidSize, OP)
-                    .with_name(name)
-                    .with_detail("a memory-backed section needs a size")
-            })?;
+            let size = spec.memory_size(OP, name)?;
             // SAFETY: a valid NUL-terminated name.
             let handle = unsafe {
                 CreateFileMappingW(

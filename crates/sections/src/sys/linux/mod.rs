@@ -12,9 +12,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{self as rfs, Mode, OFlags};
 
 pub(crate) use names::{list_namespace, reclaim_stale, remove_abandoned_build};
-pub(crate) use object::{
-    anonymous, create_named, from_file, from_inherited, open_named, open_path, remove, Object,
-};
+pub(crate) use object::{anonymous, create_named, from_inherited, open_named, remove, Object};
 pub(crate) use procfs::{file_key, resident_bytes, users_of, FileKey};
 
 /// This process's id (holds remember it; see `names`).

@@ -1,10 +1,8 @@
 //! The section object on Linux: a descriptor of the memory, and for a named
 //! section the name's entry with this handle's hold on it.
 
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
 
 use super::names::{self, Content, Entry, OpenError, Record};
 use super::{is_memfd, memfd};
@@ -127,24 +125,6 @@ pub(crate) fn anonymous(size: u64, _exec: bool) -> Result<Object> {
         .map_err(|e| Error::os("create anonymous", e))
 }
 
-/// A section over the regular file at `path`.
-pub(crate) fn open_path(path: &Path, access: Access) -> Result<(Object, Kind, Access)> {
-    const OP: &str = "open file";
-    let fd = open_file(path, access, None)
-        .map_err(|e| Error::os(OP, e).with_detail(format!("file {}", path.display())))?;
-    Object::adopt(fd, OP)
-}
-
-/// A section over an open file, with the access it was opened with.
-pub(crate) fn from_file(file: &File) -> Result<(Object, Kind, Access)> {
-    const OP: &str = "open file";
-    let fd = file
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| Error::os(OP, e))?;
-    Object::adopt(fd, OP)
-}
-
 /// Creates and publishes a named section. `init` gets an unnamed object for
 /// the same memory before the name appears.
 pub(crate) fn create_named(
@@ -156,11 +136,7 @@ pub(crate) fn create_named(
     const OP: &str = "create";
     match spec.file {
         None => {
-            let size = spec.size.ok_or_else(|| {
-                Error::new(ErrorKind::InvalidSize, OP)
-                    .with_name(name)
-                    .with_detail("a memory-backed section needs a size")
-            })?;
+            let size = spec.memory_size(OP, name)?;
             let mut failure = None;
             let mut init = init;
             let published = names::create_named(

@@ -406,3 +406,22 @@ pub(crate) fn adopt_token<O>(
         access,
     ))
 }
+
+/// A section over the regular file at `path`.
+pub(crate) fn open_path(path: &Path, access: Access) -> Adopted<crate::sys::Object> {
+    const OP: &str = "open file";
+    let fd = open_file(path, access, None).map_err(|e| {
+        crate::error::Error::os(OP, e).with_detail(format!("file {}", path.display()))
+    })?;
+    crate::sys::Object::adopt(fd, OP)
+}
+
+/// A section over an open file, with the access it was opened with.
+pub(crate) fn from_file(file: &std::fs::File) -> Adopted<crate::sys::Object> {
+    const OP: &str = "open file";
+    let fd = file
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| crate::error::Error::os(OP, e))?;
+    crate::sys::Object::adopt(fd, OP)
+}
