@@ -45,9 +45,6 @@ mod linux;
 pub(crate) use linux::*;
 
 #[cfg(windows)]
-#[path = "windows_sync.rs"]
-pub(crate) mod sync;
-#[cfg(windows)]
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::*;
