@@ -34,6 +34,18 @@ pub enum ErrorKind {
     /// access reached past the new end and read or wrote nothing real (the
     /// view sees zeros there from now on).
     Truncated,
+    /// A channel has no room for the message now (`try_send`).
+    Full,
+    /// A channel has no message now (`try_recv`).
+    Empty,
+    /// A wait ran out.
+    TimedOut,
+    /// The other side of a channel is gone (dropped or died); everything
+    /// it had fully sent was received first.
+    Disconnected,
+    /// Shared memory holds something the protocol cannot have written: a
+    /// peer is buggy or hostile. Nothing was read out of bounds.
+    Corrupted,
     /// An entry in the namespace is not something this crate can open as a
     /// section (a directory, a device, a damaged record).
     WrongKind,
@@ -55,6 +67,11 @@ impl ErrorKind {
             ErrorKind::Stale => "stale (its last holder died without releasing it)",
             ErrorKind::Replaced => "backing file replaced or removed",
             ErrorKind::Truncated => "truncated by another process",
+            ErrorKind::Full => "full",
+            ErrorKind::Empty => "empty",
+            ErrorKind::TimedOut => "timed out",
+            ErrorKind::Disconnected => "disconnected",
+            ErrorKind::Corrupted => "corrupted shared state",
             ErrorKind::WrongKind => "not a section",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Os => "operating-system error",
@@ -176,6 +193,10 @@ impl From<Error> for io::Error {
             }
             ErrorKind::WrongKind => io::ErrorKind::InvalidData,
             ErrorKind::Truncated => io::ErrorKind::UnexpectedEof,
+            ErrorKind::Full | ErrorKind::Empty => io::ErrorKind::WouldBlock,
+            ErrorKind::TimedOut => io::ErrorKind::TimedOut,
+            ErrorKind::Disconnected => io::ErrorKind::BrokenPipe,
+            ErrorKind::Corrupted => io::ErrorKind::InvalidData,
             ErrorKind::Unsupported => io::ErrorKind::Unsupported,
             ErrorKind::Os => err
                 .source

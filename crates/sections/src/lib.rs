@@ -52,6 +52,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(any(target_os = "linux", windows))]
+pub mod channel;
 mod error;
 mod name;
 mod options;

@@ -207,7 +207,7 @@ fn abandonment_under_random_kills() -> Result<(), Failed> {
 fn mutual_exclusion() -> Result<(), Failed> {
     let p = private();
     let g = p.opts.create_guarded("total", 1000u64)?;
-    let n = if cfg!(windows) { "5000" } else { "20000" };
+    let n = "20000";
     let peers: Vec<Peer> = (0..3)
         .map(|_| spawn("add", &[&p.arg, "total", n]))
         .collect();

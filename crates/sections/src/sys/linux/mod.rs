@@ -51,3 +51,23 @@ pub(crate) fn reopen_read_only(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
         Mode::empty(),
     )?)
 }
+
+/// Identifies this process for liveness checks by other processes: its
+/// pid and its start time (so that a reused pid is not mistaken for it).
+pub(crate) fn process_token() -> u64 {
+    token_of(std::process::id()).unwrap_or(u64::from(std::process::id()) << 32)
+}
+
+/// Whether the process `token` names still runs.
+pub(crate) fn process_alive(token: u64) -> bool {
+    token_of((token >> 32) as u32) == Some(token)
+}
+
+/// `pid << 32 | starttime` (field 22 of /proc/PID/stat, low 32 bits).
+fn token_of(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain anything.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let start: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    Some(u64::from(pid) << 32 | (start & 0xffff_ffff))
+}

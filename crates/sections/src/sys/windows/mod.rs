@@ -635,3 +635,48 @@ pub(crate) fn remove(ns: &Namespace, name: &str) -> Result<crate::section::Remov
 
 pub(crate) const LISTING_UNSUPPORTED: &str =
     "Windows offers no API to list the named sections of a session, and a name never outlives its last handle";
+
+/// Identifies this process for liveness checks by other processes: its
+/// id and (the low bits of) its creation time.
+pub(crate) fn process_token() -> u64 {
+    // SAFETY: plain call.
+    let pid = unsafe { windows_sys::Win32::System::Threading::GetCurrentProcessId() };
+    token_of(pid).unwrap_or(u64::from(pid) << 32)
+}
+
+/// Whether the process `token` names still runs.
+pub(crate) fn process_alive(token: u64) -> bool {
+    token_of((token >> 32) as u32) == Some(token)
+}
+
+fn token_of(pid: u32) -> Option<u64> {
+    use windows_sys::Win32::Foundation::FILETIME;
+    use windows_sys::Win32::System::Threading::{
+        GetExitCodeProcess, GetProcessTimes, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
+    };
+    const STILL_ACTIVE: u32 = 259;
+    // SAFETY: plain calls on a handle we own and close (OwnedHandle).
+    unsafe {
+        let process = owned(OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid)).ok()?;
+        let mut code = 0u32;
+        if GetExitCodeProcess(raw(&process), &mut code) == 0 || code != STILL_ACTIVE {
+            return None;
+        }
+        let zero = FILETIME {
+            dwLowDateTime: 0,
+            dwHighDateTime: 0,
+        };
+        let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+        if GetProcessTimes(
+            raw(&process),
+            &mut created,
+            &mut exited,
+            &mut kernel,
+            &mut user,
+        ) == 0
+        {
+            return None;
+        }
+        Some(u64::from(pid) << 32 | u64::from(created.dwLowDateTime))
+    }
+}

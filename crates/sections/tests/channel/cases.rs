@@ -1,0 +1,437 @@
+use std::time::Duration;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use sections::channel::{ChannelOptions, WaitStrategy};
+use sections::{Access, ErrorKind, Namespace, Section};
+
+#[path = "../common/peer.rs"]
+mod peer;
+use peer::{spawn, wait_stdin_eof, Peer};
+
+type TestFn = fn() -> Result<(), Failed>;
+
+pub fn main() {
+    if let Some(role) = peer::role() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if let Err(e) = run_role(&role, &args) {
+            println!("role-error {e}");
+            std::process::exit(3);
+        }
+        return;
+    }
+    let tests: Vec<(&str, TestFn)> = vec![
+        ("spsc_stream_of_random_messages", spsc_stream),
+        ("mpsc_three_senders_keep_their_order", mpsc_three_senders),
+        ("killed_sender_leaves_every_sent_message", killed_sender),
+        ("killed_receiver_disconnects_the_sender", killed_receiver),
+        ("back_pressure_timeouts_and_sizes", back_pressure),
+        ("corrupted_shared_state_is_an_error", corrupted_state),
+        ("random_garbage_never_crashes_or_hangs", random_garbage),
+        ("wait_strategies_all_deliver", wait_strategies),
+    ];
+    let trials = tests.into_iter().map(|(n, f)| Trial::test(n, f)).collect();
+    libtest_mimic::run(&Arguments::from_args(), trials).exit();
+}
+
+// ---------------------------------------------------------------- helpers
+
+struct Private {
+    opts: ChannelOptions,
+    arg: String,
+    #[cfg(unix)]
+    _dir: tempfile::TempDir,
+}
+
+fn private(capacity: u32, senders: u32) -> Private {
+    #[cfg(unix)]
+    let (ns, dir) = {
+        let dir = tempfile::Builder::new()
+            .prefix("sections-chan-")
+            .tempdir_in("/dev/shm")
+            .unwrap();
+        (Namespace::at(dir.path()), dir)
+    };
+    #[cfg(windows)]
+    let ns = {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Namespace::at(format!("chan-{}-{n}", std::process::id()))
+    };
+    let mut opts = ChannelOptions::new();
+    opts.namespace(&ns).capacity(capacity).senders(senders);
+    Private {
+        arg: ns.dir().to_string_lossy().into_owned(),
+        opts,
+        #[cfg(unix)]
+        _dir: dir,
+    }
+}
+
+fn opts_from(dir: &str) -> ChannelOptions {
+    let mut opts = ChannelOptions::new();
+    opts.namespace(&Namespace::at(dir));
+    opts
+}
+
+/// A message: sender id, sequence number, a pattern derived from both, and
+/// a checksum over it all.
+fn message(sender: u32, seq: u64, len: usize) -> Vec<u8> {
+    let mut m = vec![0u8; len.max(16)];
+    m[0..4].copy_from_slice(&sender.to_le_bytes());
+    m[4..12].copy_from_slice(&seq.to_le_bytes());
+    for (i, b) in m[16..].iter_mut().enumerate() {
+        *b = (seq as usize).wrapping_mul(31).wrapping_add(i) as u8;
+    }
+    let sum = m[16..]
+        .iter()
+        .fold(0u32, |a, &b| a.wrapping_mul(33).wrapping_add(u32::from(b)));
+    m[12..16].copy_from_slice(&sum.to_le_bytes());
+    m
+}
+
+/// Checks a message and returns (sender, seq).
+fn check(m: &[u8]) -> Result<(u32, u64), String> {
+    if m.len() < 16 {
+        return Err(format!("a {}-byte message", m.len()));
+    }
+    let sender = u32::from_le_bytes(m[0..4].try_into().unwrap());
+    let seq = u64::from_le_bytes(m[4..12].try_into().unwrap());
+    let want = message(sender, seq, m.len());
+    if want != m {
+        return Err(format!("message {seq} of sender {sender} is corrupted"));
+    }
+    Ok((sender, seq))
+}
+
+fn lengths(seed: u64, max: usize) -> impl Iterator<Item = usize> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    std::iter::repeat_with(move || {
+        if rng.u8(..) < 8 {
+            rng.usize(16..=max)
+        } else {
+            rng.usize(16..=256)
+        }
+    })
+}
+
+// ------------------------------------------------------------------ roles
+
+fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    let opts = opts_from(arg(0));
+    match role {
+        "send" => {
+            // send DIR NAME SENDER COUNT MAXLEN
+            let mut tx = opts.open_sender(arg(1))?;
+            let id: u32 = arg(2).parse()?;
+            let count: u64 = arg(3).parse()?;
+            let max: usize = arg(4).parse()?;
+            println!("ready");
+            for (seq, len) in (0..count).zip(lengths(u64::from(id), max)) {
+                tx.send(&message(id, seq, len))?;
+            }
+            println!("sent");
+            wait_stdin_eof();
+        }
+        "send-forever" => {
+            let mut tx = opts.open_sender(arg(1))?;
+            println!("ready");
+            let mut seq = 0;
+            loop {
+                let m = message(0, seq, 64);
+                let mut loan = tx.loan(m.len())?;
+                loan.write_at(0, &m)?;
+                loan.send();
+                seq += 1;
+            }
+        }
+        "receive-forever" => {
+            let mut rx = opts.open_receiver(arg(1))?;
+            println!("ready");
+            let mut buf = Vec::new();
+            loop {
+                rx.recv_into(&mut buf)?;
+            }
+        }
+        other => return Err(format!("unknown role {other}").into()),
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ tests
+
+fn spsc_stream() -> Result<(), Failed> {
+    let count: u64 = 1_000_000;
+    let p = private(256 * 1024, 1);
+    let _channel = p.opts.create("stream")?;
+    let mut rx = p.opts.open_receiver("stream")?;
+    let max = 64 * 1024; // a quarter of the ring
+    let mut sender = spawn(
+        "send",
+        &[&p.arg, "stream", "7", &count.to_string(), &max.to_string()],
+    );
+    sender.expect("ready");
+    let mut buf = Vec::new();
+    for want in 0..count {
+        rx.recv_into(&mut buf)?;
+        let (id, seq) = check(&buf)?;
+        assert_eq!((id, seq), (7, want), "lost, duplicated or reordered");
+    }
+    sender.expect("sent");
+    sender.finish();
+    let err = rx.recv_timeout(Duration::from_secs(20)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}");
+    Ok(())
+}
+
+fn mpsc_three_senders() -> Result<(), Failed> {
+    let count: u64 = 100_000;
+    let p = private(64 * 1024, 3);
+    let _channel = p.opts.create("many")?;
+    let mut rx = p.opts.open_receiver("many")?;
+    let mut senders: Vec<Peer> = (0..3u32)
+        .map(|id| {
+            spawn(
+                "send",
+                &[&p.arg, "many", &id.to_string(), &count.to_string(), "4096"],
+            )
+        })
+        .collect();
+    for s in &mut senders {
+        s.expect("ready");
+    }
+    let mut next = [0u64; 3];
+    let mut buf = Vec::new();
+    for _ in 0..3 * count {
+        rx.recv_into(&mut buf)?;
+        let (id, seq) = check(&buf)?;
+        assert_eq!(seq, next[id as usize], "sender {id} out of order");
+        next[id as usize] += 1;
+    }
+    assert_eq!(next, [count; 3]);
+    for mut s in senders {
+        s.expect("sent");
+        s.finish();
+    }
+    Ok(())
+}
+
+fn killed_sender() -> Result<(), Failed> {
+    let p = private(64 * 1024, 1);
+    let _channel = p.opts.create("doomed")?;
+    let mut rx = p.opts.open_receiver("doomed")?;
+    let mut sender = spawn("send-forever", &[&p.arg, "doomed"]);
+    sender.expect("ready");
+    let mut buf = Vec::new();
+    for want in 0..5000 {
+        rx.recv_into(&mut buf)?;
+        assert_eq!(check(&buf)?.1, want);
+    }
+    sender.kill();
+    // Everything fully sent before the kill arrives, in order, then
+    // Disconnected (a message the sender was writing is skipped).
+    let mut next = 5000;
+    loop {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(m) => {
+                assert_eq!(check(&m.to_vec())?.1, next, "a gap or a repeat");
+                next += 1;
+            }
+            Err(e) if e.kind() == ErrorKind::Disconnected => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn killed_receiver() -> Result<(), Failed> {
+    let p = private(16 * 1024, 1);
+    let _channel = p.opts.create("deaf")?;
+    let mut tx = p.opts.open_sender("deaf")?;
+    let mut receiver = spawn("receive-forever", &[&p.arg, "deaf"]);
+    receiver.expect("ready");
+    for i in 0..1000u64 {
+        tx.send(&message(0, i, 100))?;
+    }
+    receiver.kill();
+    let start = std::time::Instant::now();
+    loop {
+        match tx.send_timeout(&message(0, 0, 1000), Duration::from_secs(20)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::Disconnected => break,
+            Err(e) => return Err(e.into()),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the sender never noticed"
+        );
+    }
+    Ok(())
+}
+
+fn back_pressure() -> Result<(), Failed> {
+    let p = private(1024, 1);
+    let channel = p.opts.create("small")?;
+    let mut tx = p.opts.open_sender("small")?;
+    let mut rx = p.opts.open_receiver("small")?;
+    assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::Empty);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(50))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::TimedOut
+    );
+    assert_eq!(
+        tx.try_send(&[0u8; 2000]).unwrap_err().kind(),
+        ErrorKind::InvalidSize,
+        "larger than the ring"
+    );
+    let mut sent = 0;
+    while tx.try_send(&[9u8; 100]).is_ok() {
+        sent += 1;
+    }
+    assert!(sent >= 7, "{sent}");
+    assert_eq!(
+        tx.try_send(&[9u8; 100]).unwrap_err().kind(),
+        ErrorKind::Full
+    );
+    assert_eq!(
+        tx.send_timeout(&[9u8; 100], Duration::from_millis(50))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::TimedOut
+    );
+    assert!(channel.fill() > 0);
+    for _ in 0..sent {
+        assert_eq!(rx.recv()?.to_vec(), vec![9u8; 100]);
+    }
+    // A cancelled loan is never received; zero-copy loans round-trip.
+    drop(tx.loan(10)?);
+    let mut loan = tx.loan(5)?;
+    // SAFETY: the loan's bytes are ours until sent.
+    unsafe { loan.as_mut_slice() }.copy_from_slice(b"inner");
+    loan.send();
+    let m = rx.recv()?;
+    // SAFETY: the message's bytes are ours until dropped.
+    assert_eq!(unsafe { m.as_slice() }, b"inner");
+    drop(m);
+    // Wrap-around many times with odd sizes.
+    for i in 0..2000u64 {
+        let m = message(1, i, 16 + (i as usize * 7) % 300);
+        tx.send(&m)?;
+        assert_eq!(rx.recv()?.to_vec(), m);
+    }
+    assert_eq!(channel.fill(), 0);
+    drop(tx);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap_err().kind(),
+        ErrorKind::Disconnected
+    );
+    Ok(())
+}
+
+/// Writes `bytes` at `offset` of the channel's section, as a hostile peer.
+fn scribble(p: &Private, name: &str, offset: usize, bytes: &[u8]) -> Result<(), Failed> {
+    let ns = Namespace::at(&p.arg);
+    let s = Section::options().namespace(&ns).open(name)?;
+    s.map_all(Access::ReadWrite)?.write_at(offset, bytes)?;
+    Ok(())
+}
+
+fn corrupted_state() -> Result<(), Failed> {
+    let p = private(4096, 1);
+    let _channel = p.opts.create("evil")?;
+    let mut tx = p.opts.open_sender("evil")?;
+    let mut rx = p.opts.open_receiver("evil")?;
+    tx.send(b"fine")?;
+    // A reserve position far ahead of the read position.
+    scribble(&p, "evil", 128, &u64::MAX.to_le_bytes())?;
+    assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::Corrupted);
+    assert_eq!(tx.try_send(b"x").unwrap_err().kind(), ErrorKind::Corrupted);
+    // Put it back, then lie about a record's length.
+    scribble(&p, "evil", 128, &32u64.to_le_bytes())?;
+    scribble(&p, "evil", 512, &(1u64 << 31).to_le_bytes())?;
+    assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::Corrupted);
+    // Not a channel at all.
+    let ns = Namespace::at(&p.arg);
+    drop(
+        Section::options()
+            .size(8192)
+            .namespace(&ns)
+            .create("plain")?,
+    );
+    let _keep = Section::options()
+        .size(8192)
+        .namespace(&ns)
+        .create("plain2")?;
+    assert_eq!(
+        p.opts.open_receiver("plain2").unwrap_err().kind(),
+        ErrorKind::WrongKind
+    );
+    Ok(())
+}
+
+fn random_garbage() -> Result<(), Failed> {
+    let mut rng = fastrand::Rng::with_seed(99);
+    for round in 0..300 {
+        let p = private(1024, 1);
+        let _channel = p.opts.create("fuzz")?;
+        let mut tx = p.opts.open_sender("fuzz")?;
+        let mut rx = p.opts.open_receiver("fuzz")?;
+        for i in 0..rng.usize(0..6) {
+            let _ = tx.try_send(&message(0, i as u64, 16 + rng.usize(0..200)));
+        }
+        // Scribble random bytes over the positions and the ring.
+        for _ in 0..rng.usize(1..8) {
+            let offset = *[64usize, 128, 512, 512 + 16 * rng.usize(0..64)]
+                .get(rng.usize(0..4))
+                .unwrap();
+            let mut junk = [0u8; 16];
+            rng.fill(&mut junk);
+            if rng.bool() {
+                junk[8..16].copy_from_slice(&(rng.u64(0..2048) & !15).to_le_bytes());
+            }
+            scribble(&p, "fuzz", offset, &junk)?;
+        }
+        for _ in 0..10 {
+            match rx.try_recv() {
+                Ok(m) => drop(m.to_vec()),
+                Err(e) => assert!(
+                    matches!(e.kind(), ErrorKind::Empty | ErrorKind::Corrupted),
+                    "round {round}: {e}"
+                ),
+            }
+            match tx.try_send(b"probe-message!!") {
+                Ok(()) => {}
+                Err(e) => assert!(
+                    matches!(e.kind(), ErrorKind::Full | ErrorKind::Corrupted),
+                    "round {round}: {e}"
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn wait_strategies() -> Result<(), Failed> {
+    for strategy in [
+        WaitStrategy::Spin,
+        WaitStrategy::SpinThenPark,
+        WaitStrategy::Park,
+    ] {
+        let mut p = private(8192, 1);
+        p.opts.wait(strategy);
+        let _channel = p.opts.create("ways")?;
+        let mut rx = p.opts.open_receiver("ways")?;
+        let mut sender = spawn("send", &[&p.arg, "ways", "3", "2000", "2000"]);
+        sender.expect("ready");
+        let mut buf = Vec::new();
+        for want in 0..2000 {
+            rx.recv_into(&mut buf)?;
+            assert_eq!(check(&buf)?, (3, want), "{strategy:?}");
+        }
+        sender.expect("sent");
+        sender.finish();
+    }
+    Ok(())
+}
