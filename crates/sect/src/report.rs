@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use sections::{EntryInfo, EntryKind, Lifetime, SyncState, Usage};
+use sections::{EntryInfo, EntryKind, Lifetime, ObjectState, Usage};
 
 use crate::units::human;
 
@@ -41,6 +41,15 @@ pub struct EntryReport {
     pub count: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max: Option<u32>,
+    /// For a channel: ring size, bytes queued, connected peers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fill: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub senders: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maps: Option<Vec<MapReport>>,
 }
@@ -106,23 +115,39 @@ impl EntryReport {
             manual_reset: None,
             count: None,
             max: None,
+            capacity: None,
+            fill: None,
+            senders: None,
+            receiver: None,
             maps,
         };
         match entry.object {
-            Some(SyncState::Mutex { held, holder }) => {
+            Some(ObjectState::Mutex { held, holder }) => {
                 report.object = Some("mutex");
                 report.held = Some(held);
                 report.holder_pid = holder;
             }
-            Some(SyncState::Event { set, manual }) => {
+            Some(ObjectState::Event { set, manual }) => {
                 report.object = Some("event");
                 report.set = Some(set);
                 report.manual_reset = Some(manual);
             }
-            Some(SyncState::Semaphore { count, max }) => {
+            Some(ObjectState::Semaphore { count, max }) => {
                 report.object = Some("semaphore");
                 report.count = Some(count);
                 report.max = Some(max);
+            }
+            Some(ObjectState::Channel {
+                capacity,
+                fill,
+                senders,
+                receiver,
+            }) => {
+                report.object = Some("channel");
+                report.capacity = Some(capacity);
+                report.fill = Some(fill);
+                report.senders = Some(senders);
+                report.receiver = Some(receiver);
             }
             _ => {}
         }
@@ -159,6 +184,17 @@ impl EntryReport {
                 "{} of {}",
                 self.count.unwrap_or(0),
                 self.max.unwrap_or(0)
+            )),
+            "channel" => Some(format!(
+                "{} of {} queued, {} sender(s), receiver {}",
+                human(self.fill.unwrap_or(0)),
+                human(self.capacity.unwrap_or(0)),
+                self.senders.unwrap_or(0),
+                if self.receiver == Some(true) {
+                    "connected"
+                } else {
+                    "not connected"
+                }
             )),
             _ => None,
         }

@@ -637,4 +637,26 @@ fn ls_and_info_show_sync_objects() {
     drop(guard);
     let text = stdout_of(sect(ns.path()).args(["info", "slots"]));
     assert!(text.contains("1 of 5"), "{text}");
+
+    let mut copts = sections::channel::ChannelOptions::new();
+    copts
+        .namespace(&sections::Namespace::at(ns.path()))
+        .capacity(4096);
+    let _channel = copts.create("pipe").unwrap();
+    let mut tx = copts.open_sender("pipe").unwrap();
+    let _rx = copts.open_receiver("pipe").unwrap();
+    tx.send(&[1u8; 100]).unwrap();
+    let list = json_of(sect(ns.path()).args(["ls", "--json"]));
+    let pipe = entry(&list, "pipe").unwrap();
+    assert_eq!(pipe["object"], "channel");
+    assert_eq!(
+        (pipe["capacity"].as_u64(), pipe["fill"].as_u64()),
+        (Some(4096), Some(16 + 112))
+    );
+    assert_eq!(
+        (pipe["senders"].as_u64(), pipe["receiver"].as_bool()),
+        (Some(1), Some(true))
+    );
+    let text = stdout_of(sect(ns.path()).args(["info", "pipe"]));
+    assert!(text.contains("1 sender(s), receiver connected"), "{text}");
 }

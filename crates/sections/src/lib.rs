@@ -68,7 +68,9 @@ mod usage;
 mod view;
 
 pub use error::{Error, ErrorKind, Result};
-pub use name::{gc, list, validate_name, EntryInfo, EntryKind, Namespace, SyncState, MAX_NAME_LEN};
+pub use name::{
+    gc, list, validate_name, EntryInfo, EntryKind, Namespace, ObjectState, MAX_NAME_LEN,
+};
 pub use options::SectionOptions;
 pub use section::{remove, Access, Disposition, Kind, Lifetime, Removed, Section};
 pub use share::Inheritable;

@@ -103,10 +103,10 @@ pub enum EntryKind {
     File,
 }
 
-/// The state of a sync object as a listing sees it.
+/// The state of a sync object or channel as a listing sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum SyncState {
+pub enum ObjectState {
     /// A mutex.
     Mutex {
         /// Whether it is held (or was, by a holder that died).
@@ -127,6 +127,17 @@ pub enum SyncState {
         count: u32,
         /// The maximum.
         max: u32,
+    },
+    /// A channel.
+    Channel {
+        /// Ring size in bytes.
+        capacity: u64,
+        /// Bytes of messages not yet received.
+        fill: u64,
+        /// Senders connected.
+        senders: u32,
+        /// Whether a receiver is connected.
+        receiver: bool,
     },
 }
 
@@ -155,9 +166,10 @@ pub struct EntryInfo {
     pub stale: bool,
     /// The backing file of a file-backed entry.
     pub file: Option<PathBuf>,
-    /// What a sync object (see [`crate::sync`]) stored in this entry says
-    /// about itself; `None` for plain sections.
-    pub object: Option<SyncState>,
+    /// What a sync object ([`crate::sync`]) or channel
+    /// ([`crate::channel`]) stored in this entry says about itself; `None`
+    /// for plain sections.
+    pub object: Option<ObjectState>,
     /// `(st_dev, st_ino)` of the entry and of its backing file, if any.
     pub(crate) ids: Vec<(u64, u64)>,
 }
@@ -202,7 +214,8 @@ pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
                 held: r.held,
                 stale: marker.lifetime == Lifetime::Counted && r.held == Some(false),
                 file,
-                object: crate::sync::describe(&r.head),
+                object: crate::sync::describe(&r.head)
+                    .or_else(|| crate::channel::describe(&r.head)),
                 ids,
             }
         })

@@ -75,6 +75,8 @@ use crate::name::Namespace;
 use crate::section::Lifetime;
 use crate::sync::SyncOptions;
 
+#[cfg(target_os = "linux")]
+pub(crate) use ring::describe;
 pub use ring::{Channel, Loan, Message, Receiver, Sender};
 
 /// How a blocked sender or receiver waits.

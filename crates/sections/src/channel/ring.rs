@@ -813,3 +813,28 @@ impl Drop for Message<'_> {
         let _ = self.receiver.advance(self.next);
     }
 }
+
+/// What the first bytes of an entry say, if it is a channel (for listings;
+/// the bytes are untrusted and only reported).
+#[cfg(target_os = "linux")]
+pub(crate) fn describe(head: &[u8]) -> Option<crate::name::ObjectState> {
+    if head.len() < HEADER || u64::from_le_bytes(head[0..8].try_into().ok()?) != MAGIC {
+        return None;
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"));
+    let capacity = u64::from(u32_at(12));
+    let slots = u32_at(16).min(MAX_SENDERS);
+    let senders = (0..slots)
+        .filter(|&i| {
+            let at = SLOTS + i as usize * SLOT_SIZE;
+            u32_at(at) == TAKEN && sys::process_alive(u64_at(at + 8))
+        })
+        .count() as u32;
+    Some(crate::name::ObjectState::Channel {
+        capacity,
+        fill: u64_at(RESERVE).saturating_sub(u64_at(READ)).min(capacity),
+        senders,
+        receiver: u32_at(RX_STATE) == TAKEN && sys::process_alive(u64_at(RX_TOKEN)),
+    })
+}

@@ -408,8 +408,8 @@ impl Semaphore {
 
 /// What the first bytes of an entry say, if it is a sync object. The bytes
 /// are untrusted: anything unexpected is "not a sync object".
-pub(crate) fn describe(head: &[u8]) -> Option<crate::name::SyncState> {
-    use crate::name::SyncState;
+pub(crate) fn describe(head: &[u8]) -> Option<crate::name::ObjectState> {
+    use crate::name::ObjectState;
     if head.len() < OBJECT + 12 || &head[..8] != MAGIC {
         return None;
     }
@@ -421,7 +421,7 @@ pub(crate) fn describe(head: &[u8]) -> Option<crate::name::SyncState> {
         1 => {
             // glibc's `__owner` (a thread id), third int of the mutex.
             let tid = word(OBJECT + 8);
-            Some(SyncState::Mutex {
+            Some(ObjectState::Mutex {
                 held: tid != 0,
                 holder: if tid == 0 {
                     None
@@ -430,11 +430,11 @@ pub(crate) fn describe(head: &[u8]) -> Option<crate::name::SyncState> {
                 },
             })
         }
-        2 => Some(SyncState::Event {
+        2 => Some(ObjectState::Event {
             set: word(OBJECT) == 1,
             manual: word(OBJECT + 4) == 1,
         }),
-        3 => Some(SyncState::Semaphore {
+        3 => Some(ObjectState::Semaphore {
             count: word(OBJECT),
             max: word(OBJECT + 4),
         }),

@@ -96,7 +96,7 @@ const RECORD_MAGIC: &str = "sections-file 1";
 /// Records are tiny; a larger entry is not one of ours.
 const RECORD_MAX: usize = 8192;
 /// How many leading bytes of a memory entry a listing reads.
-pub(crate) const HEAD_LEN: usize = 128;
+pub(crate) const HEAD_LEN: usize = 512;
 /// How often an operation retries when the name changes under it.
 const RETRIES: usize = 16;
 const COUNTED_BIT: u32 = 0o1000;
