@@ -1,5 +1,6 @@
 //! Cross-process hand-off latency: one process sets an event, another
-//! wakes up, against a one-byte write/read on a pipe, in the same run.
+//! wakes up, against a one-byte write/read on a pipe, and an 8-byte
+//! message over a channel (busy-spin and spin-then-park), in the same run.
 //! Two processes ping-pong; a hand-off is half a round trip. Prints p50
 //! and p99. Linux only.
 //!
@@ -17,6 +18,7 @@ mod linux {
     use std::process::{Command, Stdio};
     use std::time::Instant;
 
+    use sections::channel::{ChannelOptions, WaitStrategy};
     use sections::sync::{Reset, SyncOptions};
     use sections::Namespace;
 
@@ -27,6 +29,14 @@ mod linux {
         let mut o = SyncOptions::new();
         o.namespace(&Namespace::at(dir));
         o
+    }
+
+    fn strategy(role: &str) -> WaitStrategy {
+        if role == "channel-spin" {
+            WaitStrategy::Spin
+        } else {
+            WaitStrategy::SpinThenPark
+        }
     }
 
     fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -51,6 +61,16 @@ mod linux {
                     for _ in 0..ROUNDS + 100 {
                         ping.wait().unwrap();
                         pong.set().unwrap();
+                    }
+                }
+                "channel-spin" | "channel-park" => {
+                    let mut o = ChannelOptions::new();
+                    o.namespace(&Namespace::at(&arg)).wait(strategy(&role));
+                    let mut rx = o.open_receiver("ping").unwrap();
+                    let mut tx = o.open_sender("pong").unwrap();
+                    for _ in 0..ROUNDS + 100 {
+                        let m = rx.recv().unwrap().to_vec();
+                        tx.send(&m).unwrap();
                     }
                 }
                 "pipe" => {
@@ -117,6 +137,38 @@ mod linux {
         }
         child.wait().unwrap();
 
+        let mut channel = Vec::new();
+        for role in ["channel-spin", "channel-park"] {
+            let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+            let mut o = ChannelOptions::new();
+            o.namespace(&Namespace::at(dir.path()))
+                .capacity(4096)
+                .wait(strategy(role));
+            let _ping = o.create("ping").unwrap();
+            let _pong = o.create("pong").unwrap();
+            let mut tx = o.open_sender("ping").unwrap();
+            let mut rx = o.open_receiver("pong").unwrap();
+            let mut child = Command::new(&me)
+                .env(ROLE, role)
+                .arg(dir.path())
+                .spawn()
+                .unwrap();
+            let mut rtts = Vec::with_capacity(ROUNDS);
+            for i in 0..ROUNDS + 100 {
+                let start = Instant::now();
+                tx.send(&(i as u64).to_le_bytes()).unwrap();
+                drop(rx.recv().unwrap());
+                if i >= 100 {
+                    rtts.push(start.elapsed().as_nanos() as f64);
+                }
+            }
+            child.wait().unwrap();
+            channel.push((role, rtts));
+        }
+
+        for (role, rtts) in channel {
+            report(role, rtts);
+        }
         let event = report("event (futex)", event_rtts);
         let pipe = report("pipe", pipe_rtts);
         println!("pipe p50 / event p50 = {:.2}", pipe / event);
