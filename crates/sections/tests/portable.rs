@@ -7,8 +7,11 @@ use std::sync::atomic::Ordering;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
+#[path = "common/ns.rs"]
+mod ns;
 #[path = "common/peer.rs"]
 mod peer;
+use ns::{private_namespace, PrivateNamespace};
 use peer::{spawn, wait_stdin_eof, Peer};
 use sections::{Access, Disposition, ErrorKind, Kind, Lifetime, Namespace, Section};
 
@@ -64,38 +67,12 @@ fn main() {
 
 // ---------------------------------------------------------------- helpers
 
-/// A private namespace: a fresh directory on Linux, a fresh name prefix on
-/// Windows.
-struct Private {
-    ns: Namespace,
-    #[cfg(unix)]
-    _dir: tempfile::TempDir,
+fn namespace() -> PrivateNamespace {
+    private_namespace("portable")
 }
 
-fn namespace() -> Private {
-    #[cfg(unix)]
-    {
-        let dir = tempfile::Builder::new()
-            .prefix("sections-portable-")
-            .tempdir_in("/dev/shm")
-            .unwrap();
-        Private {
-            ns: Namespace::at(dir.path()),
-            _dir: dir,
-        }
-    }
-    #[cfg(windows)]
-    {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        Private {
-            ns: Namespace::at(format!("portable-{}-{n}", std::process::id())),
-        }
-    }
-}
-
-fn ns_arg(p: &Private) -> String {
-    p.ns.dir().to_string_lossy().into_owned()
+fn ns_arg(p: &PrivateNamespace) -> String {
+    p.arg.clone()
 }
 
 fn gran() -> usize {

@@ -4,8 +4,11 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use sections::channel::{ChannelOptions, WaitStrategy};
 use sections::{Access, ErrorKind, Namespace, Section};
 
+#[path = "../common/ns.rs"]
+mod ns;
 #[path = "../common/peer.rs"]
 mod peer;
+use ns::{private_namespace, PrivateNamespace};
 use peer::{spawn, wait_stdin_eof, Peer};
 
 type TestFn = fn() -> Result<(), Failed>;
@@ -38,32 +41,17 @@ pub fn main() {
 struct Private {
     opts: ChannelOptions,
     arg: String,
-    #[cfg(unix)]
-    _dir: tempfile::TempDir,
+    _ns: PrivateNamespace,
 }
 
 fn private(capacity: u32, senders: u32) -> Private {
-    #[cfg(unix)]
-    let (ns, dir) = {
-        let dir = tempfile::Builder::new()
-            .prefix("sections-chan-")
-            .tempdir_in("/dev/shm")
-            .unwrap();
-        (Namespace::at(dir.path()), dir)
-    };
-    #[cfg(windows)]
-    let ns = {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Namespace::at(format!("chan-{}-{n}", std::process::id()))
-    };
+    let ns = private_namespace("chan");
     let mut opts = ChannelOptions::new();
-    opts.namespace(&ns).capacity(capacity).senders(senders);
+    opts.namespace(&ns.ns).capacity(capacity).senders(senders);
     Private {
-        arg: ns.dir().to_string_lossy().into_owned(),
         opts,
-        #[cfg(unix)]
-        _dir: dir,
+        arg: ns.arg.clone(),
+        _ns: ns,
     }
 }
 

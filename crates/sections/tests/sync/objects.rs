@@ -6,8 +6,11 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
+#[path = "../common/ns.rs"]
+mod ns;
 #[path = "../common/peer.rs"]
 mod peer;
+use ns::{private_namespace, PrivateNamespace};
 use peer::{spawn, wait_stdin_eof, Peer, TIMEOUT};
 use sections::sync::{Locked, Origin, Reset, SyncOptions};
 use sections::{ErrorKind, Namespace, Section};
@@ -50,32 +53,17 @@ pub fn main() {
 struct Private {
     opts: SyncOptions,
     arg: String,
-    #[cfg(unix)]
-    _dir: tempfile::TempDir,
+    _ns: PrivateNamespace,
 }
 
 fn private() -> Private {
-    #[cfg(unix)]
-    let (ns, dir) = {
-        let dir = tempfile::Builder::new()
-            .prefix("sections-sync-")
-            .tempdir_in("/dev/shm")
-            .unwrap();
-        (Namespace::at(dir.path()), dir)
-    };
-    #[cfg(windows)]
-    let ns = {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Namespace::at(format!("sync-{}-{n}", std::process::id()))
-    };
+    let ns = private_namespace("sync");
     let mut opts = SyncOptions::new();
-    opts.namespace(&ns);
+    opts.namespace(&ns.ns);
     Private {
-        arg: ns.dir().to_string_lossy().into_owned(),
         opts,
-        #[cfg(unix)]
-        _dir: dir,
+        arg: ns.arg.clone(),
+        _ns: ns,
     }
 }
 

@@ -78,14 +78,7 @@ impl Object {
     /// A descriptor that a child started with `exec` inherits, and the
     /// token that tells the child what it is.
     pub(crate) fn inheritable(&self, access: Access, kind: Kind) -> io::Result<(OwnedFd, String)> {
-        let fd = crate::sys::inheritable_dup(self.fd())?;
-        let token = format!(
-            "fd:{}:{}:{}",
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            access.tag(),
-            u8::from(kind.is_file())
-        );
-        Ok((fd, token))
+        crate::sys::inheritable_token(self.fd(), access, kind)
     }
 
     /// Makes written data durable (`fsync`).

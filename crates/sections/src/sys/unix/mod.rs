@@ -425,3 +425,21 @@ pub(crate) fn from_file(file: &std::fs::File) -> Adopted<crate::sys::Object> {
         .map_err(|e| crate::error::Error::os(OP, e))?;
     crate::sys::Object::adopt(fd, OP)
 }
+
+/// A duplicate of `fd` that children started with `exec` inherit, and the
+/// token (`fd:N:ACCESS:FILE`) that tells such a child what it is; see
+/// [`adopt_token`].
+pub(crate) fn inheritable_token(
+    fd: BorrowedFd<'_>,
+    access: Access,
+    kind: crate::section::Kind,
+) -> io::Result<(OwnedFd, String)> {
+    let fd = inheritable_dup(fd)?;
+    let token = format!(
+        "fd:{}:{}:{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        access.tag(),
+        u8::from(kind.is_file())
+    );
+    Ok((fd, token))
+}
