@@ -149,4 +149,7 @@ pub enum Suite {
     Mmap,
     /// Shared memory against private memory.
     Shared,
+    /// Messages between processes: the channel against a pipe, a Unix
+    /// socket and the raw cache-line floor.
+    Ipc,
 }

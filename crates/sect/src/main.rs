@@ -67,6 +67,11 @@ impl From<io::Error> for Outcome {
 }
 
 fn main() -> ExitCode {
+    // `sect bench ipc` starts this program again as its peer.
+    #[cfg(target_os = "linux")]
+    if let Ok(role) = std::env::var(bench::PEER) {
+        bench::peer(&role);
+    }
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(()) | Err(Outcome::PipeClosed) => ExitCode::SUCCESS,

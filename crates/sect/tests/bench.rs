@@ -36,7 +36,7 @@ fn tiny_bench_runs_and_reports_every_claim() {
         assert!(!report["env"][key].is_null(), "env lacks {key}");
     }
     let results = report["results"].as_array().unwrap();
-    for suite in ["mmap", "shared"] {
+    for suite in ["mmap", "shared", "ipc"] {
         assert!(
             results.iter().any(|r| r["suite"] == suite),
             "no {suite} results"
@@ -58,6 +58,11 @@ fn tiny_bench_runs_and_reports_every_claim() {
     assert_eq!(
         ids,
         [
+            "channel_rtt_vs_floor",
+            "pipe_rtt_vs_channel",
+            "uds_rtt_vs_channel",
+            "channel_stream64k_vs_uds",
+            "zerocopy_4m_vs_8b",
             "mmap_seq_vs_read",
             "mmap_rand8_vs_pread",
             "mmap_scan_vs_memory",

@@ -2,6 +2,7 @@
 //! against the alternative in the same run, and reported as ratios.
 
 mod env;
+mod ipc;
 mod mmap;
 mod plot;
 mod runner;
@@ -20,6 +21,7 @@ use crate::units::human;
 use crate::Failure;
 
 pub use crate::cli::Suite;
+pub use ipc::{peer, PEER};
 
 #[derive(Debug)]
 pub struct Options {
@@ -95,7 +97,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     }
     let size = opts.size / 4096 * 4096;
     let suites = if opts.suites.is_empty() {
-        vec![Suite::Mmap, Suite::Shared]
+        vec![Suite::Mmap, Suite::Shared, Suite::Ipc]
     } else {
         opts.suites.clone()
     };
@@ -121,6 +123,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         match suite {
             Suite::Mmap => results.extend(mmap::run(&cfg, &progress, &mut notes)?),
             Suite::Shared => results.extend(shared::run(&cfg, &progress, &mut notes)?),
+            Suite::Ipc => results.extend(ipc::run(&cfg, &progress, &mut notes)?),
         }
     }
     progress.finish_and_clear();
@@ -179,6 +182,8 @@ fn steps(suites: &[Suite], runs: usize) -> u64 {
                     + per_group(3, runs.min(3))
             }
             Suite::Shared => 4 * per_group(shared::Kind::ALL.len(), runs),
+            // floor, 2 × 4 channel sizes, 2 × 4 pipe/socket sizes, 3 × 2 streams
+            Suite::Ipc => 1 + 8 + 8 + 6,
         })
         .sum()
 }
@@ -223,7 +228,54 @@ fn claims(results: &[CaseResult]) -> Vec<Claim> {
         median(results, "shared", "random 8 B: private, 4 KiB pages"),
         median(results, "shared", "random 8 B: named section"),
     );
+    let floor = median(results, "ipc", "floor (atomic ping-pong) 8 B p50");
+    let chan8 = median(results, "ipc", "channel busy-spin 8 B p50");
+    let chan4m = median(results, "ipc", "channel busy-spin 4 MiB p50");
+    let pipe8 = median(results, "ipc", "pipe 8 B p50");
+    let uds8 = median(results, "ipc", "uds 8 B p50");
+    let chan64k = median(results, "ipc", "channel 64 KiB stream");
+    let uds64k = median(results, "ipc", "uds 64 KiB stream");
+    let rtt_floor = ratio(floor, chan8);
+    let rtt_pipe = ratio(pipe8, chan8);
+    let rtt_uds = ratio(uds8, chan8);
+    let stream = ratio(chan64k, uds64k);
+    let zerocopy = ratio(chan8, chan4m);
     vec![
+        Claim {
+            id: "channel_rtt_vs_floor",
+            ratio: rtt_floor,
+            goal: ">= 0.67",
+            holds: at_least(rtt_floor, 0.67),
+            meaning: "the channel's busy-spin round trip against a bare cache line bounced between processes",
+        },
+        Claim {
+            id: "pipe_rtt_vs_channel",
+            ratio: rtt_pipe,
+            goal: ">= 50",
+            holds: at_least(rtt_pipe, 50.0),
+            meaning: "a pipe round trip takes this many times the channel's",
+        },
+        Claim {
+            id: "uds_rtt_vs_channel",
+            ratio: rtt_uds,
+            goal: ">= 50",
+            holds: at_least(rtt_uds, 50.0),
+            meaning: "a Unix-socket round trip takes this many times the channel's",
+        },
+        Claim {
+            id: "channel_stream64k_vs_uds",
+            ratio: stream,
+            goal: ">= 4",
+            holds: at_least(stream, 4.0),
+            meaning: "streaming 64 KiB messages: channel GB/s over Unix-socket GB/s",
+        },
+        Claim {
+            id: "zerocopy_4m_vs_8b",
+            ratio: zerocopy,
+            goal: ">= 0.5",
+            holds: at_least(zerocopy, 0.5),
+            meaning: "a loaned 4 MiB message's round trip against an 8-byte one",
+        },
         Claim {
             id: "mmap_seq_vs_read",
             ratio: seq,
@@ -280,6 +332,7 @@ fn seq_ceiling(results: &[CaseResult]) -> Option<String> {
 fn reference<'a>(results: &'a [CaseResult], r: &CaseResult) -> Option<&'a CaseResult> {
     match (r.suite, r.group) {
         ("mmap", "scan") => best_read(results),
+        ("ipc", _) => None,
         ("shared", _) => results
             .iter()
             .find(|x| x.group == r.group && x.case.ends_with("private, 4 KiB pages")),
@@ -351,10 +404,14 @@ fn print_summary(
                 .and_then(|r| reference(results, r))
                 .map_or(String::new(), |b| b.case.clone()),
         };
-        writeln!(
-            out,
-            "\n{suite} / {group} (speed-up vs {base}; faults and system time per pass)"
-        )?;
+        if base.is_empty() {
+            writeln!(out, "\n{suite} / {group}")?;
+        } else {
+            writeln!(
+                out,
+                "\n{suite} / {group} (speed-up vs {base}; faults and system time per pass)"
+            )?;
+        }
         write!(
             out,
             "{}",

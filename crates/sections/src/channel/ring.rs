@@ -782,6 +782,28 @@ impl Message<'_> {
         self.receiver.shared.view.read_at(self.payload, buf)
     }
 
+    /// Copies `buf.len()` bytes of the message at `offset` into `buf`.
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        if offset
+            .checked_add(buf.len())
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(self
+                .receiver
+                .shared
+                .err(ErrorKind::InvalidRange, "receive")
+                .with_detail(format!(
+                    "{} bytes at {offset} of a {}-byte message",
+                    buf.len(),
+                    self.len
+                )));
+        }
+        self.receiver
+            .shared
+            .view
+            .read_at(self.payload + offset, buf)
+    }
+
     /// The message as a vector.
     pub fn to_vec(&self) -> Vec<u8> {
         let mut buf = vec![0u8; self.len];

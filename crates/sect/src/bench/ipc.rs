@@ -1,0 +1,395 @@
+//! Suite `ipc`: messages between two processes. Round trips (a request of
+//! the given size, an 8-byte reply) through a raw atomic ping-pong on one
+//! shared cache line (the physical floor), the channel (busy-spin and
+//! spin-then-park), a pipe and a Unix socket; streaming throughput; and a
+//! 4 MiB loaned (zero-copy) message against an 8-byte one.
+//!
+//! The peer is this same program, started again with `SECT_BENCH_PEER` set.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use indicatif::ProgressBar;
+use sections::channel::{ChannelOptions, WaitStrategy};
+use sections::{Access, Namespace, Section};
+
+use super::runner::{CaseResult, Metric, Stats};
+use super::Config;
+use crate::Failure;
+
+const SUITE: &str = "ipc";
+/// Tells a re-executed `sect` which peer to be.
+pub const PEER: &str = "SECT_BENCH_PEER";
+const STOP: u64 = u64::MAX;
+/// In a request's 8-byte header: do not reply (streaming).
+const NOREPLY: u64 = 1 << 63;
+const REPLY: usize = 8;
+/// Ring size: room for a 4 MiB request and its reply.
+const RING: u32 = 16 << 20;
+
+fn fail(what: impl std::fmt::Display) -> Failure {
+    Failure::new(format!("bench {SUITE}: {what}"))
+}
+
+fn spawn(role: &str, arg: &str, setup: impl FnOnce(&mut Command)) -> Result<Child, Failure> {
+    let mut cmd = Command::new(std::env::current_exe().map_err(fail)?);
+    cmd.env(PEER, role).arg(arg).stderr(Stdio::inherit());
+    setup(&mut cmd);
+    cmd.spawn().map_err(fail)
+}
+
+fn channel_opts(dir: &str, wait: WaitStrategy) -> ChannelOptions {
+    let mut o = ChannelOptions::new();
+    o.namespace(&Namespace::at(dir)).capacity(RING).wait(wait);
+    o
+}
+
+/// The peer side; never returns.
+pub fn peer(role: &str) -> ! {
+    let arg = std::env::args().nth(1).unwrap_or_default();
+    let result = match role {
+        "floor" => peer_floor(&arg),
+        "channel-spin" => peer_channel(&arg, WaitStrategy::Spin),
+        "channel-park" => peer_channel(&arg, WaitStrategy::SpinThenPark),
+        "pipe" => {
+            let (input, output) = (std::io::stdin().lock(), std::io::stdout().lock());
+            peer_stream(input, output)
+        }
+        "uds" => arg.parse::<i32>().map_err(fail).and_then(|fd| {
+            // SAFETY: the parent passed this inherited descriptor for us.
+            let s = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+            let r = s.try_clone().map_err(fail)?;
+            peer_stream(r, s)
+        }),
+        other => Err(fail(format!("unknown peer {other}"))),
+    };
+    if let Err(e) = result {
+        eprintln!("sect bench peer: {e}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
+
+fn peer_floor(dir: &str) -> Result<(), Failure> {
+    let s = Section::options()
+        .namespace(&Namespace::at(dir))
+        .open("floor")?;
+    let v = s.map_all(Access::ReadWrite)?;
+    let word = v.atomic_u64(0)?;
+    let mut seen = 0;
+    loop {
+        let now = word.load(Ordering::Acquire);
+        if now == STOP {
+            return Ok(());
+        }
+        if now != seen && now % 2 == 1 {
+            seen = now + 1;
+            word.store(seen, Ordering::Release);
+        }
+        std::hint::spin_loop();
+    }
+}
+
+fn peer_channel(dir: &str, wait: WaitStrategy) -> Result<(), Failure> {
+    let o = channel_opts(dir, wait);
+    let mut rx = o.open_receiver("ping")?;
+    let mut tx = o.open_sender("pong")?;
+    let mut sink = vec![0u8; 64 << 10];
+    loop {
+        let m = rx.recv()?;
+        let len = m.len();
+        let mut head = [0u8; 8];
+        if len >= 8 {
+            m.read_at(0, &mut head)?;
+        }
+        let streaming = u64::from_le_bytes(head) & NOREPLY != 0;
+        if streaming && len <= sink.len() {
+            // Streamed messages are read in full, as a pipe reader must.
+            m.copy_to(&mut sink[..len])?;
+        }
+        drop(m);
+        if len == 0 {
+            return Ok(());
+        }
+        if streaming {
+            continue;
+        }
+        let mut reply = tx.loan(REPLY)?;
+        reply.write_at(0, &(len as u64).to_le_bytes())?;
+        reply.send();
+    }
+}
+
+/// Length-prefixed requests on a byte stream; 8-byte replies.
+fn peer_stream(mut input: impl Read, mut output: impl Write) -> Result<(), Failure> {
+    let mut buf = vec![0u8; 4 << 20];
+    let mut len = [0u8; 8];
+    loop {
+        if input.read_exact(&mut len).is_err() {
+            return Ok(());
+        }
+        let header = u64::from_le_bytes(len);
+        let n = (header & !NOREPLY) as usize;
+        if n == 0 {
+            return Ok(());
+        }
+        if n > buf.len() {
+            buf.resize(n, 0);
+        }
+        input.read_exact(&mut buf[..n]).map_err(fail)?;
+        if header & NOREPLY == 0 {
+            output.write_all(&len).map_err(fail)?;
+            output.flush().map_err(fail)?;
+        }
+    }
+}
+
+/// Round trips of `size`-byte requests, `count` times after a warm-up.
+fn histogram(
+    count: usize,
+    mut round_trip: impl FnMut() -> Result<(), Failure>,
+) -> Result<Histogram<u64>, Failure> {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).map_err(fail)?;
+    for _ in 0..count / 10 + 10 {
+        round_trip()?;
+    }
+    for _ in 0..count {
+        let start = Instant::now();
+        round_trip()?;
+        h.saturating_record(start.elapsed().as_nanos() as u64);
+    }
+    Ok(h)
+}
+
+fn rtt_results(case: &str, h: &Histogram<u64>) -> Vec<CaseResult> {
+    let q = |p: f64| h.value_at_quantile(p) as f64;
+    let result = |name: String, min: f64, median: f64, max: f64| CaseResult {
+        suite: SUITE,
+        group: "round trip",
+        case: name,
+        metric: Metric::Latency,
+        stats: Stats { min, median, max },
+        minor_faults: 0.0,
+        major_faults: 0.0,
+        sys_ms: 0.0,
+    };
+    vec![
+        result(
+            format!("{case} p50"),
+            h.min() as f64,
+            q(0.5),
+            h.max() as f64,
+        ),
+        result(format!("{case} p99"), q(0.99), q(0.99), q(0.99)),
+        result(format!("{case} p99.9"), q(0.999), q(0.999), q(0.999)),
+    ]
+}
+
+/// Streams messages of 64 B and 64 KiB (only the last one answered),
+/// `runs` times each, as throughput and time per message.
+fn stream(
+    cfg: &Config,
+    progress: &ProgressBar,
+    kind: &str,
+    send: &mut dyn FnMut(usize, bool) -> Result<(), Failure>,
+) -> Result<Vec<CaseResult>, Failure> {
+    let scale = if cfg.quick { 4 } else { 1 };
+    let mut out = Vec::new();
+    for (size, count) in [(64usize, 200_000 / scale), (65536, 4_000 / scale)] {
+        let mut gbps = Vec::new();
+        let mut per = Vec::new();
+        for _ in 0..cfg.runs.max(1) {
+            let start = Instant::now();
+            for i in 0..count {
+                send(size, i + 1 == count)?;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            gbps.push((size * count) as f64 / secs / 1e9);
+            per.push(secs * 1e9 / count as f64);
+        }
+        let result = |case: String, metric, values: &[f64]| CaseResult {
+            suite: SUITE,
+            group: "streaming",
+            case,
+            metric,
+            stats: Stats::of(values),
+            minor_faults: 0.0,
+            major_faults: 0.0,
+            sys_ms: 0.0,
+        };
+        out.push(result(
+            format!("{kind} {} stream", label(size)),
+            Metric::Throughput,
+            &gbps,
+        ));
+        out.push(result(
+            format!("{kind} {} per message", label(size)),
+            Metric::Latency,
+            &per,
+        ));
+        progress.inc(1);
+    }
+    Ok(out)
+}
+
+fn label(size: usize) -> String {
+    crate::units::human(size as u64).replace(".0 ", " ")
+}
+
+pub fn run(
+    cfg: &Config,
+    progress: &ProgressBar,
+    notes: &mut Vec<String>,
+) -> Result<Vec<CaseResult>, Failure> {
+    let dir = tempfile::Builder::new()
+        .prefix("sect-ipc-")
+        .tempdir_in("/dev/shm")
+        .map_err(fail)?;
+    let d = dir
+        .path()
+        .to_str()
+        .ok_or_else(|| fail("temporary path is not UTF-8"))?
+        .to_owned();
+    let scale = if cfg.quick { 4 } else { 1 };
+    let count = |n: usize| (n / scale).max(50);
+    let sizes = [8usize, 4096, 65536, 4 << 20];
+    let counts = [count(20_000), count(20_000), count(4_000), count(200)];
+    let mut results = Vec::new();
+
+    // The floor: one cache line bounced between two processes.
+    progress.set_message(format!("{SUITE}: floor"));
+    {
+        let s = Section::options()
+            .namespace(&Namespace::at(&d))
+            .size(4096)
+            .create("floor")?;
+        let v = s.map_all(Access::ReadWrite)?;
+        let word = v.atomic_u64(0)?;
+        let mut child = spawn("floor", &d, |_| {})?;
+        let mut k = 0u64;
+        let h = histogram(count(50_000), || {
+            k += 2;
+            word.store(k - 1, Ordering::Release);
+            while word.load(Ordering::Acquire) != k {
+                std::hint::spin_loop();
+            }
+            Ok(())
+        })?;
+        word.store(STOP, Ordering::Release);
+        child.wait().map_err(fail)?;
+        results.extend(rtt_results("floor (atomic ping-pong) 8 B", &h));
+        progress.inc(1);
+    }
+
+    // The channel, both ways of waiting.
+    for (role, wait, label_) in [
+        ("channel-spin", WaitStrategy::Spin, "channel busy-spin"),
+        (
+            "channel-park",
+            WaitStrategy::SpinThenPark,
+            "channel spin-then-park",
+        ),
+    ] {
+        progress.set_message(format!("{SUITE}: {label_}"));
+        let o = channel_opts(&d, wait);
+        let _ping = o.create("ping")?;
+        let _pong = o.create("pong")?;
+        let mut tx = o.open_sender("ping")?;
+        let mut rx = o.open_receiver("pong")?;
+        let mut child = spawn(role, &d, |_| {})?;
+        for (&size, &n) in sizes.iter().zip(&counts) {
+            // Zero-copy: the request is loaned and only its first bytes are
+            // written; the peer does not read it either.
+            let h = histogram(n, || {
+                let mut loan = tx.loan(size)?;
+                loan.write_at(0, &(size as u64).to_le_bytes())?;
+                loan.send();
+                drop(rx.recv()?);
+                Ok(())
+            })?;
+            results.extend(rtt_results(&format!("{label_} {}", label(size)), &h));
+            progress.inc(1);
+        }
+        if role == "channel-spin" {
+            let body = vec![7u8; 64 << 10];
+            results.extend(stream(cfg, progress, "channel", &mut |size, last| {
+                // Streamed messages are written in full, as a pipe writer must.
+                let mut loan = tx.loan(size)?;
+                let flag = if last { 0 } else { NOREPLY };
+                loan.write_at(0, &body[..size])?;
+                loan.write_at(0, &(size as u64 | flag).to_le_bytes())?;
+                loan.send();
+                if last {
+                    drop(rx.recv()?);
+                }
+                Ok(())
+            })?);
+        }
+        tx.send(&[])?;
+        child.wait().map_err(fail)?;
+    }
+
+    // A pipe and a Unix socket, with length-prefixed requests.
+    for kind in ["pipe", "uds"] {
+        progress.set_message(format!("{SUITE}: {kind}"));
+        let (mut child, mut to, mut from): (Child, Box<dyn Write>, Box<dyn Read>) =
+            if kind == "pipe" {
+                let mut child = spawn("pipe", &d, |c| {
+                    c.stdin(Stdio::piped()).stdout(Stdio::piped());
+                })?;
+                let to = child.stdin.take().ok_or_else(|| fail("no stdin"))?;
+                let from = child.stdout.take().ok_or_else(|| fail("no stdout"))?;
+                (child, Box::new(to), Box::new(from))
+            } else {
+                let (mine, theirs) = UnixStream::pair().map_err(fail)?;
+                let fd = theirs.as_raw_fd();
+                // SAFETY: clearing close-on-exec on our own descriptor.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+                let child = spawn("uds", &fd.to_string(), |_| {})?;
+                drop(theirs);
+                let from = mine.try_clone().map_err(fail)?;
+                (child, Box::new(mine), Box::new(from))
+            };
+        let payload = vec![7u8; 4 << 20];
+        let mut reply = [0u8; REPLY];
+        for (&size, &n) in sizes.iter().zip(&counts) {
+            let n = if size >= 4 << 20 { n.min(100) } else { n };
+            let h = histogram(n, || {
+                to.write_all(&(size as u64).to_le_bytes()).map_err(fail)?;
+                to.write_all(&payload[..size]).map_err(fail)?;
+                to.flush().map_err(fail)?;
+                from.read_exact(&mut reply).map_err(fail)?;
+                Ok(())
+            })?;
+            results.extend(rtt_results(&format!("{kind} {}", label(size)), &h));
+            progress.inc(1);
+        }
+        results.extend(stream(cfg, progress, kind, &mut |size, last| {
+            let flag = if last { 0 } else { NOREPLY };
+            to.write_all(&(size as u64 | flag).to_le_bytes())
+                .map_err(fail)?;
+            to.write_all(&payload[..size]).map_err(fail)?;
+            if last {
+                to.flush().map_err(fail)?;
+                from.read_exact(&mut reply).map_err(fail)?;
+            }
+            Ok(())
+        })?);
+        to.write_all(&0u64.to_le_bytes()).map_err(fail)?;
+        to.flush().map_err(fail)?;
+        drop(to);
+        child.wait().map_err(fail)?;
+    }
+    notes.push(
+        "ipc: a round trip is a request of the given size and an 8-byte reply; channel requests are \
+         loaned and not copied (zero-copy), pipe and socket requests are written in full; streamed \
+         messages are written and read in full on every path"
+            .to_owned(),
+    );
+    Ok(results)
+}
