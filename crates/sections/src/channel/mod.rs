@@ -27,11 +27,11 @@
 //!
 //! ```text
 //!    0  magic "SECTCHAN", version, capacity, sender slots
-//!   64  receiver line: read position (u64), receiver waiting (u32),
-//!       receiver slot state (u32), receiver process token (u64)
-//!  128  sender line: reserve position (u64), senders waiting (u32),
-//!       senders ever connected (u32)
-//!  192  sender slots: 16 × {state u32, _ u32, process token u64}
+//!   64  receiver line: read position (u64), receiver slot state (u32),
+//!       receiver process token (u64)
+//!  128  sender line: reserve position (u64), senders ever connected (u32)
+//!  192  sender slots: 16 × {state u32, generation u32, process token u64}
+//!  448  sleepers: receiver waiting (u32), senders waiting (u32)
 //!  512  the ring (capacity bytes, a multiple of 16)
 //! ```
 //!
@@ -49,14 +49,16 @@
 //!   (Release). Writing the header before publishing the reservation means
 //!   a receiver never finds a reserved record without its length.
 //! - The sender fills the payload, then *commits*: stores the pos word
-//!   `position` (Release). A dropped loan commits as cancelled.
-//! - The receiver looks at `read`: equal to `reserve` means empty; else the
-//!   header there is committed (pos word == read: take it), still reserved
-//!   (wait, unless its sender's process is gone: skip it), or damaged
-//!   (`Corrupted`). Taking a message and dropping it stores `read`
+//!   `position | COMMITTED` (Release). A dropped loan commits as cancelled.
+//! - The receiver looks at the header at `read` first: committed for this
+//!   position means a message (no other line is read). Otherwise it reads
+//!   `reserve` (Acquire): equal to `read` means empty; else it reads the
+//!   header again, which must now be reserved (wait, unless its sender's
+//!   process is gone: skip it) or committed; anything else is `Corrupted`. Taking a message and dropping it stores `read`
 //!   (Release), which frees the space.
-//! - The pos word holds the full 64-bit position, so a header left from an
-//!   earlier lap never passes for a new one.
+//! - The pos word holds the full position and a committed or reserved bit,
+//!   so neither a header left from an earlier lap nor zeroed memory passes
+//!   for a new record.
 //! - Wake-ups: a side about to sleep sets its "waiting" word, re-checks,
 //!   then waits on its auto-reset event; the other side, after publishing,
 //!   reads the word and sets the event (both with SeqCst fences, so at least

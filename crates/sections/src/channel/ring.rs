@@ -15,17 +15,21 @@ const MAGIC: u64 = u64::from_le_bytes(*b"SECTCHAN");
 const VERSION: u32 = 1;
 const HEADER: usize = 512;
 const READ: usize = 64;
-const RX_WAITING: usize = 72;
+/// Sleepers announce themselves on a line of their own: it is read on
+/// every publish and written only by a side about to park.
+const RX_WAITING: usize = 448;
 const RX_STATE: usize = 76;
 const RX_TOKEN: usize = 80;
 const RESERVE: usize = 128;
-const TX_WAITING: usize = 136;
+const TX_WAITING: usize = 452;
 const TX_EVER: usize = 140;
 const SLOTS: usize = 192;
 const SLOT_SIZE: usize = 16;
 
 const RECORD: u64 = 16;
 const RESERVED: u64 = 1 << 63;
+/// Marks a committed pos word (so zeroed memory never reads as a record).
+const COMMITTED: u64 = 1 << 62;
 const PAD: u64 = 1 << 32;
 const CANCEL: u64 = 1 << 33;
 
@@ -100,7 +104,10 @@ impl Shared {
         // Pairs with the SeqCst fence of the sleeper between announcing
         // itself and re-checking: one of the two sees the other.
         fence(Ordering::SeqCst);
-        if self.word32(waiting).swap(0, Ordering::SeqCst) != 0 {
+        // Read first: the line stays shared while nobody sleeps, and only a
+        // real sleeper costs an exclusive swap.
+        let word = self.word32(waiting);
+        if word.load(Ordering::SeqCst) != 0 && word.swap(0, Ordering::SeqCst) != 0 {
             event.set()?;
         }
         Ok(())
@@ -299,6 +306,9 @@ pub struct Sender {
     shared: Shared,
     slot: u32,
     generation: u32,
+    /// The read position last seen: reloaded only when the ring looks full
+    /// with it, so most sends never touch the receiver's line.
+    read: std::cell::Cell<u64>,
 }
 
 impl Sender {
@@ -330,6 +340,7 @@ impl Sender {
                     shared,
                     slot,
                     generation,
+                    read: std::cell::Cell::new(0),
                 });
             }
         }
@@ -342,9 +353,13 @@ impl Sender {
     /// its process ended without closing.
     fn receiver_gone(&self, thorough: bool) -> bool {
         let s = &self.shared;
+        // Only now and then: the state shares the receiver's busiest line.
+        if !thorough {
+            return false;
+        }
         match s.word32(RX_STATE).load(Ordering::Acquire) {
             CLOSED => true,
-            TAKEN if thorough => !sys::process_alive(s.word64(RX_TOKEN).load(Ordering::Acquire)),
+            TAKEN => !sys::process_alive(s.word64(RX_TOKEN).load(Ordering::Acquire)),
             _ => false,
         }
     }
@@ -364,9 +379,8 @@ impl Sender {
             None => None,
         };
         let pos = s.word64(RESERVE).load(Ordering::Acquire);
-        let read = s.word64(READ).load(Ordering::Acquire);
-        if pos < read || pos - read > s.capacity || pos % RECORD != 0 {
-            return Err(s.corrupted(format!("reserve {pos} and read {read} are inconsistent")));
+        if pos % RECORD != 0 {
+            return Err(s.corrupted(format!("reserve {pos} is not a record boundary")));
         }
         let off = pos % s.capacity;
         let pad = if off + need > s.capacity {
@@ -374,13 +388,26 @@ impl Sender {
         } else {
             0
         };
-        if pos + pad + need - read > s.capacity {
-            return Ok(None);
+        let fits = |read: u64| {
+            pos >= read
+                && pos
+                    .checked_add(pad + need)
+                    .is_some_and(|end| end - read <= s.capacity)
+        };
+        if !fits(self.read.get()) {
+            let read = s.word64(READ).load(Ordering::Acquire);
+            if pos < read || pos - read > s.capacity {
+                return Err(s.corrupted(format!("reserve {pos} and read {read} are inconsistent")));
+            }
+            self.read.set(read);
+            if !fits(read) {
+                return Ok(None);
+            }
         }
         if pad > 0 {
             let (len_word, pos_word) = s.record(off);
             len_word.store((pad - RECORD) | PAD, Ordering::Relaxed);
-            pos_word.store(pos, Ordering::Release);
+            pos_word.store(pos | COMMITTED, Ordering::Release);
         }
         let at = pos + pad;
         let (len_word, pos_word) = s.record(at % s.capacity);
@@ -536,7 +563,7 @@ impl Loan<'_> {
             len_word.fetch_or(CANCEL, Ordering::Relaxed);
         }
         // Release: the payload (and a cancel mark) before the commit.
-        pos_word.store(self.at, Ordering::Release);
+        pos_word.store(self.at | COMMITTED, Ordering::Release);
         self.done = true;
         let _ = s.wake(RX_WAITING, &s.rx_event);
     }
@@ -615,30 +642,50 @@ impl Receiver {
         let cap = s.capacity;
         loop {
             let r = s.word64(READ).load(Ordering::Relaxed);
-            let w = s.word64(RESERVE).load(Ordering::Acquire);
-            if w == r {
-                let ever = s.word32(TX_EVER).load(Ordering::Acquire) != 0;
-                if thorough
-                    && ever
-                    && !self.senders_alive()
-                    && s.word64(RESERVE).load(Ordering::Acquire) == r
-                {
-                    return Err(s
-                        .err(ErrorKind::Disconnected, "receive")
-                        .with_detail("every sender is gone"));
-                }
-                return Ok(Found::Nothing);
-            }
-            if w < r || w - r > cap || r % RECORD != 0 {
-                return Err(s.corrupted(format!("read {r} and reserve {w} are inconsistent")));
+            if r % RECORD != 0 {
+                return Err(s.corrupted(format!("read {r} is not a record boundary")));
             }
             let off = r % cap;
             let (len_word, pos_word) = s.record(off);
-            let pos = pos_word.load(Ordering::Acquire);
+            let mut pos = pos_word.load(Ordering::Acquire);
+            // A committed record at the read position says everything about
+            // itself (its 64-bit position cannot be left from an earlier
+            // lap); only without one is the sender's `reserve` line read.
+            let w = if pos == r | COMMITTED {
+                None
+            } else {
+                let w = s.word64(RESERVE).load(Ordering::Acquire);
+                if w == r {
+                    let ever = s.word32(TX_EVER).load(Ordering::Acquire) != 0;
+                    if thorough
+                        && ever
+                        && !self.senders_alive()
+                        && s.word64(RESERVE).load(Ordering::Acquire) == r
+                    {
+                        return Err(s
+                            .err(ErrorKind::Disconnected, "receive")
+                            .with_detail("every sender is gone"));
+                    }
+                    return Ok(Found::Nothing);
+                }
+                if w < r || w - r > cap {
+                    return Err(s.corrupted(format!("read {r} and reserve {w} are inconsistent")));
+                }
+                // The header was written before `reserve` was published:
+                // read it again now that the Acquire above covers it.
+                pos = pos_word.load(Ordering::Acquire);
+                Some(w)
+            };
             let meta = len_word.load(Ordering::Relaxed);
             let len = meta & 0xffff_ffff;
             if meta & PAD != 0 {
-                if pos != r || len + RECORD != cap - off {
+                // A padding record is committed before `reserve` moves past
+                // it; wait until it has.
+                let end = r + (cap - off);
+                if w.is_none() && s.word64(RESERVE).load(Ordering::Acquire) < end {
+                    return Ok(Found::Nothing);
+                }
+                if pos != r | COMMITTED || len + RECORD != cap - off {
                     return Err(
                         s.corrupted(format!("a padding record at {r} does not end the ring"))
                     );
@@ -648,12 +695,12 @@ impl Receiver {
             }
             let size = RECORD + round16(len);
             let slot = ((meta >> 40) & 0xff) as u32;
-            if off + size > cap || r + size > w || slot >= s.senders {
+            if off + size > cap || w.is_some_and(|w| r + size > w) || slot >= s.senders {
                 return Err(s.corrupted(format!(
                     "a record at {r} claims {len} bytes from sender {slot}"
                 )));
             }
-            if pos == r {
+            if pos == r | COMMITTED {
                 if meta & CANCEL != 0 {
                     self.advance(r + size)?;
                     continue;

@@ -334,12 +334,20 @@ fn corrupted_state() -> Result<(), Failed> {
     tx.send(b"fine")?;
     // A reserve position far ahead of the read position.
     scribble(&p, "evil", 128, &u64::MAX.to_le_bytes())?;
+    // The message committed before is still delivered; then the damage shows.
+    assert_eq!(rx.try_recv()?.to_vec(), b"fine");
     assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::Corrupted);
     assert_eq!(tx.try_send(b"x").unwrap_err().kind(), ErrorKind::Corrupted);
-    // Put it back, then lie about a record's length.
-    scribble(&p, "evil", 128, &32u64.to_le_bytes())?;
-    scribble(&p, "evil", 512, &(1u64 << 31).to_le_bytes())?;
-    assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::Corrupted);
+    // Put it back, then commit a record at the read position (32) that lies
+    // about its length.
+    scribble(&p, "evil", 128, &64u64.to_le_bytes())?;
+    let mut header = [0u8; 16];
+    header[..8].copy_from_slice(&(1u64 << 31).to_le_bytes());
+    header[8..].copy_from_slice(&(32u64 | 1 << 62).to_le_bytes());
+    scribble(&p, "evil", 512 + 32, &header)?;
+    let err = rx.try_recv().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupted);
+    assert!(err.to_string().contains("claims"), "{err}");
     // Not a channel at all.
     let ns = Namespace::at(&p.arg);
     drop(
@@ -388,6 +396,8 @@ fn random_garbage() -> Result<(), Failed> {
                     prop_oneof![Just(0u64), Just(1u64 << 32), Just(1u64 << 33)],
                     prop_oneof![3 => Just(0u64), 1 => Just(1u64)],
                     prop_oneof![3 => Just(0u64), 1 => 0u64..2048],
+                    // committed, reserved, or neither
+                    prop_oneof![2 => Just(1u64 << 62), 1 => Just(1u64 << 63), 1 => Just(0u64)],
                 ),
             ),
         ),
@@ -418,10 +428,10 @@ fn random_garbage() -> Result<(), Failed> {
                 let _ = tx.try_send(&message(0, i as u64, 16 + 37 * i));
             }
             for (offset, mut junk, header) in scribbles {
-                if let Some((len, flag, slot, pos)) = header {
+                if let Some((len, flag, slot, pos, state)) = header {
                     let len_word = u64::from(len) | flag | (slot << 40);
                     junk[..8].copy_from_slice(&len_word.to_le_bytes());
-                    junk[8..16].copy_from_slice(&(pos & !15).to_le_bytes());
+                    junk[8..16].copy_from_slice(&((pos & !15) | state).to_le_bytes());
                 }
                 scribble(&p, "fuzz", offset, &junk).unwrap();
             }
