@@ -196,27 +196,12 @@ impl SectionOptions {
     /// which happened; an opened section keeps its actual size, which
     /// [`Disposition::Opened`] reports (it is never silently resized).
     pub fn create_or_open(&self, name: &str) -> Result<(Section, Disposition)> {
-        let mut last = None;
-        for _ in 0..8 {
-            match self.create(name) {
-                Ok(section) => return Ok((section, Disposition::Created)),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
-            }
-            match self.open(name) {
-                Ok(section) => {
-                    let size = section.size()?;
-                    return Ok((section, Disposition::Opened { size }));
-                }
-                // Removed, or its holder died, between our two attempts.
-                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Stale) => {
-                    last = Some(e)
-                }
-                Err(e) => return Err(e),
-            }
+        let (section, created) = create_or_open(name, || self.create(name), || self.open(name))?;
+        if created {
+            return Ok((section, Disposition::Created));
         }
-        Err(last
-            .unwrap_or_else(|| Error::new(ErrorKind::NotFound, "create or open").with_name(name)))
+        let size = section.size()?;
+        Ok((section, Disposition::Opened { size }))
     }
 
     /// Creates an anonymous memory-backed section of the configured size.
@@ -235,4 +220,28 @@ impl SectionOptions {
             Lifetime::Counted,
         ))
     }
+}
+
+/// Creates, or else opens, a named object; `true` if it was created. Retries
+/// when the object disappears between the two attempts (removed, or its
+/// last holder died).
+pub(crate) fn create_or_open<T>(
+    name: &str,
+    create: impl Fn() -> Result<T>,
+    open: impl Fn() -> Result<T>,
+) -> Result<(T, bool)> {
+    let mut last = None;
+    for _ in 0..8 {
+        match create() {
+            Ok(object) => return Ok((object, true)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        match open() {
+            Ok(object) => return Ok((object, false)),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Stale) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::new(ErrorKind::NotFound, "create or open").with_name(name)))
 }

@@ -5,28 +5,18 @@
 
 use std::sync::atomic::Ordering;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 
 #[path = "common/ns.rs"]
 mod ns;
 #[path = "common/peer.rs"]
 mod peer;
-use ns::{private_namespace, PrivateNamespace};
+use ns::{create, open, private_namespace, read, PrivateNamespace};
 use peer::{spawn, wait_stdin_eof, Peer};
 use sections::{Access, Disposition, ErrorKind, Kind, Lifetime, Namespace, Section};
 
-type TestFn = fn() -> Result<(), Failed>;
-
 fn main() {
-    if let Some(role) = peer::role() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        if let Err(e) = run_role(&role, &args) {
-            println!("role-error {e}");
-            std::process::exit(3);
-        }
-        return;
-    }
-    let tests: Vec<(&str, TestFn)> = vec![
+    let tests: Vec<(&str, peer::TestFn)> = vec![
         ("two_processes_share_a_named_section", two_processes_share),
         (
             "read_only_opener_cannot_write",
@@ -61,8 +51,7 @@ fn main() {
         ("view_operations", view_operations),
         ("default_namespace_names", default_namespace_names),
     ];
-    let trials = tests.into_iter().map(|(n, f)| Trial::test(n, f)).collect();
-    libtest_mimic::run(&Arguments::from_args(), trials).exit();
+    peer::main(tests, run_role);
 }
 
 // ---------------------------------------------------------------- helpers
@@ -77,27 +66,6 @@ fn ns_arg(p: &PrivateNamespace) -> String {
 
 fn gran() -> usize {
     sections::granularity()
-}
-
-fn create(ns: &Namespace, name: &str, size: usize) -> Section {
-    Section::options()
-        .size(size as u64)
-        .namespace(ns)
-        .create(name)
-        .unwrap()
-}
-
-fn open(ns: &Namespace, name: &str, access: Access) -> sections::Result<Section> {
-    Section::options().namespace(ns).access(access).open(name)
-}
-
-fn read(s: &Section, offset: usize, len: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; len];
-    s.map_all(Access::Read)
-        .unwrap()
-        .read_at(offset, &mut buf)
-        .unwrap();
-    buf
 }
 
 // ------------------------------------------------------------------ roles

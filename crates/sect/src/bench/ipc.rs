@@ -174,9 +174,7 @@ fn rtt_results(case: &str, h: &Histogram<u64>) -> Vec<CaseResult> {
         case: name,
         metric: Metric::Latency,
         stats: Stats { min, median, max },
-        minor_faults: 0.0,
-        major_faults: 0.0,
-        sys_ms: 0.0,
+        cost: None,
     };
     vec![
         result(
@@ -218,9 +216,7 @@ fn stream(
             case,
             metric,
             stats: Stats::of(values),
-            minor_faults: 0.0,
-            major_faults: 0.0,
-            sys_ms: 0.0,
+            cost: None,
         };
         out.push(result(
             format!("{kind} {} stream", label(size)),

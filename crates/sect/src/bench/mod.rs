@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use runner::{CaseResult, Metric};
+use runner::{CaseResult, Metric, PassCost};
 
 use crate::report::table;
 use crate::units::human;
@@ -64,9 +64,8 @@ struct ResultRow<'a> {
     min: f64,
     median: f64,
     max: f64,
-    minor_faults: f64,
-    major_faults: f64,
-    sys_ms: f64,
+    #[serde(flatten)]
+    cost: Option<PassCost>,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,9 +148,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
                     min: r.stats.min,
                     median: r.stats.median,
                     max: r.stats.max,
-                    minor_faults: r.minor_faults,
-                    major_faults: r.major_faults,
-                    sys_ms: r.sys_ms,
+                    cost: r.cost,
                 })
                 .collect(),
             claims,
@@ -383,17 +380,23 @@ fn print_summary(
             .map(|r| {
                 let vs = reference(results, r)
                     .map_or(String::new(), |base| format!("{:.2}x", speedup(r, base)));
-                vec![
+                let mut row = vec![
                     r.case.clone(),
                     format!("{:.3}", r.stats.median),
                     format!("{:.3}", r.stats.min),
                     format!("{:.3}", r.stats.max),
                     r.metric.unit().to_owned(),
                     vs,
-                    format!("{:.0}", r.minor_faults),
-                    format!("{:.0}", r.major_faults),
-                    format!("{:.1}", r.sys_ms),
-                ]
+                ];
+                match r.cost {
+                    Some(c) => row.extend([
+                        format!("{:.0}", c.minor_faults),
+                        format!("{:.0}", c.major_faults),
+                        format!("{:.1}", c.sys_ms),
+                    ]),
+                    None => row.extend(["-".to_owned(), "-".to_owned(), "-".to_owned()]),
+                }
+                row
             })
             .collect();
         let base = match (suite, group) {

@@ -137,7 +137,14 @@ pub struct CaseResult {
     pub case: String,
     pub metric: Metric,
     pub stats: Stats,
-    /// Medians over the runs of the page faults and system time of one pass.
+    /// Medians over the runs of the page faults and system time of one pass;
+    /// `None` where the case was not measured that way (the ipc suite).
+    pub cost: Option<PassCost>,
+}
+
+/// Page faults and system time of one pass of a case.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PassCost {
     pub minor_faults: f64,
     pub major_faults: f64,
     pub sys_ms: f64,
@@ -278,9 +285,11 @@ pub fn measure(
                 case: case.name.clone(),
                 metric: case.metric,
                 stats: Stats::of(&values),
-                minor_faults: med(&|u| u.minor as f64),
-                major_faults: med(&|u| u.major as f64),
-                sys_ms: med(&|u| u.sys_us as f64 / 1000.0),
+                cost: Some(PassCost {
+                    minor_faults: med(&|u| u.minor as f64),
+                    major_faults: med(&|u| u.major as f64),
+                    sys_ms: med(&|u| u.sys_us as f64 / 1000.0),
+                }),
             }
         })
         .collect())

@@ -70,8 +70,6 @@
 
 mod ring;
 
-use std::time::{Duration, Instant};
-
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::Namespace;
 use crate::section::Lifetime;
@@ -193,12 +191,6 @@ pub fn open_sender(name: &str) -> Result<Sender> {
 /// Connects the receiver in the default namespace.
 pub fn open_receiver(name: &str) -> Result<Receiver> {
     ChannelOptions::new().open_receiver(name)
-}
-
-fn deadline(timeout: Duration) -> Instant {
-    Instant::now()
-        .checked_add(timeout)
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365))
 }
 
 fn corrupted(name: &str, what: impl Into<String>) -> Error {

@@ -4,9 +4,10 @@
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{corrupted, deadline, ChannelOptions, WaitStrategy, MAX_SENDERS};
+use super::{corrupted, ChannelOptions, WaitStrategy, MAX_SENDERS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::section::{Access, Section};
+use crate::sync::deadline;
 use crate::sync::{Event, Mutex, Reset};
 use crate::sys;
 use crate::view::View;
@@ -219,6 +220,32 @@ impl Shared {
     }
 }
 
+/// Takes a peer slot for the process `token` names: a slot in one of the
+/// `reusable` states, or one whose process is gone.
+fn claim(state: &AtomicU32, owner: &AtomicU64, token: u64, reusable: &[u32]) -> bool {
+    let taken = reusable.iter().any(|&from| {
+        state
+            .compare_exchange(from, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    });
+    let taken = taken || {
+        let old = owner.load(Ordering::Acquire);
+        !sys::process_alive(old)
+            && owner
+                .compare_exchange(old, token, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    };
+    if taken {
+        owner.store(token, Ordering::Release);
+    }
+    taken
+}
+
+/// Whether a peer slot is held by a running process.
+fn peer_alive(state: u32, token: u64) -> bool {
+    state == TAKEN && sys::process_alive(token)
+}
+
 /// A channel's name and memory; keeps them alive while it lives.
 #[derive(Debug)]
 pub struct Channel {
@@ -316,21 +343,13 @@ impl Sender {
         let shared = Shared::open(opts, name)?;
         let token = sys::process_token();
         for slot in 0..shared.senders {
-            let state = shared.slot_state(slot);
-            let mut claimed = state
-                .compare_exchange(FREE, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-            if !claimed {
-                // A slot whose process is gone can be taken over.
-                let old = shared.slot_token(slot).load(Ordering::Acquire);
-                claimed = !sys::process_alive(old)
-                    && shared
-                        .slot_token(slot)
-                        .compare_exchange(old, token, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok();
-            }
+            let claimed = claim(
+                shared.slot_state(slot),
+                shared.slot_token(slot),
+                token,
+                &[FREE],
+            );
             if claimed {
-                shared.slot_token(slot).store(token, Ordering::Release);
                 let generation = shared
                     .slot_generation(slot)
                     .fetch_add(1, Ordering::AcqRel)
@@ -602,27 +621,17 @@ impl Receiver {
     pub(crate) fn open(opts: &ChannelOptions, name: &str) -> Result<Receiver> {
         let shared = Shared::open(opts, name)?;
         let token = sys::process_token();
-        let state = shared.word32(RX_STATE);
-        let mut claimed = state
-            .compare_exchange(FREE, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-            || state
-                .compare_exchange(CLOSED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-        if !claimed {
-            let old = shared.word64(RX_TOKEN).load(Ordering::Acquire);
-            claimed = !sys::process_alive(old)
-                && shared
-                    .word64(RX_TOKEN)
-                    .compare_exchange(old, token, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok();
-        }
+        let claimed = claim(
+            shared.word32(RX_STATE),
+            shared.word64(RX_TOKEN),
+            token,
+            &[FREE, CLOSED],
+        );
         if !claimed {
             return Err(Error::new(ErrorKind::AlreadyExists, "open receiver")
                 .with_name(name)
                 .with_detail("the channel already has a live receiver"));
         }
-        shared.word64(RX_TOKEN).store(token, Ordering::Release);
         Ok(Receiver { shared })
     }
 
@@ -630,8 +639,10 @@ impl Receiver {
     fn senders_alive(&self) -> bool {
         let s = &self.shared;
         (0..s.senders).any(|i| {
-            s.slot_state(i).load(Ordering::Acquire) == TAKEN
-                && sys::process_alive(s.slot_token(i).load(Ordering::Acquire))
+            peer_alive(
+                s.slot_state(i).load(Ordering::Acquire),
+                s.slot_token(i).load(Ordering::Acquire),
+            )
         })
     }
 
@@ -717,9 +728,11 @@ impl Receiver {
             // Reserved and not committed yet: wait, unless its sender is gone.
             if thorough {
                 let generation = ((meta >> 48) & 0xffff) as u32;
-                let live = s.slot_state(slot).load(Ordering::Acquire) == TAKEN
-                    && s.slot_generation(slot).load(Ordering::Acquire) & 0xffff == generation
-                    && sys::process_alive(s.slot_token(slot).load(Ordering::Acquire));
+                let live = s.slot_generation(slot).load(Ordering::Acquire) & 0xffff == generation
+                    && peer_alive(
+                        s.slot_state(slot).load(Ordering::Acquire),
+                        s.slot_token(slot).load(Ordering::Acquire),
+                    );
                 if !live {
                     self.advance(r + size)?;
                     continue;
@@ -897,13 +910,13 @@ pub(crate) fn describe(head: &[u8]) -> Option<crate::name::ObjectState> {
     let senders = (0..slots)
         .filter(|&i| {
             let at = SLOTS + i as usize * SLOT_SIZE;
-            u32_at(at) == TAKEN && sys::process_alive(u64_at(at + 8))
+            peer_alive(u32_at(at), u64_at(at + 8))
         })
         .count() as u32;
     Some(crate::name::ObjectState::Channel {
         capacity,
         fill: u64_at(RESERVE).saturating_sub(u64_at(READ)).min(capacity),
         senders,
-        receiver: u32_at(RX_STATE) == TAKEN && sys::process_alive(u64_at(RX_TOKEN)),
+        receiver: peer_alive(u32_at(RX_STATE), u64_at(RX_TOKEN)),
     })
 }

@@ -123,7 +123,7 @@ impl SyncOptions {
 
     /// Opens the named mutex, creating it if it does not exist.
     pub fn create_or_open_mutex(&self, name: &str) -> Result<(Mutex, Origin)> {
-        create_or_open(|| self.create_mutex(name), || self.open_mutex(name))
+        create_or_open(name, || self.create_mutex(name), || self.open_mutex(name))
     }
 
     /// Creates a named event.
@@ -139,6 +139,7 @@ impl SyncOptions {
     /// Opens the named event, creating it (with `reset`, unset) if needed.
     pub fn create_or_open_event(&self, name: &str, reset: Reset) -> Result<(Event, Origin)> {
         create_or_open(
+            name,
             || self.create_event(name, reset, false),
             || self.open_event(name),
         )
@@ -162,6 +163,7 @@ impl SyncOptions {
         max: u32,
     ) -> Result<(Semaphore, Origin)> {
         create_or_open(
+            name,
             || self.create_semaphore(name, initial, max),
             || self.open_semaphore(name),
         )
@@ -194,33 +196,23 @@ fn check_alignment<T>(op: &'static str, name: &str) -> Result<()> {
 }
 
 fn create_or_open<T>(
+    name: &str,
     create: impl Fn() -> Result<T>,
     open: impl Fn() -> Result<T>,
 ) -> Result<(T, Origin)> {
-    let mut last = None;
-    for _ in 0..8 {
-        match create() {
-            Ok(object) => return Ok((object, Origin::Created)),
-            Err(e) if e.kind() == crate::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-        match open() {
-            Ok(object) => return Ok((object, Origin::Opened)),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    crate::ErrorKind::NotFound | crate::ErrorKind::Stale
-                ) =>
-            {
-                last = Some(e)
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.expect("the loop ran"))
+    let (object, created) = crate::options::create_or_open(name, create, open)?;
+    Ok((
+        object,
+        if created {
+            Origin::Created
+        } else {
+            Origin::Opened
+        },
+    ))
 }
 
-fn deadline(timeout: Duration) -> Instant {
+/// The instant `timeout` from now (far in the future if that overflows).
+pub(crate) fn deadline(timeout: Duration) -> Instant {
     Instant::now()
         .checked_add(timeout)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365))

@@ -16,7 +16,7 @@ use rustix::shm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::Namespace;
 use crate::section::{Access, Kind, Lifetime, Removed};
-use crate::sys::{fd_writable, fstat, set_len, Spec};
+use crate::sys::{fstat, set_len, Spec};
 
 /// The longest name macOS accepts after the leading `/`.
 const MAX_SHM_NAME: usize = 30;
@@ -76,17 +76,12 @@ impl Object {
 
     /// Adopts a descriptor with the access it was opened with.
     pub(crate) fn adopt(fd: OwnedFd, op: &'static str) -> Result<(Object, Kind, Access)> {
-        let st = fstat(fd.as_fd()).map_err(|e| Error::os(op, e))?;
+        let (st, access) = crate::sys::describe_fd(fd.as_fd(), op)?;
+        // A shared-memory object is not a regular file on macOS.
         let kind = if st.is_regular {
             Kind::File
         } else {
             Kind::Anonymous
-        };
-        let writable = fd_writable(fd.as_fd()).map_err(|e| Error::os(op, e))?;
-        let access = if writable {
-            Access::ReadWrite
-        } else {
-            Access::Read
         };
         Ok((Object { fd }, kind, access))
     }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use sections::channel::{ChannelOptions, WaitStrategy};
 use sections::{Access, ErrorKind, Namespace, Section};
 
@@ -11,18 +11,8 @@ mod peer;
 use ns::{private_namespace, PrivateNamespace};
 use peer::{spawn, wait_stdin_eof, Peer};
 
-type TestFn = fn() -> Result<(), Failed>;
-
 pub fn main() {
-    if let Some(role) = peer::role() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        if let Err(e) = run_role(&role, &args) {
-            println!("role-error {e}");
-            std::process::exit(3);
-        }
-        return;
-    }
-    let tests: Vec<(&str, TestFn)> = vec![
+    let tests: Vec<(&str, peer::TestFn)> = vec![
         ("spsc_stream_of_random_messages", spsc_stream),
         ("mpsc_three_senders_keep_their_order", mpsc_three_senders),
         ("killed_sender_leaves_every_sent_message", killed_sender),
@@ -32,8 +22,7 @@ pub fn main() {
         ("random_garbage_never_crashes_or_hangs", random_garbage),
         ("wait_strategies_all_deliver", wait_strategies),
     ];
-    let trials = tests.into_iter().map(|(n, f)| Trial::test(n, f)).collect();
-    libtest_mimic::run(&Arguments::from_args(), trials).exit();
+    peer::main(tests, run_role);
 }
 
 // ---------------------------------------------------------------- helpers

@@ -5,7 +5,7 @@
 // Each test binary uses the part it needs.
 #![allow(dead_code)]
 
-use sections::Namespace;
+use sections::{Access, Namespace, Section};
 
 pub struct PrivateNamespace {
     pub ns: Namespace,
@@ -36,4 +36,29 @@ pub fn private_namespace(tag: &str) -> PrivateNamespace {
         #[cfg(unix)]
         _dir: dir,
     }
+}
+
+/// Creates `name` in `ns` with `size` bytes, or fails the test.
+pub fn create(ns: &Namespace, name: &str, size: usize) -> Section {
+    Section::options()
+        .size(size as u64)
+        .namespace(ns)
+        .create(name)
+        .unwrap()
+}
+
+/// Opens `name` in `ns` with `access`.
+pub fn open(ns: &Namespace, name: &str, access: Access) -> sections::Result<Section> {
+    Section::options().namespace(ns).access(access).open(name)
+}
+
+/// Copies `len` bytes at `offset` out of a read view of the whole section.
+pub fn read(section: &Section, offset: usize, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    section
+        .map_all(Access::Read)
+        .unwrap()
+        .read_at(offset, &mut buf)
+        .unwrap();
+    buf
 }

@@ -21,6 +21,31 @@ pub fn role() -> Option<String> {
     std::env::var(ROLE).ok()
 }
 
+/// One named test of a libtest-mimic binary.
+pub type TestFn = fn() -> Result<(), libtest_mimic::Failed>;
+
+/// How a peer plays its role, given the arguments it was spawned with.
+pub type RoleFn = fn(&str, &[String]) -> Result<(), Box<dyn std::error::Error>>;
+
+/// The entry point of a multi-process test binary: a re-executed peer plays
+/// its role (a failure is a `role-error` line and exit code 3, which the
+/// test reading it reports); otherwise the tests run.
+pub fn main(tests: Vec<(&'static str, TestFn)>, play: RoleFn) {
+    if let Some(role) = role() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if let Err(e) = play(&role, &args) {
+            println!("role-error {e}");
+            std::process::exit(3);
+        }
+        return;
+    }
+    let trials = tests
+        .into_iter()
+        .map(|(name, f)| libtest_mimic::Trial::test(name, f))
+        .collect();
+    libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials).exit();
+}
+
 /// A child process running one role.
 pub struct Peer {
     pub child: Child,

@@ -11,27 +11,20 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 
+#[path = "../common/ns.rs"]
+mod ns;
 #[path = "../common/peer.rs"]
 mod peer;
+use ns::{create, open, read};
 use peer::{spawn, spawn_with, wait_stdin_eof, Peer, TIMEOUT};
 use sections::{gc, list, remove, Access, ErrorKind, Lifetime, Namespace, Section};
 
 const FD: &str = "SECTIONS_TEST_FD";
-type TestFn = fn() -> Result<(), Failed>;
 
 pub fn main() {
-    if let Some(role) = peer::role() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        if let Err(e) = run_role(&role, &args) {
-            println!("role-error {e}");
-            std::process::exit(3);
-        }
-        return;
-    }
-    let args = Arguments::from_args();
-    let tests: Vec<(&str, TestFn)> = vec![
+    let tests: Vec<(&str, peer::TestFn)> = vec![
         (
             "two_processes_see_each_others_writes",
             two_processes_see_each_others_writes,
@@ -97,11 +90,7 @@ pub fn main() {
             sigbus_outside_our_views_still_kills,
         ),
     ];
-    let trials = tests
-        .into_iter()
-        .map(|(name, f)| Trial::test(name, f))
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
+    peer::main(tests, run_role);
 }
 
 // ---------------------------------------------------------------- helpers
@@ -117,28 +106,6 @@ fn namespace() -> (tempfile::TempDir, Namespace) {
 
 fn page() -> usize {
     sections::granularity()
-}
-
-fn create(ns: &Namespace, name: &str, size: usize) -> Section {
-    Section::options()
-        .size(size as u64)
-        .namespace(ns)
-        .create(name)
-        .unwrap()
-}
-
-fn open(ns: &Namespace, name: &str, access: Access) -> sections::Result<Section> {
-    Section::options().namespace(ns).access(access).open(name)
-}
-
-fn read(section: &Section, offset: usize, len: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; len];
-    section
-        .map_all(Access::Read)
-        .unwrap()
-        .read_at(offset, &mut buf)
-        .unwrap();
-    buf
 }
 
 fn ns_arg(ns: &Namespace) -> &str {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 
 #[path = "../common/ns.rs"]
 mod ns;
@@ -15,18 +15,8 @@ use peer::{spawn, wait_stdin_eof, Peer, TIMEOUT};
 use sections::sync::{Locked, Origin, Reset, SyncOptions};
 use sections::{ErrorKind, Namespace, Section};
 
-type TestFn = fn() -> Result<(), Failed>;
-
 pub fn main() {
-    if let Some(role) = peer::role() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        if let Err(e) = run_role(&role, &args) {
-            println!("role-error {e}");
-            std::process::exit(3);
-        }
-        return;
-    }
-    let tests: Vec<(&str, TestFn)> = vec![
+    let tests: Vec<(&str, peer::TestFn)> = vec![
         (
             "abandoned_mutex_is_reported_to_the_next_locker",
             abandoned_once,
@@ -44,8 +34,7 @@ pub fn main() {
         ("wrong_kinds_and_bad_arguments", wrong_kinds),
         ("sync_objects_follow_section_lifetime", lifetime),
     ];
-    let trials = tests.into_iter().map(|(n, f)| Trial::test(n, f)).collect();
-    libtest_mimic::run(&Arguments::from_args(), trials).exit();
+    peer::main(tests, run_role);
 }
 
 // ---------------------------------------------------------------- helpers

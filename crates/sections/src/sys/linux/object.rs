@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::name::Namespace;
 use crate::section::{Access, Kind, Lifetime};
 use crate::sys::Spec;
-use crate::sys::{fd_writable, fstat, open_file, set_len};
+use crate::sys::{fstat, open_file, set_len};
 
 /// The kernel object(s) behind a `Section`.
 #[derive(Debug)]
@@ -89,7 +89,7 @@ impl Object {
     /// Adopts a descriptor: its access is the descriptor's; a memfd is an
     /// anonymous section, a regular file a file-backed one.
     pub(crate) fn adopt(fd: OwnedFd, op: &'static str) -> Result<(Object, Kind, Access)> {
-        let st = fstat(fd.as_fd()).map_err(|e| Error::os(op, e))?;
+        let (st, access) = crate::sys::describe_fd(fd.as_fd(), op)?;
         if !st.is_regular {
             return Err(
                 Error::new(ErrorKind::WrongKind, op).with_detail("not a regular file or memfd")
@@ -99,12 +99,6 @@ impl Object {
             Kind::Anonymous
         } else {
             Kind::File
-        };
-        let writable = fd_writable(fd.as_fd()).map_err(|e| Error::os(op, e))?;
-        let access = if writable {
-            Access::ReadWrite
-        } else {
-            Access::Read
         };
         Ok((Object::unnamed(fd), kind, access))
     }

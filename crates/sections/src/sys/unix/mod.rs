@@ -443,3 +443,21 @@ pub(crate) fn inheritable_token(
     );
     Ok((fd, token))
 }
+
+/// What adopting a descriptor finds out: its metadata and the access it
+/// was opened with.
+pub(crate) fn describe_fd(
+    fd: BorrowedFd<'_>,
+    op: &'static str,
+) -> crate::error::Result<(FileStat, Access)> {
+    let st = fstat(fd).map_err(|e| crate::error::Error::os(op, e))?;
+    let writable = fd_writable(fd).map_err(|e| crate::error::Error::os(op, e))?;
+    Ok((
+        st,
+        if writable {
+            Access::ReadWrite
+        } else {
+            Access::Read
+        },
+    ))
+}
