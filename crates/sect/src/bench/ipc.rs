@@ -20,7 +20,7 @@ use sections::{Access, Namespace, Section};
 
 use super::runner::{CaseResult, Metric, Stats};
 use super::Config;
-use crate::Failure;
+pub(super) use crate::Failure;
 
 const SUITE: &str = "ipc";
 /// Tells a re-executed `sect` which peer to be.
@@ -32,11 +32,15 @@ const REPLY: usize = 8;
 /// Ring size: room for a 4 MiB request and its reply.
 const RING: u32 = 16 << 20;
 
-fn fail(what: impl std::fmt::Display) -> Failure {
+pub(super) fn fail(what: impl std::fmt::Display) -> Failure {
     Failure::new(format!("bench {SUITE}: {what}"))
 }
 
-fn spawn(role: &str, arg: &str, setup: impl FnOnce(&mut Command)) -> Result<Child, Failure> {
+pub(super) fn spawn(
+    role: &str,
+    arg: &str,
+    setup: impl FnOnce(&mut Command),
+) -> Result<Child, Failure> {
     let mut cmd = Command::new(std::env::current_exe().map_err(fail)?);
     cmd.env(PEER, role).arg(arg).stderr(Stdio::inherit());
     setup(&mut cmd);
@@ -54,6 +58,8 @@ pub fn peer(role: &str) -> ! {
     let arg = std::env::args().nth(1).unwrap_or_default();
     let result = match role {
         "floor" => peer_floor(&arg),
+        #[cfg(feature = "peers")]
+        "iceoryx2" => super::iceoryx::peer(&arg),
         "channel-spin" => peer_channel(&arg, WaitStrategy::Spin),
         "channel-park" => peer_channel(&arg, WaitStrategy::SpinThenPark),
         "pipe" => {
@@ -150,7 +156,7 @@ fn peer_stream(mut input: impl Read, mut output: impl Write) -> Result<(), Failu
 }
 
 /// Round trips of `size`-byte requests, `count` times after a warm-up.
-fn histogram(
+pub(super) fn histogram(
     count: usize,
     mut round_trip: impl FnMut() -> Result<(), Failure>,
 ) -> Result<Histogram<u64>, Failure> {
@@ -166,7 +172,7 @@ fn histogram(
     Ok(h)
 }
 
-fn rtt_results(case: &str, h: &Histogram<u64>) -> Vec<CaseResult> {
+pub(super) fn rtt_results(case: &str, h: &Histogram<u64>) -> Vec<CaseResult> {
     let q = |p: f64| h.value_at_quantile(p) as f64;
     let result = |name: String, min: f64, median: f64, max: f64| CaseResult {
         suite: SUITE,
@@ -380,6 +386,12 @@ pub fn run(
         to.flush().map_err(fail)?;
         drop(to);
         child.wait().map_err(fail)?;
+    }
+    // Another middleware's round trip, same processes, same polling.
+    #[cfg(feature = "peers")]
+    {
+        progress.set_message(format!("{SUITE}: iceoryx2"));
+        results.extend(super::iceoryx::run(counts[0])?);
     }
     notes.push(
         "ipc: a round trip is a request of the given size and an 8-byte reply; channel requests are \

@@ -2,6 +2,8 @@
 //! against the alternative in the same run, and reported as ratios.
 
 mod env;
+#[cfg(feature = "peers")]
+mod iceoryx;
 mod ipc;
 mod mmap;
 mod plot;
@@ -237,7 +239,9 @@ fn claims(results: &[CaseResult]) -> Vec<Claim> {
     let rtt_uds = ratio(uds8, chan8);
     let stream = ratio(chan64k, uds64k);
     let zerocopy = ratio(chan8, chan4m);
-    vec![
+
+    #[allow(unused_mut)]
+    let mut claims = vec![
         Claim {
             id: "channel_rtt_vs_floor",
             ratio: rtt_floor,
@@ -308,7 +312,23 @@ fn claims(results: &[CaseResult]) -> Vec<Claim> {
             holds: within(shared_rand),
             meaning: "a named section serves random 8-byte reads at this fraction of private memory's speed",
         },
-    ]
+    ];
+    // Only in a build with the other middleware (`--features peers`).
+    #[cfg(feature = "peers")]
+    {
+        let iox = ratio(
+            median(results, "ipc", "iceoryx2 publish-subscribe 8 B p50"),
+            chan8,
+        );
+        claims.push(Claim {
+            id: "channel_rtt_vs_iceoryx2",
+            ratio: iox,
+            goal: ">= 1.0",
+            holds: at_least(iox, 1.0),
+            meaning: "an iceoryx2 publish-subscribe round trip takes this many times the channel's",
+        });
+    }
+    claims
 }
 
 /// How far `mmap_seq_vs_read` can go on this machine: a `read()` pass

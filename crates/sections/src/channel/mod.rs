@@ -1,7 +1,7 @@
 //! A bounded inter-process channel of variable-length byte messages in one
-//! named section: zero-copy loans for senders, in-place messages for the
-//! receiver, back-pressure, peer liveness, and validation of everything a
-//! peer can write.
+//! section, named or anonymous: zero-copy loans for senders, in-place
+//! messages for the receiver, back-pressure, peer liveness, and validation
+//! of everything a peer can write.
 //!
 //! ```
 //! use sections::channel::{self, ChannelOptions};
@@ -23,15 +23,31 @@
 //! # Ok(()) }
 //! ```
 //!
+//! An anonymous channel has no name at all; hand it to a child process:
+//!
+//! ```no_run
+//! # fn main() -> sections::Result<()> {
+//! use sections::channel::ChannelOptions;
+//! let channel = ChannelOptions::new().anonymous()?;
+//! let inherit = channel.inheritable()?;
+//! let child = std::process::Command::new("worker").arg(inherit.token()).spawn();
+//! drop(inherit);
+//! let mut rx = channel.receiver()?;
+//! // in the child: ChannelOptions::new().sender_from_token(&token)?
+//! # Ok(()) }
+//! ```
+//!
 //! # Layout
 //!
 //! ```text
-//!    0  magic "SECTCHAN", version, capacity, sender slots
+//!    0  magic "SECTCHAN", version (8), capacity (12), sender slots (16),
+//!       key of the position words (24)
 //!   64  receiver line: read position (u64), receiver slot state (u32),
 //!       receiver process token (u64)
 //!  128  sender line: reserve position (u64), senders ever connected (u32)
 //!  192  sender slots: 16 × {state u32, generation u32, process token u64}
 //!  448  sleepers: receiver waiting (u32), senders waiting (u32)
+//!  456  Linux, several senders: the reservation mutex (robust, shared)
 //!  512  the ring (capacity bytes, a multiple of 16)
 //! ```
 //!
@@ -40,44 +56,68 @@
 //! Positions only grow; `position % capacity` is the offset in the ring.
 //! A record is a 16-byte header `{len word, pos word}` and its payload,
 //! padded to 16 bytes, and never wraps: a record that does not fit before
-//! the end of the ring is preceded by a padding record to the end.
+//! the end of the ring is preceded by a padding record to the end, which
+//! is committed and published on its own first (so a record of more than
+//! half the ring is never kept out by its own padding).
 //!
-//! - A sender *reserves* (under the reservation mutex when there can be
-//!   several senders): it checks that `reserve + size - read <= capacity`,
-//!   writes the padding record if needed (committed at once) and its own
-//!   header with the pos word `position | RESERVED`, then stores `reserve`
-//!   (Release). Writing the header before publishing the reservation means
-//!   a receiver never finds a reserved record without its length.
-//! - The sender fills the payload, then *commits*: stores the pos word
-//!   `position | COMMITTED` (Release). A dropped loan commits as cancelled.
-//! - The receiver looks at the header at `read` first: committed for this
-//!   position means a message (no other line is read). Otherwise it reads
-//!   `reserve` (Acquire): equal to `read` means empty; else it reads the
-//!   header again, which must now be reserved (wait, unless its sender's
-//!   process is gone: skip it) or committed; anything else is `Corrupted`. Taking a message and dropping it stores `read`
-//!   (Release), which frees the space.
-//! - The pos word holds the full position and a committed or reserved bit,
-//!   so neither a header left from an earlier lap nor zeroed memory passes
-//!   for a new record.
-//! - Wake-ups: a side about to sleep sets its "waiting" word, re-checks,
-//!   then waits on its auto-reset event; the other side, after publishing,
-//!   reads the word and sets the event (both with SeqCst fences, so at least
-//!   one of them sees the other). Sleeps are bounded slices so that a dead
-//!   peer is noticed.
+//! - The pos word is `(position | state) ^ key`, state being COMMITTED or
+//!   RESERVED, and `key` a random word chosen at creation: neither a header
+//!   left from an earlier lap, nor zeroed memory, nor payload bytes that
+//!   happen to sit where a header will be pass for a new record.
+//! - A single sender (the fast path) writes nothing shared while it holds a
+//!   loan: it checks that `reserve + size - read <= capacity` (with a cached
+//!   `read`, reloaded only when the ring looks full), the loan fills the
+//!   payload, and the *commit* stores the len word, the pos word
+//!   `position | COMMITTED` (Release) and then `reserve` (Release). A
+//!   dropped loan publishes nothing. `reserve` may lag the record the
+//!   receiver already took; the receiver allows for that, and a sender that
+//!   connects publishes a committed record it finds at `reserve`.
+//! - Several senders *reserve* under the reservation mutex: write the
+//!   header with `position | RESERVED`, then store `reserve` (Release), so
+//!   the next sender can reserve behind while this one fills its payload;
+//!   the commit stores `position | COMMITTED` (Release). A dropped loan
+//!   commits as cancelled.
+//! - The receiver looks at the header at `read`: committed for this
+//!   position means a message, and while spinning nothing else is read
+//!   (the senders' line stays with them). Otherwise, now and then and
+//!   before sleeping, it reads `reserve` (Acquire): at or behind `read`
+//!   means empty; ahead, the header must be reserved (wait, unless its
+//!   sender's process is gone: skip it) or committed; anything else is
+//!   `Corrupted`. Dropping a message stores `read` (Release), which frees
+//!   the space.
+//! - Wake-ups: a side about to sleep sets its "waiting" word, issues a
+//!   SeqCst fence, re-checks, then sleeps; the other side, after
+//!   publishing, issues a SeqCst fence and reads the word, and if set
+//!   clears it and wakes the sleeper (so at least one of them sees the
+//!   other). Linux sleeps on the waiting word itself as a shared futex
+//!   (only while it still says "waiting", so a wake that came first is
+//!   never lost); elsewhere on auto-reset events. Sleeps are bounded slices
+//!   so that a dead peer is noticed. The ring and this protocol are
+//!   model-checked with loom (`ring.rs`).
 //!
 //! Every length, offset and position read from the section is checked
 //! before use; anything impossible is `ErrorKind::Corrupted`.
 
+#[cfg(not(loom))]
+mod endpoint;
 mod ring;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::Namespace;
 use crate::section::Lifetime;
+#[cfg(not(target_os = "linux"))]
 use crate::sync::SyncOptions;
 
-#[cfg(target_os = "linux")]
-pub(crate) use ring::describe;
-pub use ring::{Channel, Loan, Message, Receiver, Sender};
+#[cfg(all(target_os = "linux", not(loom)))]
+pub(crate) use endpoint::describe;
+#[cfg(not(loom))]
+pub use endpoint::{Channel, InheritableChannel, Loan, Message, Receiver, Sender};
+
+/// Model builds check the ring alone.
+#[cfg(all(target_os = "linux", loom))]
+pub(crate) fn describe(_: &[u8]) -> Option<crate::name::ObjectState> {
+    None
+}
 
 /// How a blocked sender or receiver waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -154,6 +194,7 @@ impl ChannelOptions {
         self
     }
 
+    #[cfg(not(target_os = "linux"))]
     pub(crate) fn sync(&self) -> SyncOptions {
         let mut o = SyncOptions::new();
         o.namespace(&self.namespace).lifetime(self.lifetime);
@@ -162,16 +203,27 @@ impl ChannelOptions {
 
     /// Creates the channel named `name`; the returned handle keeps it (and
     /// its name) alive like any holder.
+    #[cfg(not(loom))]
     pub fn create(&self, name: &str) -> Result<Channel> {
-        Channel::create(self, name)
+        Channel::create(self, Some(name))
+    }
+
+    /// Creates a channel without a name, to connect to from this process
+    /// ([`Channel::sender`], [`Channel::receiver`]) or to hand to a child
+    /// ([`Channel::inheritable`]). It lives while a handle of it does.
+    #[cfg(not(loom))]
+    pub fn anonymous(&self) -> Result<Channel> {
+        Channel::create(self, None)
     }
 
     /// Connects a sender to the channel.
+    #[cfg(not(loom))]
     pub fn open_sender(&self, name: &str) -> Result<Sender> {
         Sender::open(self, name)
     }
 
     /// Connects the (one) receiver to the channel.
+    #[cfg(not(loom))]
     pub fn open_receiver(&self, name: &str) -> Result<Receiver> {
         Receiver::open(self, name)
     }
@@ -179,16 +231,19 @@ impl ChannelOptions {
 
 /// Creates a channel with a ring of `capacity` bytes and one sender, in the
 /// default namespace.
+#[cfg(not(loom))]
 pub fn create(name: &str, capacity: u32) -> Result<Channel> {
     ChannelOptions::new().capacity(capacity).create(name)
 }
 
 /// Connects a sender in the default namespace.
+#[cfg(not(loom))]
 pub fn open_sender(name: &str) -> Result<Sender> {
     ChannelOptions::new().open_sender(name)
 }
 
 /// Connects the receiver in the default namespace.
+#[cfg(not(loom))]
 pub fn open_receiver(name: &str) -> Result<Receiver> {
     ChannelOptions::new().open_receiver(name)
 }

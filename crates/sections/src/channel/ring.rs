@@ -1,686 +1,436 @@
-//! The ring, its peers and the waiting; the protocol is described in the
-//! module docs of [`crate::channel`].
+//! The ring protocol over the words of a channel's section, free of
+//! processes, events and locks (those are in `endpoint`), so that it can be
+//! model-checked with loom (`--cfg loom`, see the tests at the end). The
+//! protocol is described in the module docs of [`crate::channel`].
 
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::cell::Cell;
 
-use super::{corrupted, ChannelOptions, WaitStrategy, MAX_SENDERS};
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
 use crate::error::{Error, ErrorKind, Result};
-use crate::section::{Access, Section};
-use crate::sync::deadline;
-use crate::sync::{Event, Mutex, Reset};
-use crate::sys;
-use crate::view::View;
 
-const MAGIC: u64 = u64::from_le_bytes(*b"SECTCHAN");
-const VERSION: u32 = 1;
-const HEADER: usize = 512;
-const READ: usize = 64;
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SECTCHAN");
+/// 2: position words are keyed and a single sender publishes at commit.
+pub(crate) const VERSION: u32 = 2;
+/// Bytes before the ring.
+pub(crate) const HEADER: usize = 512;
+/// Line 0: magic (0), version (8), capacity (12), sender slots (16) and
+/// the key of the position words (24); written once at creation.
+pub(crate) const KEY: usize = 24;
+/// The receiver's line: the read position, its slot state and process.
+pub(crate) const READ: usize = 64;
+pub(crate) const RX_STATE: usize = 76;
+pub(crate) const RX_TOKEN: usize = 80;
+/// The senders' line: the reserve position, whether any sender came.
+pub(crate) const RESERVE: usize = 128;
+pub(crate) const TX_EVER: usize = 140;
+/// Sender slots: 16 × {state u32, generation u32, process token u64}.
+pub(crate) const SLOTS: usize = 192;
+pub(crate) const SLOT_SIZE: usize = 16;
 /// Sleepers announce themselves on a line of their own: it is read on
 /// every publish and written only by a side about to park.
-const RX_WAITING: usize = 448;
-const RX_STATE: usize = 76;
-const RX_TOKEN: usize = 80;
-const RESERVE: usize = 128;
-const TX_WAITING: usize = 452;
-const TX_EVER: usize = 140;
-const SLOTS: usize = 192;
-const SLOT_SIZE: usize = 16;
+pub(crate) const RX_WAITING: usize = 448;
+pub(crate) const TX_WAITING: usize = 452;
 
-const RECORD: u64 = 16;
+pub(crate) const RECORD: u64 = 16;
 const RESERVED: u64 = 1 << 63;
-/// Marks a committed pos word (so zeroed memory never reads as a record).
+/// Marks a committed position word (so zeroed memory never reads as one).
 const COMMITTED: u64 = 1 << 62;
 const PAD: u64 = 1 << 32;
 const CANCEL: u64 = 1 << 33;
 
-const FREE: u32 = 0;
-const TAKEN: u32 = 1;
-const CLOSED: u32 = 2;
+/// Peer slot states.
+pub(crate) const FREE: u32 = 0;
+pub(crate) const TAKEN: u32 = 1;
+pub(crate) const CLOSED: u32 = 2;
 
-/// How long one sleep lasts before liveness is checked again.
-const NAP: Duration = Duration::from_millis(50);
-/// Spins before parking, with `SpinThenPark`.
-const SPINS: u32 = 2000;
-
-fn round16(n: u64) -> u64 {
+pub(crate) fn round16(n: u64) -> u64 {
     n.div_ceil(RECORD) * RECORD
 }
 
-/// What a channel's section and its events are, shared by every handle.
+/// The bytes of a channel: its header and ring.
+#[cfg(not(loom))]
 #[derive(Debug)]
-struct Shared {
-    name: String,
-    view: View,
-    capacity: u64,
-    senders: u32,
-    rx_event: Event,
-    tx_event: Event,
-    reserve_lock: Option<Mutex>,
-    wait: WaitStrategy,
+pub(crate) struct Mem {
+    view: crate::view::View,
 }
 
-impl Shared {
-    fn word32(&self, at: usize) -> &AtomicU32 {
-        self.view
-            .atomic_u32(at)
-            .expect("an aligned offset inside the checked header")
+#[cfg(not(loom))]
+impl Mem {
+    /// `view` must be writable and hold at least the header and
+    /// `capacity` bytes of ring (checked by the caller, see `Ring::new`).
+    pub(crate) fn new(view: crate::view::View) -> Mem {
+        Mem { view }
     }
 
-    fn word64(&self, at: usize) -> &AtomicU64 {
-        self.view
-            .atomic_u64(at)
-            .expect("an aligned offset inside the checked header")
+    pub(crate) fn view(&self) -> &crate::view::View {
+        &self.view
     }
 
-    fn slot_state(&self, i: u32) -> &AtomicU32 {
-        self.word32(SLOTS + i as usize * SLOT_SIZE)
+    pub(crate) fn u64(&self, at: usize) -> &AtomicU64 {
+        assert!(at % 8 == 0 && at + 8 <= self.view.len(), "word {at}");
+        // SAFETY: in bounds and 8-byte aligned (views start on a page), in
+        // a writable mapping that lives as long as `&self`; every access to
+        // these bytes through this crate is atomic.
+        unsafe { AtomicU64::from_ptr(self.view.as_mut_ptr().add(at).cast()) }
     }
 
-    fn slot_generation(&self, i: u32) -> &AtomicU32 {
-        self.word32(SLOTS + i as usize * SLOT_SIZE + 4)
+    pub(crate) fn u32(&self, at: usize) -> &AtomicU32 {
+        assert!(at % 4 == 0 && at + 4 <= self.view.len(), "word {at}");
+        // SAFETY: as for `u64`, 4-byte aligned.
+        unsafe { AtomicU32::from_ptr(self.view.as_mut_ptr().add(at).cast()) }
     }
 
-    fn slot_token(&self, i: u32) -> &AtomicU64 {
-        self.word64(SLOTS + i as usize * SLOT_SIZE + 8)
+    pub(crate) fn write(&self, at: usize, data: &[u8]) -> Result<()> {
+        self.view.write_at(at, data)
+    }
+
+    pub(crate) fn read(&self, at: usize, buf: &mut [u8]) -> Result<()> {
+        self.view.read_at(at, buf)
+    }
+}
+
+/// The model's bytes: loom atomics, one per word (the protocol never
+/// reads one location at two widths). Payloads are whole words.
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct Mem {
+    w64: Vec<AtomicU64>,
+    w32: Vec<AtomicU32>,
+}
+
+#[cfg(loom)]
+impl Mem {
+    pub(crate) fn zeroed(len: usize) -> Mem {
+        Mem {
+            w64: (0..len / 8).map(|_| AtomicU64::new(0)).collect(),
+            w32: (0..len / 4).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    pub(crate) fn u64(&self, at: usize) -> &AtomicU64 {
+        &self.w64[at / 8]
+    }
+
+    pub(crate) fn u32(&self, at: usize) -> &AtomicU32 {
+        &self.w32[at / 4]
+    }
+
+    pub(crate) fn write(&self, at: usize, data: &[u8]) -> Result<()> {
+        for (i, w) in data.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..w.len()].copy_from_slice(w);
+            self.u64(at + i * 8)
+                .store(u64::from_le_bytes(word), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn read(&self, at: usize, buf: &mut [u8]) -> Result<()> {
+        for (i, w) in buf.chunks_mut(8).enumerate() {
+            let word = self.u64(at + i * 8).load(Ordering::Relaxed).to_le_bytes();
+            w.copy_from_slice(&word[..w.len()]);
+        }
+        Ok(())
+    }
+}
+
+/// A sender's room in the ring, from `reserve` to `commit`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reservation {
+    /// Position of the record's header.
+    pub(crate) at: u64,
+    pub(crate) len: u64,
+}
+
+/// How closely the receiver looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// Only the record at the read position (spinning).
+    Fast,
+    /// Also the senders' `reserve`, so that damage shows.
+    Reserve,
+    /// Also whether senders are alive (system calls).
+    Liveness,
+}
+
+/// What the receiver found at its read position.
+#[derive(Debug)]
+pub(crate) enum Found {
+    Message {
+        /// Offset of the payload from the start of the section.
+        payload: usize,
+        len: usize,
+        /// The read position after it.
+        next: u64,
+    },
+    Nothing,
+}
+
+/// The protocol over one channel's words; every value read from them is
+/// validated before use.
+#[derive(Debug)]
+pub(crate) struct Ring {
+    pub(crate) mem: Mem,
+    pub(crate) name: String,
+    pub(crate) capacity: u64,
+    pub(crate) senders: u32,
+    key: u64,
+}
+
+impl Ring {
+    /// `mem` holds `HEADER + capacity` bytes; `capacity` is a multiple of
+    /// 16 of at least 64 and `senders` at least 1 (validated by the caller).
+    pub(crate) fn new(mem: Mem, name: &str, capacity: u64, senders: u32) -> Ring {
+        let key = mem.u64(KEY).load(Ordering::Relaxed);
+        Ring {
+            mem,
+            name: name.to_owned(),
+            capacity,
+            senders,
+            key,
+        }
+    }
+
+    pub(crate) fn corrupted(&self, what: impl Into<String>) -> Error {
+        super::corrupted(&self.name, what)
+    }
+
+    pub(crate) fn err(&self, kind: ErrorKind, op: &'static str) -> Error {
+        Error::new(kind, op).with_name(&self.name)
+    }
+
+    pub(crate) fn slot_state(&self, i: u32) -> &AtomicU32 {
+        self.mem.u32(SLOTS + i as usize * SLOT_SIZE)
+    }
+
+    pub(crate) fn slot_generation(&self, i: u32) -> &AtomicU32 {
+        self.mem.u32(SLOTS + i as usize * SLOT_SIZE + 4)
+    }
+
+    pub(crate) fn slot_token(&self, i: u32) -> &AtomicU64 {
+        self.mem.u64(SLOTS + i as usize * SLOT_SIZE + 8)
     }
 
     /// The header words of the record at ring offset `off` (a multiple of
     /// 16 below the capacity, so both words are inside the ring).
     fn record(&self, off: u64) -> (&AtomicU64, &AtomicU64) {
         let at = HEADER + off as usize;
-        (self.word64(at), self.word64(at + 8))
+        (self.mem.u64(at), self.mem.u64(at + 8))
     }
 
-    fn corrupted(&self, what: impl Into<String>) -> Error {
-        corrupted(&self.name, what)
+    /// A position word as stored: the position, a state bit, and the
+    /// channel's key, so that no earlier payload passes for a header by
+    /// accident.
+    fn tag(&self, pos: u64, state: u64) -> u64 {
+        (pos | state) ^ self.key
     }
 
-    fn err(&self, kind: ErrorKind, op: &'static str) -> Error {
-        Error::new(kind, op).with_name(&self.name)
+    fn meta(len: u64, slot: u32, generation: u32) -> u64 {
+        len | (u64::from(slot) << 40) | (u64::from(generation & 0xffff) << 48)
     }
 
-    /// Wakes the other side if it said it is going to sleep.
-    fn wake(&self, waiting: usize, event: &Event) -> Result<()> {
-        // Pairs with the SeqCst fence of the sleeper between announcing
-        // itself and re-checking: one of the two sees the other.
-        fence(Ordering::SeqCst);
-        // Read first: the line stays shared while nobody sleeps, and only a
-        // real sleeper costs an exclusive swap.
-        let word = self.word32(waiting);
-        if word.load(Ordering::SeqCst) != 0 && word.swap(0, Ordering::SeqCst) != 0 {
-            event.set()?;
-        }
-        Ok(())
+    /// Offset in the section of a reservation's payload.
+    pub(crate) fn payload(&self, r: &Reservation) -> usize {
+        HEADER + (r.at % self.capacity) as usize + RECORD as usize
     }
 
-    /// Waits until `check` yields something, `deadline` passes (None), or
-    /// it fails. `check(true)` may also look at peer liveness (slower).
-    fn wait_for<T>(
-        &self,
-        waiting: usize,
-        event: &Event,
-        deadline: Option<Instant>,
-        mut check: impl FnMut(bool) -> Result<Option<T>>,
-    ) -> Result<Option<T>> {
-        let mut spins = 0u32;
-        loop {
-            let thorough = spins % 1024 == 1023;
-            if let Some(v) = check(thorough)? {
-                return Ok(Some(v));
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
-            }
-            let spin = match self.wait {
-                WaitStrategy::Spin => true,
-                WaitStrategy::SpinThenPark => spins < SPINS,
-                WaitStrategy::Park => false,
-            };
-            if spin {
-                // A short, growing pause between looks.
-                for _ in 0..(1 << (spins / 256).min(6)) {
-                    std::hint::spin_loop();
-                }
-                spins = spins.wrapping_add(1);
-                continue;
-            }
-            // Announce, re-check (with the liveness checks), then sleep.
-            self.word32(waiting).store(1, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            if let Some(v) = check(true)? {
-                return Ok(Some(v));
-            }
-            let nap = deadline.map_or(NAP, |d| {
-                d.saturating_duration_since(Instant::now()).min(NAP)
-            });
-            event.wait_timeout(nap)?;
+    /// A single sender publishes `reserve` only at commit; one that left
+    /// (or died) between the two may have left committed records behind
+    /// `reserve`: the next single sender publishes them before reserving.
+    pub(crate) fn repair_reserve(&self) -> Result<()> {
+        if self.senders != 1 {
+            return Ok(());
         }
-    }
-
-    fn open(opts: &ChannelOptions, name: &str) -> Result<Shared> {
-        let section = Section::options()
-            .namespace(&opts.namespace)
-            .access(Access::ReadWrite)
-            .open(name)?;
-        let size = section.size()?;
-        if size < (HEADER + 64) as u64 {
-            return Err(Error::new(ErrorKind::WrongKind, "open")
-                .with_name(name)
-                .with_detail("too small to be a channel"));
-        }
-        let view = section.map_all(Access::ReadWrite)?;
-        let magic = view.atomic_u64(0)?;
-        // A channel being made on Windows has its magic written last.
-        let waited = Instant::now();
-        while magic.load(Ordering::Acquire) == 0 && waited.elapsed() < Duration::from_secs(1) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if magic.load(Ordering::Acquire) != MAGIC {
-            return Err(Error::new(ErrorKind::WrongKind, "open")
-                .with_name(name)
-                .with_detail("not a channel"));
-        }
-        let mut header = [0u8; 16];
-        view.read_at(8, &mut header)?;
-        let word = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
-        let (version, capacity, senders) = (word(0), u64::from(word(4)), word(8));
-        let name_err = |what: String| corrupted(name, what);
-        if version != VERSION {
-            return Err(name_err(format!(
-                "channel version {version}, not {VERSION}"
-            )));
-        }
-        if capacity < 64 || capacity % RECORD != 0 || HEADER as u64 + capacity > size {
-            return Err(name_err(format!(
-                "capacity {capacity} does not fit a {size}-byte section"
-            )));
-        }
-        if senders == 0 || senders > MAX_SENDERS {
-            return Err(name_err(format!("{senders} sender slots")));
-        }
-        let sync = opts.sync();
-        let rx_event = sync.open_event(&format!("{name}.rx"))?;
-        let tx_event = sync.open_event(&format!("{name}.tx"))?;
-        let reserve_lock = if senders > 1 {
-            Some(sync.open_mutex(&format!("{name}.reserve"))?)
-        } else {
-            None
-        };
-        Ok(Shared {
-            name: name.to_owned(),
-            view,
-            capacity,
-            senders,
-            rx_event,
-            tx_event,
-            reserve_lock,
-            wait: opts.wait,
-        })
-    }
-}
-
-/// Takes a peer slot for the process `token` names: a slot in one of the
-/// `reusable` states, or one whose process is gone.
-fn claim(state: &AtomicU32, owner: &AtomicU64, token: u64, reusable: &[u32]) -> bool {
-    let taken = reusable.iter().any(|&from| {
-        state
-            .compare_exchange(from, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    });
-    let taken = taken || {
-        let old = owner.load(Ordering::Acquire);
-        !sys::process_alive(old)
-            && owner
-                .compare_exchange(old, token, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-    };
-    if taken {
-        owner.store(token, Ordering::Release);
-    }
-    taken
-}
-
-/// Whether a peer slot is held by a running process.
-fn peer_alive(state: u32, token: u64) -> bool {
-    state == TAKEN && sys::process_alive(token)
-}
-
-/// A channel's name and memory; keeps them alive while it lives.
-#[derive(Debug)]
-pub struct Channel {
-    shared: Shared,
-}
-
-impl Channel {
-    pub(crate) fn create(opts: &ChannelOptions, name: &str) -> Result<Channel> {
-        const OP: &str = "create channel";
-        let capacity = round16(u64::from(opts.capacity.max(64)));
-        if capacity > u64::from(u32::MAX) - HEADER as u64 {
-            return Err(Error::new(ErrorKind::InvalidSize, OP)
-                .with_name(name)
-                .with_detail("capacity too large"));
-        }
-        if opts.senders == 0 || opts.senders > MAX_SENDERS {
-            return Err(Error::new(ErrorKind::InvalidRange, OP)
-                .with_name(name)
-                .with_detail(format!("1 to {MAX_SENDERS} senders, not {}", opts.senders)));
-        }
-        // The events (and lock) first: whoever finds the section finds them.
-        let sync = opts.sync();
-        let rx_event = sync.create_event(&format!("{name}.rx"), Reset::Auto, false)?;
-        let tx_event = sync.create_event(&format!("{name}.tx"), Reset::Auto, false)?;
-        let reserve_lock = if opts.senders > 1 {
-            Some(sync.create_mutex(&format!("{name}.reserve"))?)
-        } else {
-            None
-        };
-        let mut o = Section::options();
-        o.namespace(&opts.namespace)
-            .lifetime(opts.lifetime)
-            .size(HEADER as u64 + capacity);
-        let init = |view: &View| -> Result<()> {
-            let mut header = [0u8; 16];
-            header[0..4].copy_from_slice(&VERSION.to_le_bytes());
-            header[4..8].copy_from_slice(&(capacity as u32).to_le_bytes());
-            header[8..12].copy_from_slice(&opts.senders.to_le_bytes());
-            view.write_at(8, &header)?;
-            view.atomic_u64(0)?.store(MAGIC, Ordering::Release);
-            Ok(())
-        };
-        // Linux publishes the section only once it is initialised; Windows
-        // cannot, so there the magic is written last and openers wait for it.
-        #[cfg(not(windows))]
-        let section = o.create_with(name, init)?;
-        #[cfg(windows)]
-        let section = {
-            let s = o.create(name)?;
-            init(&s.map_all(Access::ReadWrite)?)?;
-            s
-        };
-        let view = section.map_all(Access::ReadWrite)?;
-        Ok(Channel {
-            shared: Shared {
-                name: name.to_owned(),
-                view,
-                capacity,
-                senders: opts.senders,
-                rx_event,
-                tx_event,
-                reserve_lock,
-                wait: opts.wait,
-            },
-        })
-    }
-
-    /// The ring size in bytes.
-    pub fn capacity(&self) -> u64 {
-        self.shared.capacity
-    }
-
-    /// Bytes of the ring in use (messages not yet consumed).
-    pub fn fill(&self) -> u64 {
-        let w = self.shared.word64(RESERVE).load(Ordering::Acquire);
-        let r = self.shared.word64(READ).load(Ordering::Acquire);
-        w.saturating_sub(r).min(self.shared.capacity)
-    }
-}
-
-/// One sender. Several may be connected if the channel was created for
-/// several (`ChannelOptions::senders`); each keeps its own order.
-#[derive(Debug)]
-pub struct Sender {
-    shared: Shared,
-    slot: u32,
-    generation: u32,
-    /// The read position last seen: reloaded only when the ring looks full
-    /// with it, so most sends never touch the receiver's line.
-    read: std::cell::Cell<u64>,
-}
-
-impl Sender {
-    pub(crate) fn open(opts: &ChannelOptions, name: &str) -> Result<Sender> {
-        let shared = Shared::open(opts, name)?;
-        let token = sys::process_token();
-        for slot in 0..shared.senders {
-            let claimed = claim(
-                shared.slot_state(slot),
-                shared.slot_token(slot),
-                token,
-                &[FREE],
-            );
-            if claimed {
-                let generation = shared
-                    .slot_generation(slot)
-                    .fetch_add(1, Ordering::AcqRel)
-                    .wrapping_add(1);
-                shared.word32(TX_EVER).store(1, Ordering::Release);
-                return Ok(Sender {
-                    shared,
-                    slot,
-                    generation,
-                    read: std::cell::Cell::new(0),
-                });
-            }
-        }
-        Err(Error::new(ErrorKind::AlreadyExists, "open sender")
-            .with_name(name)
-            .with_detail(format!("all {} sender slots are in use", shared.senders)))
-    }
-
-    /// Whether the receiver is gone: closed (cheap), or, when `thorough`,
-    /// its process ended without closing.
-    fn receiver_gone(&self, thorough: bool) -> bool {
-        let s = &self.shared;
-        // Only now and then: the state shares the receiver's busiest line.
-        if !thorough {
-            return false;
-        }
-        match s.word32(RX_STATE).load(Ordering::Acquire) {
-            CLOSED => true,
-            TAKEN => !sys::process_alive(s.word64(RX_TOKEN).load(Ordering::Acquire)),
-            _ => false,
-        }
-    }
-
-    /// Tries to reserve room for `len` bytes; `None` when full.
-    fn reserve(&self, len: usize) -> Result<Option<(u64, u64)>> {
-        let s = &self.shared;
-        let need = RECORD + round16(len as u64);
-        if need > s.capacity {
-            return Err(s.err(ErrorKind::InvalidSize, "send").with_detail(format!(
-                "a {len}-byte message cannot fit a {}-byte ring",
-                s.capacity
-            )));
-        }
-        let _guard = match &s.reserve_lock {
-            Some(lock) => Some(lock.lock()?.into_guard()),
-            None => None,
-        };
-        let pos = s.word64(RESERVE).load(Ordering::Acquire);
+        let reserve = self.mem.u64(RESERVE);
+        let pos = reserve.load(Ordering::Acquire);
         if pos % RECORD != 0 {
-            return Err(s.corrupted(format!("reserve {pos} is not a record boundary")));
+            return Err(self.corrupted(format!("reserve {pos} is not a record boundary")));
         }
-        let off = pos % s.capacity;
-        let pad = if off + need > s.capacity {
-            s.capacity - off
-        } else {
-            0
-        };
-        let fits = |read: u64| {
-            pos >= read
-                && pos
-                    .checked_add(pad + need)
-                    .is_some_and(|end| end - read <= s.capacity)
-        };
-        if !fits(self.read.get()) {
-            let read = s.word64(READ).load(Ordering::Acquire);
-            if pos < read || pos - read > s.capacity {
-                return Err(s.corrupted(format!("reserve {pos} and read {read} are inconsistent")));
-            }
-            self.read.set(read);
-            if !fits(read) {
-                return Ok(None);
-            }
+        let off = pos % self.capacity;
+        let (len_word, pos_word) = self.record(off);
+        if pos_word.load(Ordering::Acquire) != self.tag(pos, COMMITTED) {
+            return Ok(());
         }
-        if pad > 0 {
-            let (len_word, pos_word) = s.record(off);
-            len_word.store((pad - RECORD) | PAD, Ordering::Relaxed);
-            pos_word.store(pos | COMMITTED, Ordering::Release);
+        let meta = len_word.load(Ordering::Relaxed);
+        let size = RECORD + round16(meta & 0xffff_ffff);
+        if meta & PAD != 0 || off + size > self.capacity {
+            return Err(self.corrupted(format!("a record at {pos} runs past the ring")));
         }
-        let at = pos + pad;
-        let (len_word, pos_word) = s.record(at % s.capacity);
-        let meta = (len as u64)
-            | (u64::from(self.slot) << 40)
-            | (u64::from(self.generation & 0xffff) << 48);
-        len_word.store(meta, Ordering::Relaxed);
-        pos_word.store(at | RESERVED, Ordering::Relaxed);
-        // Release: the headers above are visible to whoever sees `reserve`.
-        s.word64(RESERVE).store(at + need, Ordering::Release);
-        Ok(Some((at, len as u64)))
-    }
-
-    fn loan_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Option<Loan<'_>>> {
-        let this = &*self;
-        let shared = &this.shared;
-        let reserved = shared.wait_for(TX_WAITING, &shared.tx_event, deadline, |thorough| {
-            if this.receiver_gone(thorough) {
-                return Err(shared
-                    .err(ErrorKind::Disconnected, "send")
-                    .with_detail("the receiver is gone"));
-            }
-            this.reserve(len)
-        })?;
-        Ok(reserved.map(|(at, len)| Loan {
-            sender: self,
-            at,
-            len: len as usize,
-            done: false,
-        }))
-    }
-
-    /// A writable slot of `len` bytes in the ring, waiting for room.
-    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
-        let loan = self.loan_until(len, None)?;
-        Ok(loan.expect("an untimed wait does not time out"))
-    }
-
-    /// A slot if there is room now; `Full` otherwise.
-    pub fn try_loan(&mut self, len: usize) -> Result<Loan<'_>> {
-        let name = self.shared.name.clone();
-        self.loan_until(len, Some(Instant::now()))?
-            .ok_or_else(|| Error::new(ErrorKind::Full, "send").with_name(&name))
-    }
-
-    /// A slot, waiting at most `timeout`; `TimedOut` otherwise.
-    pub fn loan_timeout(&mut self, len: usize, timeout: Duration) -> Result<Loan<'_>> {
-        let name = self.shared.name.clone();
-        self.loan_until(len, Some(deadline(timeout)))?
-            .ok_or_else(|| Error::new(ErrorKind::TimedOut, "send").with_name(&name))
-    }
-
-    /// Copies `data` into the ring and sends it, waiting for room.
-    pub fn send(&mut self, data: &[u8]) -> Result<()> {
-        let loan = self.loan(data.len())?;
-        loan.fill_and_send(data)
-    }
-
-    /// Sends if there is room now; `Full` otherwise.
-    pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
-        let loan = self.try_loan(data.len())?;
-        loan.fill_and_send(data)
-    }
-
-    /// Sends, waiting at most `timeout` for room.
-    pub fn send_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
-        let loan = self.loan_timeout(data.len(), timeout)?;
-        loan.fill_and_send(data)
-    }
-}
-
-impl Drop for Sender {
-    fn drop(&mut self) {
-        let s = &self.shared;
-        s.slot_state(self.slot).store(FREE, Ordering::Release);
-        // The receiver may be waiting to learn that every sender is gone.
-        let _ = s.wake(RX_WAITING, &s.rx_event);
-    }
-}
-
-/// A slot in the ring being written; [`send`](Self::send) publishes it,
-/// dropping it unsent cancels it.
-#[derive(Debug)]
-pub struct Loan<'a> {
-    sender: &'a mut Sender,
-    at: u64,
-    len: usize,
-    done: bool,
-}
-
-impl Loan<'_> {
-    fn payload(&self) -> usize {
-        HEADER + (self.at % self.sender.shared.capacity) as usize + RECORD as usize
-    }
-
-    /// The message length.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the message is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Copies `data` into the message at `offset`.
-    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
-        if offset
-            .checked_add(data.len())
-            .is_none_or(|end| end > self.len)
-        {
-            return Err(self
-                .sender
-                .shared
-                .err(ErrorKind::InvalidRange, "write")
-                .with_detail(format!(
-                    "{} bytes at {offset} in a {}-byte message",
-                    data.len(),
-                    self.len
-                )));
-        }
-        self.sender
-            .shared
-            .view
-            .write_at(self.payload() + offset, data)
-    }
-
-    /// The message's bytes, to write in place.
-    ///
-    /// # Safety
-    /// The protocol gives these bytes to this loan alone; a peer that
-    /// breaks it (a buggy or hostile process writing the ring) must not
-    /// touch them while the borrow lives.
-    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
-        let at = self.payload();
-        // SAFETY: in bounds of the live view (checked at reservation);
-        // exclusivity per the contract and the protocol.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.sender.shared.view.as_mut_ptr().add(at), self.len)
-        }
-    }
-
-    fn fill_and_send(mut self, data: &[u8]) -> Result<()> {
-        self.write_at(0, data)?;
-        self.send();
+        reserve.store(pos + size, Ordering::Release);
         Ok(())
     }
 
-    fn commit(&mut self, cancel: bool) {
-        let s = &self.sender.shared;
-        let (len_word, pos_word) = s.record(self.at % s.capacity);
-        if cancel {
-            len_word.fetch_or(CANCEL, Ordering::Relaxed);
-        }
-        // Release: the payload (and a cancel mark) before the commit.
-        pos_word.store(self.at | COMMITTED, Ordering::Release);
-        self.done = true;
-        let _ = s.wake(RX_WAITING, &s.rx_event);
-    }
-
-    /// Publishes the message.
-    pub fn send(mut self) {
-        self.commit(false);
-    }
-}
-
-impl Drop for Loan<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.commit(true);
-        }
-    }
-}
-
-/// The receiver; one per channel at a time.
-#[derive(Debug)]
-pub struct Receiver {
-    shared: Shared,
-}
-
-/// What the receiver found at its read position.
-enum Found {
-    Message {
-        payload: usize,
+    /// Reserves room for `len` bytes from sender `slot`; `None` when full.
+    /// `read` caches the read position (reloaded only when the ring looks
+    /// full with it). With several senders, the caller holds the
+    /// reservation lock.
+    pub(crate) fn reserve(
+        &self,
+        slot: u32,
+        generation: u32,
         len: usize,
-        next: u64,
-    },
-    Nothing,
-}
-
-impl Receiver {
-    pub(crate) fn open(opts: &ChannelOptions, name: &str) -> Result<Receiver> {
-        let shared = Shared::open(opts, name)?;
-        let token = sys::process_token();
-        let claimed = claim(
-            shared.word32(RX_STATE),
-            shared.word64(RX_TOKEN),
-            token,
-            &[FREE, CLOSED],
-        );
-        if !claimed {
-            return Err(Error::new(ErrorKind::AlreadyExists, "open receiver")
-                .with_name(name)
-                .with_detail("the channel already has a live receiver"));
+        read: &Cell<u64>,
+    ) -> Result<Option<Reservation>> {
+        let cap = self.capacity;
+        let need = RECORD + round16(len as u64);
+        if need > cap {
+            return Err(self
+                .err(ErrorKind::InvalidSize, "send")
+                .with_detail(format!("a {len}-byte message cannot fit a {cap}-byte ring")));
         }
-        Ok(Receiver { shared })
+        // Acquire: with several senders, what the previous holder of the
+        // lock published (the lock orders it too); alone, our own store.
+        let reserve = self.mem.u64(RESERVE);
+        let mut pos = reserve.load(Ordering::Acquire);
+        if pos % RECORD != 0 {
+            return Err(self.corrupted(format!("reserve {pos} is not a record boundary")));
+        }
+        let off = pos % cap;
+        if off + need > cap {
+            // The record would run past the end: first a padding record to
+            // the end, published on its own, so that a record of more than
+            // half the ring is not kept out by its own padding.
+            let pad = cap - off;
+            if !self.room(pos, pad, read)? {
+                return Ok(None);
+            }
+            let (len_word, pos_word) = self.record(off);
+            len_word.store((pad - RECORD) | PAD, Ordering::Relaxed);
+            // Release: the padding's length before its position word.
+            pos_word.store(self.tag(pos, COMMITTED), Ordering::Release);
+            // Release: the padding is committed before `reserve` passes it.
+            pos += pad;
+            reserve.store(pos, Ordering::Release);
+        }
+        if !self.room(pos, need, read)? {
+            return Ok(None);
+        }
+        let res = Reservation {
+            at: pos,
+            len: len as u64,
+        };
+        if self.senders > 1 {
+            // Several senders: the reservation is published now, so that
+            // the next sender can reserve behind it while this one writes.
+            let (len_word, pos_word) = self.record(pos % cap);
+            len_word.store(Self::meta(len as u64, slot, generation), Ordering::Relaxed);
+            pos_word.store(self.tag(pos, RESERVED), Ordering::Relaxed);
+            // Release: the header is visible to whoever sees `reserve` move
+            // past it.
+            reserve.store(pos + need, Ordering::Release);
+        }
+        // A single sender writes nothing shared until it commits: the
+        // receiver, polling the record's line, sees it change once.
+        Ok(Some(res))
     }
 
-    /// Whether any sender could still send.
-    fn senders_alive(&self) -> bool {
-        let s = &self.shared;
-        (0..s.senders).any(|i| {
-            peer_alive(
-                s.slot_state(i).load(Ordering::Acquire),
-                s.slot_token(i).load(Ordering::Acquire),
-            )
-        })
+    /// Whether `need` bytes at `pos` are free; `read` caches the read
+    /// position and is reloaded only when the cached one says no.
+    fn room(&self, pos: u64, need: u64, read: &Cell<u64>) -> Result<bool> {
+        let cap = self.capacity;
+        let fits = |read: u64| pos >= read && pos - read <= cap - need;
+        if fits(read.get()) {
+            return Ok(true);
+        }
+        // Acquire: the receiver's reads of the space it freed happened
+        // before we write it.
+        let r = self.mem.u64(READ).load(Ordering::Acquire);
+        if pos < r || pos - r > cap {
+            return Err(self.corrupted(format!("reserve {pos} and read {r} are inconsistent")));
+        }
+        read.set(r);
+        Ok(fits(r))
+    }
+
+    /// Publishes (or, with `cancel`, withdraws) a reservation.
+    pub(crate) fn commit(&self, r: &Reservation, slot: u32, generation: u32, cancel: bool) {
+        let cap = self.capacity;
+        let (len_word, pos_word) = self.record(r.at % cap);
+        if self.senders > 1 {
+            if cancel {
+                len_word.fetch_or(CANCEL, Ordering::Relaxed);
+            }
+            // Release: the payload (and a cancel mark) before the commit.
+            pos_word.store(self.tag(r.at, COMMITTED), Ordering::Release);
+            return;
+        }
+        if cancel {
+            // Nothing was published: the next reservation takes the room.
+            return;
+        }
+        len_word.store(Self::meta(r.len, slot, generation), Ordering::Relaxed);
+        // Release: the payload and length before the commit.
+        pos_word.store(self.tag(r.at, COMMITTED), Ordering::Release);
+        // Release: `reserve` never passes a record that is not committed.
+        // It may lag behind what the receiver already took; the receiver
+        // allows for that.
+        self.mem
+            .u64(RESERVE)
+            .store(r.at + RECORD + round16(r.len), Ordering::Release);
     }
 
     /// Looks at the read position, skipping padding, cancelled records and
-    /// records whose sender died before committing them.
-    fn look(&self, thorough: bool) -> Result<Found> {
-        let s = &self.shared;
-        let cap = s.capacity;
-        loop {
-            let r = s.word64(READ).load(Ordering::Relaxed);
+    /// (with `Look::Liveness`) records whose sender is gone (`alive(slot,
+    /// generation)` false). `Look::Fast` leaves the senders' line alone
+    /// unless a record is being written; `Look::Liveness` also reports
+    /// `Disconnected` once the ring is drained and `senders_alive()` is
+    /// false.
+    pub(crate) fn look(
+        &self,
+        mode: Look,
+        alive: &dyn Fn(u32, u32) -> bool,
+        senders_alive: &dyn Fn() -> bool,
+    ) -> Result<Found> {
+        let cap = self.capacity;
+        // Every turn of the loop consumes at least 16 bytes of a ring that
+        // holds at most `cap` of them; more turns means the peer keeps
+        // rewriting what we skip.
+        for _ in 0..=cap / RECORD + 1 {
+            // Relaxed: only the receiver writes it.
+            let r = self.mem.u64(READ).load(Ordering::Relaxed);
             if r % RECORD != 0 {
-                return Err(s.corrupted(format!("read {r} is not a record boundary")));
+                return Err(self.corrupted(format!("read {r} is not a record boundary")));
             }
             let off = r % cap;
-            let (len_word, pos_word) = s.record(off);
+            let (len_word, pos_word) = self.record(off);
+            // Acquire: pairs with the commit's Release (payload, length).
             let mut pos = pos_word.load(Ordering::Acquire);
+            let committed = self.tag(r, COMMITTED);
+            let reserved = self.tag(r, RESERVED);
             // A committed record at the read position says everything about
             // itself (its 64-bit position cannot be left from an earlier
-            // lap); only without one is the sender's `reserve` line read.
-            let w = if pos == r | COMMITTED {
+            // lap); only without one is the senders' line read.
+            let w = if pos == committed {
                 None
+            } else if mode == Look::Fast && pos != reserved {
+                return Ok(Found::Nothing);
             } else {
-                let w = s.word64(RESERVE).load(Ordering::Acquire);
-                if w == r {
-                    let ever = s.word32(TX_EVER).load(Ordering::Acquire) != 0;
-                    if thorough
+                // Acquire: pairs with the Release of `reserve`.
+                let w = self.mem.u64(RESERVE).load(Ordering::Acquire);
+                if w > r && w - r > cap || r > w && r - w > cap {
+                    return Err(
+                        self.corrupted(format!("read {r} and reserve {w} are inconsistent"))
+                    );
+                }
+                if w <= r {
+                    // Empty (a single sender's `reserve` may lag by the
+                    // record it is publishing).
+                    let ever = self.mem.u32(TX_EVER).load(Ordering::Acquire) != 0;
+                    if mode == Look::Liveness
                         && ever
-                        && !self.senders_alive()
-                        && s.word64(RESERVE).load(Ordering::Acquire) == r
+                        && !senders_alive()
+                        && self.mem.u64(RESERVE).load(Ordering::Acquire) <= r
+                        && pos_word.load(Ordering::Acquire) != committed
                     {
-                        return Err(s
+                        return Err(self
                             .err(ErrorKind::Disconnected, "receive")
                             .with_detail("every sender is gone"));
                     }
                     return Ok(Found::Nothing);
-                }
-                if w < r || w - r > cap {
-                    return Err(s.corrupted(format!("read {r} and reserve {w} are inconsistent")));
                 }
                 // The header was written before `reserve` was published:
                 // read it again now that the Acquire above covers it.
@@ -690,30 +440,31 @@ impl Receiver {
             let meta = len_word.load(Ordering::Relaxed);
             let len = meta & 0xffff_ffff;
             if meta & PAD != 0 {
-                // A padding record is committed before `reserve` moves past
-                // it; wait until it has.
+                // Padding is committed before `reserve` moves past it; the
+                // read position does not pass `reserve` (so a sender never
+                // finds `read` ahead of it).
                 let end = r + (cap - off);
-                if w.is_none() && s.word64(RESERVE).load(Ordering::Acquire) < end {
+                if w.is_none() && self.mem.u64(RESERVE).load(Ordering::Acquire) < end {
                     return Ok(Found::Nothing);
                 }
-                if pos != r | COMMITTED || len + RECORD != cap - off {
+                if pos != committed || len + RECORD != cap - off {
                     return Err(
-                        s.corrupted(format!("a padding record at {r} does not end the ring"))
+                        self.corrupted(format!("a padding record at {r} does not end the ring"))
                     );
                 }
-                self.advance(r + cap - off)?;
+                self.advance(end);
                 continue;
             }
             let size = RECORD + round16(len);
             let slot = ((meta >> 40) & 0xff) as u32;
-            if off + size > cap || w.is_some_and(|w| r + size > w) || slot >= s.senders {
-                return Err(s.corrupted(format!(
+            if off + size > cap || w.is_some_and(|w| r + size > w) || slot >= self.senders {
+                return Err(self.corrupted(format!(
                     "a record at {r} claims {len} bytes from sender {slot}"
                 )));
             }
-            if pos == r | COMMITTED {
+            if pos == committed {
                 if meta & CANCEL != 0 {
-                    self.advance(r + size)?;
+                    self.advance(r + size);
                     continue;
                 }
                 return Ok(Found::Message {
@@ -722,201 +473,204 @@ impl Receiver {
                     next: r + size,
                 });
             }
-            if pos != r | RESERVED {
-                return Err(s.corrupted(format!("the record at {r} has position word {pos:#x}")));
+            if pos != reserved {
+                return Err(self.corrupted(format!(
+                    "the record at {r} has position word {:#x}",
+                    pos ^ self.key
+                )));
             }
             // Reserved and not committed yet: wait, unless its sender is gone.
-            if thorough {
-                let generation = ((meta >> 48) & 0xffff) as u32;
-                let live = s.slot_generation(slot).load(Ordering::Acquire) & 0xffff == generation
-                    && peer_alive(
-                        s.slot_state(slot).load(Ordering::Acquire),
-                        s.slot_token(slot).load(Ordering::Acquire),
-                    );
-                if !live {
-                    self.advance(r + size)?;
-                    continue;
-                }
+            if mode == Look::Liveness && !alive(slot, ((meta >> 48) & 0xffff) as u32) {
+                self.advance(r + size);
+                continue;
             }
             return Ok(Found::Nothing);
         }
+        Err(self.corrupted("the ring keeps changing under the receiver"))
     }
 
-    fn advance(&self, to: u64) -> Result<()> {
-        let s = &self.shared;
+    /// Frees the ring up to `to`.
+    pub(crate) fn advance(&self, to: u64) {
         // Release: everything read from the freed space happened before a
         // sender may reuse it.
-        s.word64(READ).store(to, Ordering::Release);
-        s.wake(TX_WAITING, &s.tx_event)
+        self.mem.u64(READ).store(to, Ordering::Release);
     }
 
-    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Message<'_>>> {
-        let found =
-            self.shared
-                .wait_for(RX_WAITING, &self.shared.rx_event, deadline, |thorough| {
-                    Ok(match self.look(thorough)? {
-                        Found::Message { payload, len, next } => Some((payload, len, next)),
-                        Found::Nothing => None,
-                    })
-                })?;
-        Ok(found.map(|(payload, len, next)| Message {
-            receiver: self,
-            payload,
-            len,
-            next,
-        }))
+    /// A side about to sleep: announce it, then re-check before sleeping.
+    pub(crate) fn announce(&self, waiting: usize) {
+        self.mem.u32(waiting).store(1, Ordering::SeqCst);
+        // Pairs with the fence in `must_wake`: either the publisher sees
+        // the announcement or the re-check sees what it published.
+        fence(Ordering::SeqCst);
     }
 
-    /// The next message, waiting for one; `Disconnected` once every sender
-    /// is gone and everything they sent has been received.
-    pub fn recv(&mut self) -> Result<Message<'_>> {
-        Ok(self
-            .recv_until(None)?
-            .expect("an untimed wait does not time out"))
-    }
-
-    /// The next message if there is one now; `Empty` otherwise.
-    pub fn try_recv(&mut self) -> Result<Message<'_>> {
-        let name = self.shared.name.clone();
-        self.recv_until(Some(Instant::now()))?
-            .ok_or_else(|| Error::new(ErrorKind::Empty, "receive").with_name(&name))
-    }
-
-    /// The next message, waiting at most `timeout`; `TimedOut` otherwise.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>> {
-        let name = self.shared.name.clone();
-        self.recv_until(Some(deadline(timeout)))?
-            .ok_or_else(|| Error::new(ErrorKind::TimedOut, "receive").with_name(&name))
-    }
-
-    /// Receives the next message into `buf` (replacing its contents).
-    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        let message = self.recv()?;
-        buf.clear();
-        buf.resize(message.len(), 0);
-        message.copy_to(buf)
+    /// After publishing: whether the other side announced a sleep (and so
+    /// must be woken); clears the announcement.
+    pub(crate) fn must_wake(&self, waiting: usize) -> bool {
+        // Pairs with the sleeper's fence in `announce`.
+        fence(Ordering::SeqCst);
+        // Read first: the line stays shared while nobody sleeps, and only a
+        // real sleeper costs an exclusive swap.
+        let word = self.mem.u32(waiting);
+        word.load(Ordering::SeqCst) != 0 && word.swap(0, Ordering::SeqCst) != 0
     }
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let s = &self.shared;
-        s.word32(RX_STATE).store(CLOSED, Ordering::Release);
-        let _ = s.wake(TX_WAITING, &s.tx_event);
-    }
-}
+#[cfg(all(test, loom))]
+mod model {
+    //! `RUSTFLAGS="--cfg loom" cargo test -p sections --lib --release model`
+    //! (see .ci/run): every interleaving and weak-memory outcome loom can
+    //! produce for small rings.
 
-/// A received message, in place in the ring until dropped.
-#[derive(Debug)]
-pub struct Message<'a> {
-    receiver: &'a mut Receiver,
-    payload: usize,
-    len: usize,
-    next: u64,
-}
+    use super::*;
+    use loom::sync::{Arc, Condvar, Mutex};
+    use loom::thread;
 
-impl Message<'_> {
-    /// The message length.
-    pub fn len(&self) -> usize {
-        self.len
+    const CAP: u64 = 64;
+
+    fn ring(senders: u32) -> Arc<Ring> {
+        let mem = Mem::zeroed(HEADER + CAP as usize);
+        mem.u64(KEY).store(0x5a5a_0000_1234_0000, Ordering::Relaxed);
+        mem.u32(TX_EVER).store(1, Ordering::Relaxed);
+        Arc::new(Ring::new(mem, "model", CAP, senders))
     }
 
-    /// Whether the message is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Copies the message into `buf`, which must be exactly as long.
-    pub fn copy_to(&self, buf: &mut [u8]) -> Result<()> {
-        if buf.len() != self.len {
-            return Err(self
-                .receiver
-                .shared
-                .err(ErrorKind::InvalidRange, "receive")
-                .with_detail(format!(
-                    "a {}-byte buffer for a {}-byte message",
-                    buf.len(),
-                    self.len
-                )));
-        }
-        self.receiver.shared.view.read_at(self.payload, buf)
-    }
-
-    /// Copies `buf.len()` bytes of the message at `offset` into `buf`.
-    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
-        if offset
-            .checked_add(buf.len())
-            .is_none_or(|end| end > self.len)
-        {
-            return Err(self
-                .receiver
-                .shared
-                .err(ErrorKind::InvalidRange, "receive")
-                .with_detail(format!(
-                    "{} bytes at {offset} of a {}-byte message",
-                    buf.len(),
-                    self.len
-                )));
-        }
-        self.receiver
-            .shared
-            .view
-            .read_at(self.payload + offset, buf)
-    }
-
-    /// The message as a vector.
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut buf = vec![0u8; self.len];
-        // The range was validated when the message was found.
-        let _ = self.receiver.shared.view.read_at(self.payload, &mut buf);
-        buf
-    }
-
-    /// The message's bytes in place.
-    ///
-    /// # Safety
-    /// The protocol gives these bytes to the receiver until the message is
-    /// dropped; a peer that breaks it (a buggy or hostile process writing
-    /// the ring) must not write them while the borrow lives.
-    pub unsafe fn as_slice(&self) -> &[u8] {
-        // SAFETY: in bounds of the live view (validated against the ring);
-        // no writer per the contract.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.receiver.shared.view.as_ptr().add(self.payload),
-                self.len,
-            )
+    fn send(ring: &Ring, slot: u32, read: &Cell<u64>, value: u64, len: usize) {
+        loop {
+            if let Some(r) = ring.reserve(slot, 1, len, read).unwrap() {
+                ring.mem
+                    .write(ring.payload(&r), &value.to_le_bytes()[..len.min(8)])
+                    .unwrap();
+                ring.commit(&r, slot, 1, false);
+                return;
+            }
+            thread::yield_now();
         }
     }
-}
 
-impl Drop for Message<'_> {
-    fn drop(&mut self) {
-        let _ = self.receiver.advance(self.next);
+    fn recv(ring: &Ring) -> (u64, usize) {
+        let alive = |_: u32, _: u32| true;
+        let senders = || true;
+        loop {
+            match ring.look(Look::Reserve, &alive, &senders).unwrap() {
+                Found::Message { payload, len, next } => {
+                    let mut b = [0u8; 8];
+                    ring.mem.read(payload, &mut b[..len.min(8)]).unwrap();
+                    ring.advance(next);
+                    return (u64::from_le_bytes(b), len);
+                }
+                Found::Nothing => thread::yield_now(),
+            }
+        }
     }
-}
 
-/// What the first bytes of an entry say, if it is a channel (for listings;
-/// the bytes are untrusted and only reported).
-#[cfg(target_os = "linux")]
-pub(crate) fn describe(head: &[u8]) -> Option<crate::name::ObjectState> {
-    if head.len() < HEADER || u64::from_le_bytes(head[0..8].try_into().ok()?) != MAGIC {
-        return None;
+    /// One sender, messages that fill the 64-byte ring and wrap (the third
+    /// needs padding): all arrive, in order, intact.
+    #[test]
+    fn single_sender_wraps_in_order() {
+        loom::model(|| {
+            let ring = ring(1);
+            let tx = ring.clone();
+            let t = thread::spawn(move || {
+                let read = Cell::new(0);
+                send(&tx, 0, &read, 11, 8);
+                send(&tx, 0, &read, 22, 24);
+                send(&tx, 0, &read, 33, 8);
+            });
+            assert_eq!(recv(&ring), (11, 8));
+            assert_eq!(recv(&ring), (22, 24));
+            assert_eq!(recv(&ring), (33, 8));
+            t.join().unwrap();
+        });
     }
-    let u32_at = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().expect("4 bytes"));
-    let u64_at = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"));
-    let capacity = u64::from(u32_at(12));
-    let slots = u32_at(16).min(MAX_SENDERS);
-    let senders = (0..slots)
-        .filter(|&i| {
-            let at = SLOTS + i as usize * SLOT_SIZE;
-            peer_alive(u32_at(at), u64_at(at + 8))
-        })
-        .count() as u32;
-    Some(crate::name::ObjectState::Channel {
-        capacity,
-        fill: u64_at(RESERVE).saturating_sub(u64_at(READ)).min(capacity),
-        senders,
-        receiver: peer_alive(u32_at(RX_STATE), u64_at(RX_TOKEN)),
-    })
+
+    /// Two senders under a lock (two messages and one): each one's messages
+    /// in its order, none lost or doubled. Bounded to two preemptions.
+    #[test]
+    fn two_senders_keep_their_order() {
+        let mut model = loom::model::Builder::new();
+        model.max_branches = 100_000;
+        model.preemption_bound = Some(1);
+        model.check(|| {
+            let ring = ring(2);
+            let lock = Arc::new(Mutex::new(()));
+            let spawn = |slot: u32| {
+                let (ring, lock) = (ring.clone(), lock.clone());
+                thread::spawn(move || {
+                    let read = Cell::new(0);
+                    for k in 0..u64::from(2 - slot) {
+                        loop {
+                            let guard = lock.lock().unwrap();
+                            let r = ring.reserve(slot, 1, 8, &read).unwrap();
+                            drop(guard);
+                            if let Some(r) = r {
+                                let v = u64::from(slot) * 10 + k;
+                                ring.mem.write(ring.payload(&r), &v.to_le_bytes()).unwrap();
+                                ring.commit(&r, slot, 1, false);
+                                break;
+                            }
+                            thread::yield_now();
+                        }
+                    }
+                })
+            };
+            let (a, b) = (spawn(0), spawn(1));
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                got.push(recv(&ring).0);
+            }
+            a.join().unwrap();
+            b.join().unwrap();
+            let of = |s: u64| {
+                got.iter()
+                    .filter(|v| **v / 10 == s)
+                    .copied()
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(of(0), vec![0, 1]);
+            assert_eq!(of(1), vec![10]);
+        });
+    }
+
+    /// The park protocol: a receiver that announces, re-checks and sleeps
+    /// on an (auto-reset) event is always woken by a commit. A lost
+    /// wake-up leaves it asleep forever, which loom reports as a deadlock.
+    #[test]
+    fn no_lost_wake_up() {
+        loom::model(|| {
+            let ring = ring(1);
+            let event = Arc::new((Mutex::new(false), Condvar::new()));
+            let (tx, ev) = (ring.clone(), event.clone());
+            let t = thread::spawn(move || {
+                let read = Cell::new(0);
+                send(&tx, 0, &read, 7, 8);
+                if tx.must_wake(RX_WAITING) {
+                    *ev.0.lock().unwrap() = true;
+                    ev.1.notify_one();
+                }
+            });
+            let alive = |_: u32, _: u32| true;
+            let senders = || true;
+            let message = loop {
+                if let Found::Message { next, .. } =
+                    ring.look(Look::Fast, &alive, &senders).unwrap()
+                {
+                    break next;
+                }
+                ring.announce(RX_WAITING);
+                if let Found::Message { next, .. } =
+                    ring.look(Look::Liveness, &alive, &senders).unwrap()
+                {
+                    break next;
+                }
+                let mut set = event.0.lock().unwrap();
+                while !*set {
+                    set = event.1.wait(set).unwrap();
+                }
+                *set = false;
+            };
+            assert_eq!(message, 32);
+            t.join().unwrap();
+        });
+    }
 }

@@ -21,6 +21,16 @@ pub fn main() {
         ("corrupted_shared_state_is_an_error", corrupted_state),
         ("random_garbage_never_crashes_or_hangs", random_garbage),
         ("wait_strategies_all_deliver", wait_strategies),
+        ("anonymous_channel_handed_to_a_child", anonymous_channel),
+        ("messages_over_half_the_ring_wrap", over_half_the_ring),
+        (
+            "sender_dead_between_commit_and_publish",
+            dead_between_commit_and_publish,
+        ),
+        (
+            "anonymous_channel_killed_child_disconnects",
+            anonymous_killed_child,
+        ),
     ];
     peer::main(tests, run_role);
 }
@@ -130,6 +140,36 @@ fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
                 rx.recv_into(&mut buf)?;
             }
         }
+        "send-token" => {
+            // send-token TOKEN COUNT (0: for ever)
+            let mut tx = ChannelOptions::new().sender_from_token(arg(0))?;
+            let count: u64 = arg(1).parse()?;
+            println!("ready");
+            let lengths = lengths(9, 4096);
+            for (seq, len) in (0..).zip(lengths) {
+                if count != 0 && seq == count {
+                    break;
+                }
+                tx.send(&message(9, seq, len))?;
+            }
+            println!("sent");
+            wait_stdin_eof();
+        }
+        "receive-token" => {
+            // receive-token TOKEN COUNT
+            let mut rx = ChannelOptions::new().receiver_from_token(arg(0))?;
+            let count: u64 = arg(1).parse()?;
+            println!("ready");
+            let mut buf = Vec::new();
+            for want in 0..count {
+                rx.recv_into(&mut buf)?;
+                if check(&buf)? != (4, want) {
+                    return Err(format!("message {want} out of order").into());
+                }
+            }
+            println!("received");
+            wait_stdin_eof();
+        }
         other => return Err(format!("unknown role {other}").into()),
     }
     Ok(())
@@ -207,18 +247,25 @@ fn killed_sender() -> Result<(), Failed> {
     sender.kill();
     // Everything fully sent before the kill arrives, in order, then
     // Disconnected (a message the sender was writing is skipped).
-    let mut next = 5000;
+    drain_to_disconnected(&mut rx, 5000)
+}
+
+/// Receives messages numbered on from `next` without a gap or a repeat
+/// until `Disconnected`.
+fn drain_to_disconnected(
+    rx: &mut sections::channel::Receiver,
+    mut next: u64,
+) -> Result<(), Failed> {
     loop {
         match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(m) => {
                 assert_eq!(check(&m.to_vec())?.1, next, "a gap or a repeat");
                 next += 1;
             }
-            Err(e) if e.kind() == ErrorKind::Disconnected => break,
+            Err(e) if e.kind() == ErrorKind::Disconnected => return Ok(()),
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
 }
 
 fn killed_receiver() -> Result<(), Failed> {
@@ -315,6 +362,16 @@ fn scribble(p: &Private, name: &str, offset: usize, bytes: &[u8]) -> Result<(), 
     Ok(())
 }
 
+/// The key the channel's position words are stored with (a hostile peer
+/// can read it as easily).
+fn key(p: &Private, name: &str) -> Result<u64, Failed> {
+    let ns = Namespace::at(&p.arg);
+    let s = Section::options().namespace(&ns).open(name)?;
+    let mut word = [0u8; 8];
+    s.map_all(Access::Read)?.read_at(24, &mut word)?;
+    Ok(u64::from_le_bytes(word))
+}
+
 fn corrupted_state() -> Result<(), Failed> {
     let p = private(4096, 1);
     let _channel = p.opts.create("evil")?;
@@ -332,7 +389,7 @@ fn corrupted_state() -> Result<(), Failed> {
     scribble(&p, "evil", 128, &64u64.to_le_bytes())?;
     let mut header = [0u8; 16];
     header[..8].copy_from_slice(&(1u64 << 31).to_le_bytes());
-    header[8..].copy_from_slice(&(32u64 | 1 << 62).to_le_bytes());
+    header[8..].copy_from_slice(&((32u64 | 1 << 62) ^ key(&p, "evil")?).to_le_bytes());
     scribble(&p, "evil", 512 + 32, &header)?;
     let err = rx.try_recv().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupted);
@@ -413,6 +470,7 @@ fn random_garbage() -> Result<(), Failed> {
             let _channel = p.opts.create("fuzz").unwrap();
             let mut tx = p.opts.open_sender("fuzz").unwrap();
             let mut rx = p.opts.open_receiver("fuzz").unwrap();
+            let key = key(&p, "fuzz").unwrap();
             for i in 0..prefill {
                 let _ = tx.try_send(&message(0, i as u64, 16 + 37 * i));
             }
@@ -420,7 +478,8 @@ fn random_garbage() -> Result<(), Failed> {
                 if let Some((len, flag, slot, pos, state)) = header {
                     let len_word = u64::from(len) | flag | (slot << 40);
                     junk[..8].copy_from_slice(&len_word.to_le_bytes());
-                    junk[8..16].copy_from_slice(&((pos & !15) | state).to_le_bytes());
+                    let pos_word = ((pos & !15) | state) ^ key;
+                    junk[8..16].copy_from_slice(&pos_word.to_le_bytes());
                 }
                 scribble(&p, "fuzz", offset, &junk).unwrap();
             }
@@ -470,5 +529,116 @@ fn wait_strategies() -> Result<(), Failed> {
         sender.expect("sent");
         sender.finish();
     }
+    Ok(())
+}
+
+/// An anonymous channel (no name anywhere) handed to a child process in
+/// both directions: every message arrives, in order, intact.
+fn anonymous_channel() -> Result<(), Failed> {
+    let p = private(64 * 1024, 1);
+    let channel = p.opts.anonymous()?;
+    #[cfg(unix)]
+    assert_eq!(
+        std::fs::read_dir(&p.arg)?.count(),
+        0,
+        "an anonymous channel leaves no name behind"
+    );
+    assert!(matches!(
+        ChannelOptions::new().sender_from_token("channel:nonsense").map(drop),
+        Err(e) if e.kind() == ErrorKind::InvalidName
+    ));
+    // The child sends.
+    let inherit = channel.inheritable()?;
+    let mut rx = channel.receiver()?;
+    let mut child = spawn("send-token", &[inherit.token(), "20000"]);
+    drop(inherit);
+    child.expect("ready");
+    let mut buf = Vec::new();
+    for want in 0..20_000 {
+        rx.recv_into(&mut buf)?;
+        assert_eq!(check(&buf)?, (9, want));
+    }
+    child.expect("sent");
+    child.finish();
+    // The child receives.
+    let channel = p.opts.anonymous()?;
+    let inherit = channel.inheritable()?;
+    let mut tx = channel.sender()?;
+    let mut child = spawn("receive-token", &[inherit.token(), "20000"]);
+    drop(inherit);
+    child.expect("ready");
+    for (seq, len) in (0..20_000).zip(lengths(4, 4096)) {
+        tx.send(&message(4, seq, len))?;
+    }
+    child.expect("received");
+    child.finish();
+    Ok(())
+}
+
+/// `kill -9` of the child sending on an anonymous channel: the parent
+/// receives what was fully sent, then `Disconnected`.
+fn anonymous_killed_child() -> Result<(), Failed> {
+    let p = private(64 * 1024, 1);
+    let channel = p.opts.anonymous()?;
+    let inherit = channel.inheritable()?;
+    let mut rx = channel.receiver()?;
+    let mut child = spawn("send-token", &[inherit.token(), "0"]);
+    drop(inherit);
+    child.expect("ready");
+    let mut buf = Vec::new();
+    for want in 0..2000 {
+        rx.recv_into(&mut buf)?;
+        assert_eq!(check(&buf)?.1, want);
+    }
+    child.kill();
+    drain_to_disconnected(&mut rx, 2000)
+}
+
+/// Messages of more than half the ring need padding before them at most
+/// positions; the padding is published on its own so they always get in
+/// (before, a sender could wait for room for ever).
+fn over_half_the_ring() -> Result<(), Failed> {
+    for senders in [1, 2] {
+        let p = private(4096, senders);
+        let _channel = p.opts.create("wide")?;
+        let mut tx = p.opts.open_sender("wide")?;
+        let mut rx = p.opts.open_receiver("wide")?;
+        for (seq, len) in (0..200).zip([3000usize, 4080, 2100, 17, 4000].into_iter().cycle()) {
+            let m = message(1, seq, len);
+            if let Err(e) = tx.try_send(&m) {
+                // Full until the receiver has passed the padding, which
+                // a look (finding nothing else) does.
+                assert_eq!(e.kind(), ErrorKind::Full);
+                assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::Empty);
+                tx.try_send(&m)?;
+            }
+            assert_eq!(check(&rx.try_recv()?.to_vec())?, (1, seq));
+        }
+    }
+    Ok(())
+}
+
+/// A single sender publishes `reserve` after committing; one killed in
+/// between leaves a committed record behind `reserve`. The receiver takes
+/// it, and the next sender publishes it instead of calling the ring
+/// corrupted. (The dead sender's commit is written here by hand.)
+fn dead_between_commit_and_publish() -> Result<(), Failed> {
+    let p = private(4096, 1);
+    let _channel = p.opts.create("torn")?;
+    let mut rx = p.opts.open_receiver("torn")?;
+    let mut tx = p.opts.open_sender("torn")?;
+    tx.send(b"first")?;
+    assert_eq!(rx.try_recv()?.to_vec(), b"first");
+    drop(tx);
+    // Record at position 32: length 5, sender 0, generation 1, committed.
+    let mut record = [0u8; 32];
+    record[..8].copy_from_slice(&(5u64 | 1 << 48).to_le_bytes());
+    record[8..16].copy_from_slice(&((32u64 | 1 << 62) ^ key(&p, "torn")?).to_le_bytes());
+    record[16..21].copy_from_slice(b"hello");
+    scribble(&p, "torn", 512 + 32, &record)?;
+    assert_eq!(rx.try_recv()?.to_vec(), b"hello");
+    let mut tx = p.opts.open_sender("torn")?;
+    tx.try_send(b"next")?;
+    assert_eq!(rx.try_recv()?.to_vec(), b"next");
     Ok(())
 }
