@@ -90,25 +90,37 @@ impl fmt::Display for ErrorKind {
 /// Its `Display` is a complete sentence fragment a command-line tool can
 /// print as it is, e.g.
 /// `section 'telemetry': open: permission denied (owned by uid 1001; allow it with allow_foreign_owner)`.
-#[derive(Debug, thiserror::Error)]
+///
+/// It is one pointer wide (the details live in a box), so that `Result`s
+/// stay cheap on hot paths that almost never fail.
 pub struct Error {
+    inner: Box<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     kind: ErrorKind,
     op: &'static str,
     name: Option<String>,
     detail: Option<String>,
-    #[source]
     source: Option<io::Error>,
 }
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, op: &'static str) -> Self {
+    fn from_parts(kind: ErrorKind, op: &'static str, source: Option<io::Error>) -> Self {
         Error {
-            kind,
-            op,
-            name: None,
-            detail: None,
-            source: None,
+            inner: Box::new(Inner {
+                kind,
+                op,
+                name: None,
+                detail: None,
+                source,
+            }),
         }
+    }
+
+    pub(crate) fn new(kind: ErrorKind, op: &'static str) -> Self {
+        Self::from_parts(kind, op, None)
     }
 
     /// An error from an OS call, classified by its errno.
@@ -120,60 +132,77 @@ impl Error {
             io::ErrorKind::Unsupported => ErrorKind::Unsupported,
             _ => ErrorKind::Os,
         };
-        Error {
-            kind,
-            op,
-            name: None,
-            detail: None,
-            source: Some(err),
-        }
+        Self::from_parts(kind, op, Some(err))
     }
 
     pub(crate) fn with_name(mut self, name: &str) -> Self {
-        if self.name.is_none() {
-            self.name = Some(name.to_owned());
+        if self.inner.name.is_none() {
+            self.inner.name = Some(name.to_owned());
         }
         self
     }
 
     pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.inner.detail = Some(detail.into());
         self
     }
 
     pub(crate) fn with_op(mut self, op: &'static str) -> Self {
-        self.op = op;
+        self.inner.op = op;
         self
     }
 
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The operation that failed (`"create"`, `"open"`, `"map"`, ...).
     pub fn operation(&self) -> &'static str {
-        self.op
+        self.inner.op
     }
 
     /// The section's name, when the operation concerned a named section.
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.inner.name.as_deref()
     }
 
     /// The underlying OS error, when there is one.
     pub fn os_error(&self) -> Option<&io::Error> {
-        self.source.as_ref()
+        self.inner.source.as_ref()
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Error")
+            .field("kind", &i.kind)
+            .field("op", &i.op)
+            .field("name", &i.name)
+            .field("detail", &i.detail)
+            .field("source", &i.source)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(name) = &self.name {
+        let i = &self.inner;
+        if let Some(name) = &i.name {
             write!(f, "section '{}': ", name.escape_debug())?;
         }
-        write!(f, "{}: {}", self.op, self.kind)?;
-        match (&self.detail, &self.source) {
+        write!(f, "{}: {}", i.op, i.kind)?;
+        match (&i.detail, &i.source) {
             (Some(d), Some(e)) => write!(f, " ({d}: {e})"),
             (Some(d), None) => write!(f, " ({d})"),
             (None, Some(e)) => write!(f, " ({e})"),
@@ -184,7 +213,7 @@ impl fmt::Display for Error {
 
 impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
-        let kind = match err.kind {
+        let kind = match err.inner.kind {
             ErrorKind::NotFound | ErrorKind::Stale | ErrorKind::Replaced => io::ErrorKind::NotFound,
             ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,
             ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
@@ -199,6 +228,7 @@ impl From<Error> for io::Error {
             ErrorKind::Corrupted => io::ErrorKind::InvalidData,
             ErrorKind::Unsupported => io::ErrorKind::Unsupported,
             ErrorKind::Os => err
+                .inner
                 .source
                 .as_ref()
                 .map_or(io::ErrorKind::Other, io::Error::kind),
@@ -209,3 +239,30 @@ impl From<Error> for io::Error {
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_stay_small() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<Result<()>>(),
+            std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn display_and_source() {
+        let e = Error::os("open", io::Error::from(io::ErrorKind::NotFound))
+            .with_name("telemetry")
+            .with_detail("looked in /dev/shm");
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let text = e.to_string();
+        assert!(text.starts_with("section 'telemetry': open: "), "{text}");
+        assert!(text.contains("looked in /dev/shm"), "{text}");
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(io::Error::from(e).kind(), io::ErrorKind::NotFound);
+    }
+}
