@@ -140,6 +140,7 @@ impl View {
         self.ptr.as_ptr()
     }
 
+    #[inline]
     fn check(&self, op: &'static str, offset: usize, len: usize) -> Result<()> {
         if offset.checked_add(len).is_none_or(|end| end > self.len) {
             return Err(self
@@ -153,6 +154,7 @@ impl View {
         Ok(())
     }
 
+    #[inline]
     fn check_writable(&self, op: &'static str) -> Result<()> {
         if !self.access.writes() {
             return Err(self
@@ -168,6 +170,7 @@ impl View {
     /// The copy is made with atomic loads, so a concurrent writer (another
     /// process or thread) is not undefined behaviour; bytes it writes during
     /// the copy may be seen half old, half new.
+    #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.check("read", offset, buf.len())?;
         let hits = self.guard.hits();
@@ -179,6 +182,7 @@ impl View {
     }
 
     /// An error if an access faulted past the end of the file since `hits`.
+    #[inline]
     fn check_truncation(&self, op: &'static str, hits: usize) -> Result<()> {
         if self.guard.hits() != hits {
             return Err(self
@@ -191,6 +195,7 @@ impl View {
 
     /// Copies `data` into the view at `offset`, with atomic stores (see
     /// [`read_at`](Self::read_at)). Fails on a read-only view.
+    #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_writable("write")?;
         self.check("write", offset, data.len())?;
@@ -401,6 +406,7 @@ const WORD: usize = std::mem::size_of::<usize>();
 /// # Safety
 /// `src..src+len` must be readable mapped memory and `dst..dst+len` a
 /// private buffer that nothing else accesses during the call.
+#[inline]
 unsafe fn load_bytes(src: *const u8, dst: *mut u8, len: usize) {
     let mut i = 0;
     let head = src.align_offset(WORD).min(len);
@@ -446,6 +452,7 @@ unsafe fn load_bytes(src: *const u8, dst: *mut u8, len: usize) {
 /// # Safety
 /// `dst..dst+len` must be writable mapped memory and `src..src+len` a
 /// readable buffer that does not overlap it.
+#[inline]
 unsafe fn store_bytes(src: *const u8, dst: *mut u8, len: usize) {
     let mut i = 0;
     let head = dst.align_offset(WORD).min(len);

@@ -118,16 +118,18 @@ fn peer_channel(dir: &str, wait: WaitStrategy) -> Result<(), Failure> {
             // Streamed messages are read in full, as a pipe reader must.
             m.copy_to(&mut sink[..len])?;
         }
-        drop(m);
         if len == 0 {
             return Ok(());
         }
         if streaming {
             continue;
         }
+        // A zero-copy server answers while the request is still in place,
+        // then releases it.
         let mut reply = tx.loan(REPLY)?;
         reply.write_at(0, &(len as u64).to_le_bytes())?;
         reply.send();
+        drop(m);
     }
 }
 

@@ -236,11 +236,13 @@ impl Shared {
         })
     }
 
+    #[inline]
     fn view(&self) -> &View {
         self.ring.mem.view()
     }
 
     /// Wakes the other side if it said it is going to sleep.
+    #[inline]
     fn wake(&self, waiting: usize) -> Result<()> {
         if !self.ring.must_wake(waiting) {
             return Ok(());
@@ -264,6 +266,7 @@ impl Shared {
     }
 
     /// Sleeps until woken or `until`.
+    #[inline]
     fn park(&self, waiting: usize, until: Instant) -> Result<()> {
         match &self.kernel {
             #[cfg(target_os = "linux")]
@@ -286,6 +289,7 @@ impl Shared {
     /// Waits until `check` yields something, `deadline` passes (None), or
     /// it fails. `check` is told how closely to look: now and then, before
     /// sleeping and when the deadline passes, more than while spinning.
+    #[inline]
     fn wait_for<T>(
         &self,
         waiting: usize,
@@ -581,6 +585,7 @@ impl Sender {
 
     /// Whether the receiver is gone: closed, or (`Look::Liveness`) its
     /// process ended. `Look::Fast` does not look.
+    #[inline]
     fn receiver_gone(&self, mode: Look) -> bool {
         let mem = &self.shared.ring.mem;
         if mode == Look::Fast {
@@ -597,6 +602,7 @@ impl Sender {
 
     /// Reserves room, under the reservation lock if there are several
     /// senders; `None` when full.
+    #[inline]
     fn reserve(&self, len: usize) -> Result<Option<Reservation>> {
         let s = &self.shared;
         #[cfg(target_os = "linux")]
@@ -628,6 +634,7 @@ impl Sender {
         s.ring.reserve(self.slot, self.generation, len, &self.read)
     }
 
+    #[inline]
     fn loan_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Option<Loan<'_>>> {
         let this = &*self;
         let shared = &this.shared;
@@ -648,12 +655,14 @@ impl Sender {
     }
 
     /// A writable slot of `len` bytes in the ring, waiting for room.
+    #[inline]
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
         let loan = self.loan_until(len, None)?;
         Ok(loan.expect("an untimed wait does not time out"))
     }
 
     /// A slot if there is room now; `Full` otherwise.
+    #[inline]
     pub fn try_loan(&mut self, len: usize) -> Result<Loan<'_>> {
         let name = self.shared.ring.name.clone();
         self.loan_until(len, Some(Instant::now()))?
@@ -668,12 +677,14 @@ impl Sender {
     }
 
     /// Copies `data` into the ring and sends it, waiting for room.
+    #[inline]
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         let loan = self.loan(data.len())?;
         loan.fill_and_send(data)
     }
 
     /// Sends if there is room now; `Full` otherwise.
+    #[inline]
     pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
         let loan = self.try_loan(data.len())?;
         loan.fill_and_send(data)
@@ -687,6 +698,7 @@ impl Sender {
 }
 
 impl Drop for Sender {
+    #[inline]
     fn drop(&mut self) {
         let s = &self.shared;
         s.ring.slot_state(self.slot).store(FREE, Ordering::Release);
@@ -706,16 +718,19 @@ pub struct Loan<'a> {
 
 impl Loan<'_> {
     /// The message length.
+    #[inline]
     pub fn len(&self) -> usize {
         self.res.len as usize
     }
 
     /// Whether the message is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.res.len == 0
     }
 
     /// Copies `data` into the message at `offset`.
+    #[inline]
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
         let ring = &self.sender.shared.ring;
         if offset
@@ -747,12 +762,14 @@ impl Loan<'_> {
         unsafe { std::slice::from_raw_parts_mut(shared.view().as_mut_ptr().add(at), self.len()) }
     }
 
+    #[inline]
     fn fill_and_send(mut self, data: &[u8]) -> Result<()> {
         self.write_at(0, data)?;
         self.send();
         Ok(())
     }
 
+    #[inline]
     fn commit(&mut self, cancel: bool) {
         let s = &self.sender.shared;
         s.ring
@@ -762,12 +779,14 @@ impl Loan<'_> {
     }
 
     /// Publishes the message.
+    #[inline]
     pub fn send(mut self) {
         self.commit(false);
     }
 }
 
 impl Drop for Loan<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
             self.commit(true);
@@ -798,6 +817,7 @@ impl Receiver {
     }
 
     /// Looks for a message; wakes waiting senders if records were skipped.
+    #[inline]
     fn look(&self, mode: Look) -> Result<Option<(usize, usize, u64)>> {
         let ring = &self.shared.ring;
         let read = ring.mem.u64(READ);
@@ -827,6 +847,7 @@ impl Receiver {
         })
     }
 
+    #[inline]
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Message<'_>>> {
         let found = self
             .shared
@@ -841,6 +862,7 @@ impl Receiver {
 
     /// The next message, waiting for one; `Disconnected` once every sender
     /// is gone and everything they sent has been received.
+    #[inline]
     pub fn recv(&mut self) -> Result<Message<'_>> {
         Ok(self
             .recv_until(None)?
@@ -848,6 +870,7 @@ impl Receiver {
     }
 
     /// The next message if there is one now; `Empty` otherwise.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Message<'_>> {
         let name = self.shared.ring.name.clone();
         self.recv_until(Some(Instant::now()))?
@@ -862,6 +885,7 @@ impl Receiver {
     }
 
     /// Receives the next message into `buf` (replacing its contents).
+    #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         let message = self.recv()?;
         buf.clear();
@@ -871,6 +895,7 @@ impl Receiver {
 }
 
 impl Drop for Receiver {
+    #[inline]
     fn drop(&mut self) {
         let s = &self.shared;
         s.ring.mem.u32(RX_STATE).store(CLOSED, Ordering::Release);
@@ -889,20 +914,24 @@ pub struct Message<'a> {
 
 impl Message<'_> {
     /// The message length.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the message is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    #[inline]
     fn shared(&self) -> &Shared {
         &self.receiver.shared
     }
 
     /// Copies the message into `buf`, which must be exactly as long.
+    #[inline]
     pub fn copy_to(&self, buf: &mut [u8]) -> Result<()> {
         if buf.len() != self.len {
             return Err(self
@@ -919,6 +948,7 @@ impl Message<'_> {
     }
 
     /// Copies `buf.len()` bytes of the message at `offset` into `buf`.
+    #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         if offset
             .checked_add(buf.len())
@@ -961,6 +991,7 @@ impl Message<'_> {
 }
 
 impl Drop for Message<'_> {
+    #[inline]
     fn drop(&mut self) {
         let shared = &self.receiver.shared;
         shared.ring.advance(self.next);

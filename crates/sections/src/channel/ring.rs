@@ -66,10 +66,12 @@ impl Mem {
         Mem { view }
     }
 
+    #[inline]
     pub(crate) fn view(&self) -> &crate::view::View {
         &self.view
     }
 
+    #[inline]
     pub(crate) fn u64(&self, at: usize) -> &AtomicU64 {
         assert!(at % 8 == 0 && at + 8 <= self.view.len(), "word {at}");
         // SAFETY: in bounds and 8-byte aligned (views start on a page), in
@@ -78,16 +80,19 @@ impl Mem {
         unsafe { AtomicU64::from_ptr(self.view.as_mut_ptr().add(at).cast()) }
     }
 
+    #[inline]
     pub(crate) fn u32(&self, at: usize) -> &AtomicU32 {
         assert!(at % 4 == 0 && at + 4 <= self.view.len(), "word {at}");
         // SAFETY: as for `u64`, 4-byte aligned.
         unsafe { AtomicU32::from_ptr(self.view.as_mut_ptr().add(at).cast()) }
     }
 
+    #[inline]
     pub(crate) fn write(&self, at: usize, data: &[u8]) -> Result<()> {
         self.view.write_at(at, data)
     }
 
+    #[inline]
     pub(crate) fn read(&self, at: usize, buf: &mut [u8]) -> Result<()> {
         self.view.read_at(at, buf)
     }
@@ -111,14 +116,17 @@ impl Mem {
         }
     }
 
+    #[inline]
     pub(crate) fn u64(&self, at: usize) -> &AtomicU64 {
         &self.w64[at / 8]
     }
 
+    #[inline]
     pub(crate) fn u32(&self, at: usize) -> &AtomicU32 {
         &self.w32[at / 4]
     }
 
+    #[inline]
     pub(crate) fn write(&self, at: usize, data: &[u8]) -> Result<()> {
         for (i, w) in data.chunks(8).enumerate() {
             let mut word = [0u8; 8];
@@ -129,6 +137,7 @@ impl Mem {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn read(&self, at: usize, buf: &mut [u8]) -> Result<()> {
         for (i, w) in buf.chunks_mut(8).enumerate() {
             let word = self.u64(at + i * 8).load(Ordering::Relaxed).to_le_bytes();
@@ -217,6 +226,7 @@ impl Ring {
 
     /// The header words of the record at ring offset `off` (a multiple of
     /// 16 below the capacity, so both words are inside the ring).
+    #[inline]
     fn record(&self, off: u64) -> (&AtomicU64, &AtomicU64) {
         let at = HEADER + off as usize;
         (self.mem.u64(at), self.mem.u64(at + 8))
@@ -225,15 +235,18 @@ impl Ring {
     /// A position word as stored: the position, a state bit, and the
     /// channel's key, so that no earlier payload passes for a header by
     /// accident.
+    #[inline]
     fn tag(&self, pos: u64, state: u64) -> u64 {
         (pos | state) ^ self.key
     }
 
+    #[inline]
     fn meta(len: u64, slot: u32, generation: u32) -> u64 {
         len | (u64::from(slot) << 40) | (u64::from(generation & 0xffff) << 48)
     }
 
     /// Offset in the section of a reservation's payload.
+    #[inline]
     pub(crate) fn payload(&self, r: &Reservation) -> usize {
         HEADER + (r.at % self.capacity) as usize + RECORD as usize
     }
@@ -268,6 +281,7 @@ impl Ring {
     /// `read` caches the read position (reloaded only when the ring looks
     /// full with it). With several senders, the caller holds the
     /// reservation lock.
+    #[inline]
     pub(crate) fn reserve(
         &self,
         slot: u32,
@@ -330,6 +344,7 @@ impl Ring {
 
     /// Whether `need` bytes at `pos` are free; `read` caches the read
     /// position and is reloaded only when the cached one says no.
+    #[inline]
     fn room(&self, pos: u64, need: u64, read: &Cell<u64>) -> Result<bool> {
         let cap = self.capacity;
         let fits = |read: u64| pos >= read && pos - read <= cap - need;
@@ -347,6 +362,7 @@ impl Ring {
     }
 
     /// Publishes (or, with `cancel`, withdraws) a reservation.
+    #[inline]
     pub(crate) fn commit(&self, r: &Reservation, slot: u32, generation: u32, cancel: bool) {
         let cap = self.capacity;
         let (len_word, pos_word) = self.record(r.at % cap);
@@ -379,6 +395,7 @@ impl Ring {
     /// unless a record is being written; `Look::Liveness` also reports
     /// `Disconnected` once the ring is drained and `senders_alive()` is
     /// false.
+    #[inline]
     pub(crate) fn look(
         &self,
         mode: Look,
@@ -490,6 +507,7 @@ impl Ring {
     }
 
     /// Frees the ring up to `to`.
+    #[inline]
     pub(crate) fn advance(&self, to: u64) {
         // Release: everything read from the freed space happened before a
         // sender may reuse it.
@@ -497,6 +515,7 @@ impl Ring {
     }
 
     /// A side about to sleep: announce it, then re-check before sleeping.
+    #[inline]
     pub(crate) fn announce(&self, waiting: usize) {
         self.mem.u32(waiting).store(1, Ordering::SeqCst);
         // Pairs with the fence in `must_wake`: either the publisher sees
@@ -506,6 +525,7 @@ impl Ring {
 
     /// After publishing: whether the other side announced a sleep (and so
     /// must be woken); clears the announcement.
+    #[inline]
     pub(crate) fn must_wake(&self, waiting: usize) -> bool {
         // Pairs with the sleeper's fence in `announce`.
         fence(Ordering::SeqCst);

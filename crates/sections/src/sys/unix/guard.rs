@@ -68,6 +68,7 @@ impl Guard {
 
     /// How many accesses to the view have faulted past the end of its
     /// file so far; a copy that sees this change read or wrote nothing real.
+    #[inline]
     pub(crate) fn hits(&self) -> usize {
         self.slot
             .map_or(0, |i| TABLE[i].hits.load(Ordering::Acquire))

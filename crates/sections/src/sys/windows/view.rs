@@ -139,6 +139,7 @@ impl Guard {
         Guard
     }
 
+    #[inline]
     pub(crate) fn hits(&self) -> usize {
         0
     }
