@@ -829,12 +829,16 @@ impl Receiver {
                     ring.slot_token(slot).load(Ordering::Acquire),
                 )
         };
+        // Connected senders; with `Look::Liveness` only those whose
+        // process still runs (a /proc read each, so not on every look).
         let senders_alive = || {
             (0..ring.senders).any(|i| {
-                peer_alive(
-                    ring.slot_state(i).load(Ordering::Acquire),
-                    ring.slot_token(i).load(Ordering::Acquire),
-                )
+                let state = ring.slot_state(i).load(Ordering::Acquire);
+                if mode == Look::Liveness {
+                    peer_alive(state, ring.slot_token(i).load(Ordering::Acquire))
+                } else {
+                    state == TAKEN
+                }
             })
         };
         let found = ring.look(mode, &alive, &senders_alive)?;

@@ -95,6 +95,24 @@
 //!   so that a dead peer is noticed. The ring and this protocol are
 //!   model-checked with loom (`ring.rs`).
 //!
+//! The waiting word of one side, as a state machine:
+//!
+//! ```text
+//!  state       event                                   next
+//!  0 idle      sleeper: store 1, fence                 1 announced
+//!  1 announced sleeper re-checks, finds work           1 (a later publish
+//!                                                        wakes nobody: harmless)
+//!  1 announced sleeper re-checks, finds none, sleeps   1 asleep (futex: only
+//!                                                        while the word is 1)
+//!  1 announced publisher: fence, load 1, swap 0, wake  0 idle, sleeper runs
+//!  0 idle      publisher: fence, load 0                0 (no system call)
+//! ```
+//!
+//! A wake-up is lost only if the publisher reads 0 while the sleeper's
+//! re-check misses the publication; the two fences forbid that outcome
+//! (store-buffering), which the loom model `no_lost_wake_up` checks by
+//! failing with a deadlock when the fences are taken out.
+//!
 //! Every length, offset and position read from the section is checked
 //! before use; anything impossible is `ErrorKind::Corrupted`.
 

@@ -160,7 +160,9 @@ pub(crate) struct Reservation {
 pub(crate) enum Look {
     /// Only the record at the read position (spinning).
     Fast,
-    /// Also the senders' `reserve`, so that damage shows.
+    /// Also the senders' `reserve`, so that damage shows, and whether
+    /// any sender is still connected (without asking whether its process
+    /// runs).
     Reserve,
     /// Also whether senders are alive (system calls).
     Liveness,
@@ -392,9 +394,9 @@ impl Ring {
     /// Looks at the read position, skipping padding, cancelled records and
     /// (with `Look::Liveness`) records whose sender is gone (`alive(slot,
     /// generation)` false). `Look::Fast` leaves the senders' line alone
-    /// unless a record is being written; `Look::Liveness` also reports
-    /// `Disconnected` once the ring is drained and `senders_alive()` is
-    /// false.
+    /// unless a record is being written; the other modes also report
+    /// `Disconnected` once the ring is drained and `senders_alive()` (which
+    /// the caller makes as thorough as the mode) is false.
     #[inline]
     pub(crate) fn look(
         &self,
@@ -437,7 +439,7 @@ impl Ring {
                     // Empty (a single sender's `reserve` may lag by the
                     // record it is publishing).
                     let ever = self.mem.u32(TX_EVER).load(Ordering::Acquire) != 0;
-                    if mode == Look::Liveness
+                    if mode != Look::Fast
                         && ever
                         && !senders_alive()
                         && self.mem.u64(RESERVE).load(Ordering::Acquire) <= r

@@ -28,6 +28,10 @@ pub fn main() {
             dead_between_commit_and_publish,
         ),
         (
+            "closed_peers_show_to_try_calls",
+            closed_peers_show_to_try_calls,
+        ),
+        (
             "anonymous_channel_killed_child_disconnects",
             anonymous_killed_child,
         ),
@@ -76,6 +80,27 @@ fn message(sender: u32, seq: u64, len: usize) -> Vec<u8> {
     m
 }
 
+/// A message of exactly `len` bytes (1 or more): `message` cut to length,
+/// so that a receiver that knows `seq` and `len` can check every byte.
+fn exact(sender: u32, seq: u64, len: usize) -> Vec<u8> {
+    let mut m = message(sender, seq, len);
+    m.truncate(len);
+    m
+}
+
+/// Lengths from 1 byte to `max`, mostly short: the same sequence for the
+/// same seed in sender and receiver.
+fn any_lengths(seed: u64, max: usize) -> impl Iterator<Item = usize> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    std::iter::repeat_with(move || {
+        if rng.u8(..) < 8 {
+            rng.usize(1..=max)
+        } else {
+            rng.usize(1..=256)
+        }
+    })
+}
+
 /// Checks a message and returns (sender, seq).
 fn check(m: &[u8]) -> Result<(u32, u64), String> {
     if m.len() < 16 {
@@ -116,6 +141,18 @@ fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
             println!("ready");
             for (seq, len) in (0..count).zip(lengths(u64::from(id), max)) {
                 tx.send(&message(id, seq, len))?;
+            }
+            println!("sent");
+            wait_stdin_eof();
+        }
+        "send-any" => {
+            // send-any DIR NAME COUNT MAXLEN: lengths from 1 byte
+            let mut tx = opts.open_sender(arg(1))?;
+            let count: u64 = arg(2).parse()?;
+            let max: usize = arg(3).parse()?;
+            println!("ready");
+            for (seq, len) in (0..count).zip(any_lengths(7, max)) {
+                tx.send(&exact(7, seq, len))?;
             }
             println!("sent");
             wait_stdin_eof();
@@ -184,15 +221,27 @@ fn spsc_stream() -> Result<(), Failed> {
     let mut rx = p.opts.open_receiver("stream")?;
     let max = 64 * 1024; // a quarter of the ring
     let mut sender = spawn(
-        "send",
-        &[&p.arg, "stream", "7", &count.to_string(), &max.to_string()],
+        "send-any",
+        &[&p.arg, "stream", &count.to_string(), &max.to_string()],
     );
     sender.expect("ready");
     let mut buf = Vec::new();
-    for want in 0..count {
+    // The receiver knows each message's length and bytes from its number:
+    // any loss, repeat, reordering or damage shows as a difference.
+    for (want, len) in (0..count).zip(any_lengths(7, max)) {
         rx.recv_into(&mut buf)?;
-        let (id, seq) = check(&buf)?;
-        assert_eq!((id, seq), (7, want), "lost, duplicated or reordered");
+        if buf != exact(7, want, len) {
+            let got = if buf.len() >= 16 {
+                check(&buf).ok()
+            } else {
+                None
+            };
+            return Err(format!(
+                "message {want} ({len} bytes): got {} bytes {got:?}",
+                buf.len()
+            )
+            .into());
+        }
     }
     sender.expect("sent");
     sender.finish();
@@ -640,5 +689,30 @@ fn dead_between_commit_and_publish() -> Result<(), Failed> {
     let mut tx = p.opts.open_sender("torn")?;
     tx.try_send(b"next")?;
     assert_eq!(rx.try_recv()?.to_vec(), b"next");
+    Ok(())
+}
+
+/// A peer that closed shows at once to the `try_` calls: the receiver gets
+/// what was sent, then `Disconnected`; a sender whose receiver closed gets
+/// `Disconnected` instead of `Full`.
+fn closed_peers_show_to_try_calls() -> Result<(), Failed> {
+    let p = private(4096, 1);
+    let _channel = p.opts.create("closing")?;
+    let mut rx = p.opts.open_receiver("closing")?;
+    let mut tx = p.opts.open_sender("closing")?;
+    assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::Empty);
+    tx.try_send(b"last words")?;
+    drop(tx);
+    assert_eq!(rx.try_recv()?.to_vec(), b"last words");
+    assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::Disconnected);
+    let mut tx = p.opts.open_sender("closing")?;
+    let big = [0u8; 100];
+    while tx.try_send(&big).is_ok() {}
+    assert_eq!(tx.try_send(&big).unwrap_err().kind(), ErrorKind::Full);
+    drop(rx);
+    assert_eq!(
+        tx.try_send(&big).unwrap_err().kind(),
+        ErrorKind::Disconnected
+    );
     Ok(())
 }
