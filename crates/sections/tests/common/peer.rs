@@ -65,7 +65,20 @@ pub fn spawn_with(role: &str, args: &[&str], setup: impl FnOnce(&mut Command)) -
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     setup(&mut cmd);
-    let mut child = cmd.spawn().expect("spawn a peer process");
+    // Wine now and then fails a CreateProcess with ERROR_INTERNAL_ERROR
+    // (1359) while the suites start and kill hundreds of processes; the
+    // spawn is tried again a few times before the test fails.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Ok(child) => break child,
+            Err(e) if tries < 5 && e.raw_os_error() == Some(1359) && cfg!(windows) => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => panic!("spawn a peer process: {e:?}"),
+        }
+    };
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
