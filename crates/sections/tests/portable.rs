@@ -71,6 +71,9 @@ fn gran() -> usize {
 // ------------------------------------------------------------------ roles
 
 fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(shared) = ns::section_role(role, args) {
+        return shared;
+    }
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     let ns = Namespace::at(arg(0));
     match role {
@@ -84,31 +87,6 @@ fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
             println!("ready");
             wait_stdin_eof();
         }
-        "open-hold" => {
-            let s = open(&ns, arg(1), Access::ReadWrite)?;
-            let _v = s.map_all(Access::ReadWrite)?;
-            println!("ready");
-            wait_stdin_eof();
-        }
-        "open-write" => {
-            let s = open(&ns, arg(1), Access::ReadWrite)?;
-            s.map_all(Access::ReadWrite)?
-                .write_at(arg(2).parse()?, arg(3).as_bytes())?;
-            println!("done");
-        }
-        "open-read" => {
-            let s = open(&ns, arg(1), Access::Read)?;
-            println!(
-                "{}",
-                String::from_utf8_lossy(&read(&s, arg(2).parse()?, arg(3).parse()?))
-            );
-            println!(
-                "map-rw {:?}",
-                s.map_all(Access::ReadWrite).map(drop).map_err(|e| e.kind())
-            );
-            let v = s.map_all(Access::Read)?;
-            println!("write {:?}", v.write_at(0, b"x").map_err(|e| e.kind()));
-        }
         "count" => {
             let s = open(&ns, arg(1), Access::ReadWrite)?;
             let v = s.map_all(Access::ReadWrite)?;
@@ -117,13 +95,6 @@ fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
                 v.atomic_u64(64)?.fetch_add(1, Ordering::AcqRel);
             }
             println!("counted");
-        }
-        "file-write" => {
-            let s = open(&ns, arg(1), Access::ReadWrite)?;
-            let v = s.map_all(Access::ReadWrite)?;
-            v.write_at(0, arg(2).as_bytes())?;
-            v.flush_durable()?;
-            println!("done");
         }
         "adopt" => {
             let s = Section::from_token(arg(0))?;

@@ -2,7 +2,11 @@
 //! the same two processes, for `channel_rtt_vs_iceoryx2`. Both sides poll
 //! (busy-spin), as the channel's busy-spin case does.
 
+use std::time::{Duration, Instant};
+
 use hdrhistogram::Histogram;
+use iceoryx2::port::publisher::Publisher;
+use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
 
 use super::ipc::{fail, histogram, rtt_results, spawn, Failure};
@@ -11,77 +15,88 @@ use super::runner::CaseResult;
 const STOP: u64 = u64::MAX;
 const READY: u64 = u64::MAX - 1;
 
-fn services(tag: &str) -> Result<(Node<ipc::Service>, String, String), Failure> {
-    let node = NodeBuilder::new()
-        .create::<ipc::Service>()
-        .map_err(|e| fail(format!("iceoryx2 node: {e:?}")))?;
-    Ok((
-        node,
-        format!("sect/bench/{tag}/ping"),
-        format!("sect/bench/{tag}/pong"),
-    ))
+fn iox(what: &str, e: impl std::fmt::Debug) -> Failure {
+    fail(format!("iceoryx2 {what}: {e:?}"))
 }
 
-type Port = iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, u64, ()>;
-
-fn service(node: &Node<ipc::Service>, name: &str) -> Result<Port, Failure> {
-    let name: ServiceName = name
-        .try_into()
-        .map_err(|e| fail(format!("iceoryx2 service name: {e:?}")))?;
-    node.service_builder(&name)
-        .publish_subscribe::<u64>()
-        .open_or_create()
-        .map_err(|e| fail(format!("iceoryx2 service: {e:?}")))
+/// One side: a subscriber on `sect/bench/TAG/INBOUND`, a publisher on
+/// `sect/bench/TAG/OUTBOUND`.
+struct Ports {
+    sub: Subscriber<ipc::Service, u64, ()>,
+    publisher: Publisher<ipc::Service, u64, ()>,
+    _node: Node<ipc::Service>,
 }
 
-fn publish(
-    publisher: &iceoryx2::port::publisher::Publisher<ipc::Service, u64, ()>,
-    v: u64,
-) -> Result<(), Failure> {
-    let sample = publisher
-        .loan_uninit()
-        .map_err(|e| fail(format!("iceoryx2 loan: {e:?}")))?;
-    sample
-        .write_payload(v)
-        .send()
-        .map_err(|e| fail(format!("iceoryx2 send: {e:?}")))?;
-    Ok(())
+impl Ports {
+    fn connect(tag: &str, inbound: &str, outbound: &str) -> Result<Ports, Failure> {
+        let node = NodeBuilder::new()
+            .create::<ipc::Service>()
+            .map_err(|e| iox("node", e))?;
+        let service = |direction: &str| {
+            let name: ServiceName = format!("sect/bench/{tag}/{direction}")
+                .as_str()
+                .try_into()
+                .map_err(|e| iox("service name", e))?;
+            node.service_builder(&name)
+                .publish_subscribe::<u64>()
+                .open_or_create()
+                .map_err(|e| iox("service", e))
+        };
+        let sub = service(inbound)?
+            .subscriber_builder()
+            .create()
+            .map_err(|e| iox("subscriber", e))?;
+        let publisher = service(outbound)?
+            .publisher_builder()
+            .create()
+            .map_err(|e| iox("publisher", e))?;
+        Ok(Ports {
+            sub,
+            publisher,
+            _node: node,
+        })
+    }
+
+    fn send(&self, v: u64) -> Result<(), Failure> {
+        let sample = self.publisher.loan_uninit().map_err(|e| iox("loan", e))?;
+        sample.write_payload(v).send().map_err(|e| iox("send", e))?;
+        Ok(())
+    }
+
+    /// The next value if one has arrived.
+    fn poll(&self) -> Result<Option<u64>, Failure> {
+        Ok(self
+            .sub
+            .receive()
+            .map_err(|e| iox("receive", e))?
+            .map(|sample| *sample))
+    }
+
+    /// Spins until a value arrives.
+    fn recv(&self) -> Result<u64, Failure> {
+        loop {
+            if let Some(v) = self.poll()? {
+                return Ok(v);
+            }
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// The peer: answers every ping with a pong of the same value.
 pub fn peer(tag: &str) -> Result<(), Failure> {
-    let (node, ping, pong) = services(tag)?;
-    let (ping, pong) = (service(&node, &ping)?, service(&node, &pong)?);
-    let sub = ping
-        .subscriber_builder()
-        .create()
-        .map_err(|e| fail(format!("iceoryx2 subscriber: {e:?}")))?;
-    let publisher = pong
-        .publisher_builder()
-        .create()
-        .map_err(|e| fail(format!("iceoryx2 publisher: {e:?}")))?;
-    let send = |v: u64| publish(&publisher, v);
+    let ports = Ports::connect(tag, "ping", "pong")?;
     // Announce until the first ping shows that the other side listens.
-    let mut announced = std::time::Instant::now() - std::time::Duration::from_secs(1);
+    let mut announced: Option<Instant> = None;
     loop {
-        match sub
-            .receive()
-            .map_err(|e| fail(format!("iceoryx2 receive: {e:?}")))?
-        {
-            Some(sample) => {
-                let v = *sample;
-                drop(sample);
-                if v == STOP {
-                    return Ok(());
-                }
-                if v != READY {
-                    send(v)?;
-                }
-            }
+        match ports.poll()? {
+            Some(STOP) => return Ok(()),
+            Some(READY) => {}
+            Some(v) => ports.send(v)?,
             None => {
-                if announced.elapsed().as_millis() >= 10 {
-                    send(READY)?;
-                    announced = std::time::Instant::now();
+                if announced.is_none_or(|t| t.elapsed() >= Duration::from_millis(10)) {
+                    ports.send(READY)?;
+                    announced = Some(Instant::now());
                 }
                 std::hint::spin_loop();
             }
@@ -91,47 +106,28 @@ pub fn peer(tag: &str) -> Result<(), Failure> {
 
 /// Round trips of 8-byte messages against the peer.
 pub fn run(count: usize) -> Result<Vec<CaseResult>, Failure> {
-    let tag = format!("{}", std::process::id());
-    let (node, ping, pong) = services(&tag)?;
-    let (ping, pong) = (service(&node, &ping)?, service(&node, &pong)?);
-    let sub = pong
-        .subscriber_builder()
-        .create()
-        .map_err(|e| fail(format!("iceoryx2 subscriber: {e:?}")))?;
-    let publisher = ping
-        .publisher_builder()
-        .create()
-        .map_err(|e| fail(format!("iceoryx2 publisher: {e:?}")))?;
+    let tag = std::process::id().to_string();
+    let ports = Ports::connect(&tag, "pong", "ping")?;
     let mut child = spawn("iceoryx2", &tag, |_| {})?;
-    let send = |v: u64| publish(&publisher, v);
-    let recv = || -> Result<u64, Failure> {
-        loop {
-            if let Some(sample) = sub
-                .receive()
-                .map_err(|e| fail(format!("iceoryx2 receive: {e:?}")))?
-            {
-                return Ok(*sample);
-            }
-            std::hint::spin_loop();
-        }
-    };
     // The peer announces itself until both sides are connected.
-    let started = std::time::Instant::now();
-    while recv()? != READY {
-        if started.elapsed().as_secs() > 10 {
-            return Err(fail("the iceoryx2 peer did not connect"));
+    let started = Instant::now();
+    while ports.poll()? != Some(READY) {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            return Err(fail("the iceoryx2 peer did not connect within 10 s"));
         }
+        std::hint::spin_loop();
     }
-    send(READY)?;
+    ports.send(READY)?;
     let mut k = 0u64;
     let h: Histogram<u64> = histogram(count, || {
         k += 1;
-        send(k)?;
+        ports.send(k)?;
         // Skip announcements still in flight.
-        while recv()? != k {}
+        while ports.recv()? != k {}
         Ok(())
     })?;
-    send(STOP)?;
+    ports.send(STOP)?;
     child.wait().map_err(fail)?;
     Ok(rtt_results("iceoryx2 publish-subscribe 8 B", &h))
 }

@@ -240,7 +240,6 @@ fn claims(results: &[CaseResult]) -> Vec<Claim> {
     let stream = ratio(chan64k, uds64k);
     let zerocopy = ratio(chan8, chan4m);
 
-    #[allow(unused_mut)]
     let mut claims = vec![
         Claim {
             id: "channel_rtt_vs_floor",
@@ -314,8 +313,7 @@ fn claims(results: &[CaseResult]) -> Vec<Claim> {
         },
     ];
     // Only in a build with the other middleware (`--features peers`).
-    #[cfg(feature = "peers")]
-    {
+    if cfg!(feature = "peers") {
         let iox = ratio(
             median(results, "ipc", "iceoryx2 publish-subscribe 8 B p50"),
             chan8,

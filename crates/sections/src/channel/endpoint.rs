@@ -49,29 +49,29 @@ enum Kernel {
     },
 }
 
-/// A random name for the kernel objects of an anonymous channel.
-#[cfg(not(target_os = "linux"))]
-fn random_base() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let word = || {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos(),
-        );
-        h.finish()
-    };
-    format!("sections-channel-{:016x}{:016x}", word(), word())
-}
-
-/// A random key for position words.
-fn random_key() -> u64 {
+/// A random word: std's randomly keyed hasher over this process and the
+/// time (for position-word keys and anonymous channels' object names).
+fn random_word() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(sys::process_token());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     h.finish()
+}
+
+/// A random name for the kernel objects of an anonymous channel.
+#[cfg(not(target_os = "linux"))]
+fn random_base() -> String {
+    format!(
+        "sections-channel-{:016x}{:016x}",
+        random_word(),
+        random_word()
+    )
 }
 
 impl Kernel {
@@ -289,7 +289,6 @@ impl Shared {
     /// Waits until `check` yields something, `deadline` passes (None), or
     /// it fails. `check` is told how closely to look: now and then, before
     /// sleeping and when the deadline passes, more than while spinning.
-    #[inline]
     fn wait_for<T>(
         &self,
         waiting: usize,
@@ -333,6 +332,12 @@ impl Shared {
             self.park(waiting, deadline.map_or(nap, |d| d.min(nap)))?;
         }
     }
+}
+
+/// Bytes in use from the two positions (which a single sender's lag, or a
+/// hostile peer, may leave in any order).
+fn fill(reserve: u64, read: u64, capacity: u64) -> u64 {
+    reserve.saturating_sub(read).min(capacity)
 }
 
 /// Takes a peer slot for the process `token` names: a slot in one of the
@@ -417,7 +422,7 @@ impl Channel {
             header[0..4].copy_from_slice(&VERSION.to_le_bytes());
             header[4..8].copy_from_slice(&(capacity as u32).to_le_bytes());
             header[8..12].copy_from_slice(&opts.senders.to_le_bytes());
-            header[16..24].copy_from_slice(&random_key().to_le_bytes());
+            header[16..24].copy_from_slice(&random_word().to_le_bytes());
             view.write_at(8, &header)?;
             debug_assert_eq!(KEY, 24);
             kernel = Some(Kernel::create(opts, name, view, opts.senders)?);
@@ -459,9 +464,12 @@ impl Channel {
 
     /// Bytes of the ring in use (messages not yet consumed).
     pub fn fill(&self) -> u64 {
-        let w = self.shared.ring.mem.u64(RESERVE).load(Ordering::Acquire);
-        let r = self.shared.ring.mem.u64(READ).load(Ordering::Acquire);
-        w.saturating_sub(r).min(self.shared.ring.capacity)
+        let mem = &self.shared.ring.mem;
+        fill(
+            mem.u64(RESERVE).load(Ordering::Acquire),
+            mem.u64(READ).load(Ordering::Acquire),
+            self.shared.ring.capacity,
+        )
     }
 
     fn attach(&self) -> Result<Shared> {
@@ -820,8 +828,6 @@ impl Receiver {
     #[inline]
     fn look(&self, mode: Look) -> Result<Option<(usize, usize, u64)>> {
         let ring = &self.shared.ring;
-        let read = ring.mem.u64(READ);
-        let before = read.load(Ordering::Relaxed);
         let alive = |slot: u32, generation: u32| {
             ring.slot_generation(slot).load(Ordering::Acquire) & 0xffff == generation
                 && peer_alive(
@@ -841,8 +847,9 @@ impl Receiver {
                 }
             })
         };
-        let found = ring.look(mode, &alive, &senders_alive)?;
-        if read.load(Ordering::Relaxed) != before {
+        let (found, skipped) = ring.look(mode, &alive, &senders_alive)?;
+        if skipped {
+            // Room was freed: a sender may be waiting for it.
             self.shared.wake(TX_WAITING)?;
         }
         Ok(match found {
@@ -1023,7 +1030,7 @@ pub(crate) fn describe(head: &[u8]) -> Option<crate::name::ObjectState> {
         .count() as u32;
     Some(crate::name::ObjectState::Channel {
         capacity,
-        fill: u64_at(RESERVE).saturating_sub(u64_at(READ)).min(capacity),
+        fill: fill(u64_at(RESERVE), u64_at(READ), capacity),
         senders,
         receiver: peer_alive(u32_at(RX_STATE), u64_at(RX_TOKEN)),
     })

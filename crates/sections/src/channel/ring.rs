@@ -396,15 +396,17 @@ impl Ring {
     /// generation)` false). `Look::Fast` leaves the senders' line alone
     /// unless a record is being written; the other modes also report
     /// `Disconnected` once the ring is drained and `senders_alive()` (which
-    /// the caller makes as thorough as the mode) is false.
+    /// the caller makes as thorough as the mode) is false. Also says
+    /// whether records were skipped (room freed for senders).
     #[inline]
     pub(crate) fn look(
         &self,
         mode: Look,
         alive: &dyn Fn(u32, u32) -> bool,
         senders_alive: &dyn Fn() -> bool,
-    ) -> Result<Found> {
+    ) -> Result<(Found, bool)> {
         let cap = self.capacity;
+        let mut skipped = false;
         // Every turn of the loop consumes at least 16 bytes of a ring that
         // holds at most `cap` of them; more turns means the peer keeps
         // rewriting what we skip.
@@ -426,7 +428,7 @@ impl Ring {
             let w = if pos == committed {
                 None
             } else if mode == Look::Fast && pos != reserved {
-                return Ok(Found::Nothing);
+                return Ok((Found::Nothing, skipped));
             } else {
                 // Acquire: pairs with the Release of `reserve`.
                 let w = self.mem.u64(RESERVE).load(Ordering::Acquire);
@@ -449,7 +451,7 @@ impl Ring {
                             .err(ErrorKind::Disconnected, "receive")
                             .with_detail("every sender is gone"));
                     }
-                    return Ok(Found::Nothing);
+                    return Ok((Found::Nothing, skipped));
                 }
                 // The header was written before `reserve` was published:
                 // read it again now that the Acquire above covers it.
@@ -464,7 +466,7 @@ impl Ring {
                 // finds `read` ahead of it).
                 let end = r + (cap - off);
                 if w.is_none() && self.mem.u64(RESERVE).load(Ordering::Acquire) < end {
-                    return Ok(Found::Nothing);
+                    return Ok((Found::Nothing, skipped));
                 }
                 if pos != committed || len + RECORD != cap - off {
                     return Err(
@@ -472,6 +474,7 @@ impl Ring {
                     );
                 }
                 self.advance(end);
+                skipped = true;
                 continue;
             }
             let size = RECORD + round16(len);
@@ -484,13 +487,17 @@ impl Ring {
             if pos == committed {
                 if meta & CANCEL != 0 {
                     self.advance(r + size);
+                    skipped = true;
                     continue;
                 }
-                return Ok(Found::Message {
-                    payload: HEADER + (off + RECORD) as usize,
-                    len: len as usize,
-                    next: r + size,
-                });
+                return Ok((
+                    Found::Message {
+                        payload: HEADER + (off + RECORD) as usize,
+                        len: len as usize,
+                        next: r + size,
+                    },
+                    skipped,
+                ));
             }
             if pos != reserved {
                 return Err(self.corrupted(format!(
@@ -501,9 +508,10 @@ impl Ring {
             // Reserved and not committed yet: wait, unless its sender is gone.
             if mode == Look::Liveness && !alive(slot, ((meta >> 48) & 0xffff) as u32) {
                 self.advance(r + size);
+                skipped = true;
                 continue;
             }
-            return Ok(Found::Nothing);
+            return Ok((Found::Nothing, skipped));
         }
         Err(self.corrupted("the ring keeps changing under the receiver"))
     }
@@ -574,7 +582,7 @@ mod model {
         let alive = |_: u32, _: u32| true;
         let senders = || true;
         loop {
-            match ring.look(Look::Reserve, &alive, &senders).unwrap() {
+            match ring.look(Look::Reserve, &alive, &senders).unwrap().0 {
                 Found::Message { payload, len, next } => {
                     let mut b = [0u8; 8];
                     ring.mem.read(payload, &mut b[..len.min(8)]).unwrap();
@@ -675,13 +683,13 @@ mod model {
             let senders = || true;
             let message = loop {
                 if let Found::Message { next, .. } =
-                    ring.look(Look::Fast, &alive, &senders).unwrap()
+                    ring.look(Look::Fast, &alive, &senders).unwrap().0
                 {
                     break next;
                 }
                 ring.announce(RX_WAITING);
                 if let Found::Message { next, .. } =
-                    ring.look(Look::Liveness, &alive, &senders).unwrap()
+                    ring.look(Look::Liveness, &alive, &senders).unwrap().0
                 {
                     break next;
                 }

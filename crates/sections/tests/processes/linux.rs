@@ -129,6 +129,9 @@ fn same_as_named(section: &Section, ns: &Namespace, name: &str) -> bool {
 // ------------------------------------------------------------------ roles
 
 fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(shared) = ns::section_role(role, args) {
+        return shared;
+    }
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     let ns = Namespace::at(arg(0));
     match role {
@@ -145,27 +148,6 @@ fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
                 .create_with(arg(1), |v| v.write_at(0, b"payload"))?;
             println!("ready");
             wait_stdin_eof();
-        }
-        "open-hold" => {
-            let s = open(&ns, arg(1), Access::ReadWrite)?;
-            let _view = s.map_all(Access::ReadWrite)?;
-            println!("ready");
-            wait_stdin_eof();
-        }
-        "open-write" => {
-            let s = open(&ns, arg(1), Access::ReadWrite)?;
-            s.map_all(Access::ReadWrite)?
-                .write_at(arg(2).parse()?, arg(3).as_bytes())?;
-            println!("done");
-        }
-        "open-read" => {
-            let s = open(&ns, arg(1), Access::Read)?;
-            let bytes = read(&s, arg(2).parse()?, arg(3).parse()?);
-            println!("{}", String::from_utf8_lossy(&bytes));
-            let rw = s.map_all(Access::ReadWrite).map(drop).map_err(|e| e.kind());
-            println!("map-rw {rw:?}");
-            let view = s.map_all(Access::Read)?;
-            println!("write {:?}", view.write_at(0, b"x").map_err(|e| e.kind()));
         }
         "racer" => {
             let iterations: usize = arg(2).parse()?;
@@ -223,13 +205,6 @@ fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
         }
         "shm-create" => {
             c_shm_create(arg(1), arg(2).as_bytes())?;
-            println!("done");
-        }
-        "file-write" => {
-            let s = open(&ns, arg(1), Access::ReadWrite)?;
-            let v = s.map_all(Access::ReadWrite)?;
-            v.write_at(0, arg(2).as_bytes())?;
-            v.flush_durable()?;
             println!("done");
         }
         "watch-size" => {
