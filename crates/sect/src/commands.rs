@@ -7,7 +7,7 @@ use clap::CommandFactory;
 use sections::{Access, Lifetime, Namespace, Section, SectionOptions};
 
 use crate::cli::{Cli, Command, Global};
-use crate::report::{self, EntryReport};
+use crate::report::{self, shown, EntryReport};
 use crate::units::human;
 use crate::{Failure, Outcome};
 
@@ -100,17 +100,18 @@ fn create(g: &Global, name: &str, size: u64, mode: u32, file: Option<&Path>, hol
     let signals = if hold { Some(catch_signals()?) } else { None };
     let section = opts.create(name)?;
     let what = match file {
-        Some(path) => format!("file section over {}", path.display()),
+        Some(path) => format!("file section over {}", shown(&path.display().to_string())),
         None => "memory section".to_owned(),
     };
     let size = human(section.size()?);
+    let name = shown(name);
     match signals {
         None => {
             let mut out = io::stdout().lock();
             writeln!(
                 out,
                 "created '{name}': {size} {what} in {}, persistent: it stays until 'sect rm {name}'",
-                g.namespace.display()
+                shown(&g.namespace.display().to_string())
             )?;
             Ok(())
         }
@@ -135,7 +136,10 @@ fn hold(g: &Global, name: &str) -> Result {
     hold_until_signal(
         signals,
         section,
-        &format!("holding '{name}': {size}, {lifetime}; stop with Ctrl-C or SIGTERM"),
+        &format!(
+            "holding '{}': {size}, {lifetime}; stop with Ctrl-C or SIGTERM",
+            shown(name)
+        ),
     )
 }
 
@@ -198,7 +202,7 @@ fn write(g: &Global, name: &str, offset: u64, file: Option<&Path>) -> Result {
             std::fs::File::open(path)
                 .and_then(|mut f| f.read_to_end(&mut data))
                 .map_err(|e| Failure::new(format!("reading {}: {e}", path.display())))?;
-            path.display().to_string()
+            shown(&path.display().to_string())
         }
         _ => {
             io::stdin()
@@ -210,10 +214,17 @@ fn write(g: &Global, name: &str, offset: u64, file: Option<&Path>) -> Result {
     };
     let section = options(g).access(Access::ReadWrite).open(name)?;
     let size = section.size()?;
-    let room = size.saturating_sub(offset);
+    let name = shown(name);
+    if offset > size {
+        return Err(Failure::new(format!(
+            "section '{name}': offset {offset} is past the end (the section is {size} bytes); nothing was written"
+        ))
+        .into());
+    }
+    let room = size - offset;
     if data.len() as u64 > room {
         return Err(Failure::new(format!(
-            "section '{name}': {} bytes from {source} do not fit at offset {offset}: the section is {size} bytes, room for {room}",
+            "section '{name}': {} bytes from {source} do not fit at offset {offset}: the section is {size} bytes, room for {room}; nothing was written",
             data.len()
         ))
         .into());
@@ -229,6 +240,7 @@ fn write(g: &Global, name: &str, offset: u64, file: Option<&Path>) -> Result {
 fn cat(g: &Global, name: &str, offset: u64, len: Option<u64>, hex: bool) -> Result {
     let section = options(g).access(Access::Read).open(name)?;
     let size = section.size()?;
+    let name = shown(name);
     if offset > size {
         return Err(Failure::new(format!(
             "section '{name}': offset {offset} is past the end (the section is {size} bytes)"
@@ -274,7 +286,15 @@ fn cat(g: &Global, name: &str, offset: u64, len: Option<u64>, hex: bool) -> Resu
 fn reports(g: &Global, with_maps: bool) -> std::result::Result<Vec<EntryReport>, Failure> {
     let ns = namespace(g);
     let entries = sections::list(&ns)?;
-    let usage = sections::usage(&ns, &entries)?;
+    reports_of(&ns, &entries, with_maps)
+}
+
+fn reports_of(
+    ns: &Namespace,
+    entries: &[sections::EntryInfo],
+    with_maps: bool,
+) -> std::result::Result<Vec<EntryReport>, Failure> {
+    let usage = sections::usage(ns, entries)?;
     let users = report::user_names();
     Ok(entries
         .iter()
@@ -296,17 +316,23 @@ fn ls(g: &Global, json: bool) -> Result {
     Ok(())
 }
 
+/// The one entry `name`, looking at no other entry of the namespace.
+#[cfg(target_os = "linux")]
+fn find(g: &Global, name: &str, with_maps: bool) -> std::result::Result<EntryReport, Failure> {
+    let ns = namespace(g);
+    let entry = sections::entry(&ns, name)?;
+    let mut reports = reports_of(&ns, &[entry], with_maps)?;
+    Ok(reports.remove(0))
+}
+
+/// Listing is not available elsewhere; `list` says why.
+#[cfg(not(target_os = "linux"))]
 fn find(g: &Global, name: &str, with_maps: bool) -> std::result::Result<EntryReport, Failure> {
     sections::validate_name(name)?;
     reports(g, with_maps)?
         .into_iter()
         .find(|r| r.name == name)
-        .ok_or_else(|| {
-            Failure::new(format!(
-                "section '{name}': not found in {}",
-                g.namespace.display()
-            ))
-        })
+        .ok_or_else(|| Failure::new(format!("section '{}': not found", shown(name))))
 }
 
 fn info(g: &Global, name: &str, json: bool) -> Result {
@@ -323,7 +349,7 @@ fn info(g: &Global, name: &str, json: bool) -> Result {
         writeln!(out, "{:<9} {value}", format!("{}:", key.to_lowercase()))?;
     }
     if let Some(file) = &r.file {
-        writeln!(out, "{:<9} {file}", "file:")?;
+        writeln!(out, "{:<9} {}", "file:", shown(file))?;
     }
     if let Some(state) = r.object_state() {
         writeln!(out, "{:<9} {state}", "object:")?;
@@ -338,7 +364,7 @@ fn info(g: &Global, name: &str, json: bool) -> Result {
             if mine.is_empty() {
                 vec![vec![
                     pid.to_string(),
-                    comm,
+                    shown(&comm),
                     "(open, not mapped)".to_owned(),
                     String::new(),
                 ]]
@@ -347,7 +373,7 @@ fn info(g: &Global, name: &str, json: bool) -> Result {
                     .map(|m| {
                         vec![
                             pid.to_string(),
-                            m.comm.clone(),
+                            shown(&m.comm),
                             format!("{:x}-{:x}", m.start, m.end),
                             m.perms.clone(),
                         ]
@@ -377,6 +403,7 @@ fn command_of(pid: u32) -> String {
 
 fn rm(g: &Global, name: &str) -> Result {
     let before = find(g, name, false).ok();
+    let shown_name = shown(name);
     let removed = sections::remove(&namespace(g), name)?;
     let me = std::process::id();
     let others: Vec<u32> = before
@@ -384,7 +411,7 @@ fn rm(g: &Global, name: &str) -> Result {
         .unwrap_or_default();
     let mut out = io::stdout().lock();
     if others.is_empty() && !removed.still_held {
-        writeln!(out, "removed '{name}'")?;
+        writeln!(out, "removed '{shown_name}'")?;
     } else {
         let pids = others
             .iter()
@@ -398,7 +425,7 @@ fn rm(g: &Global, name: &str) -> Result {
         };
         writeln!(
             out,
-            "removed '{name}'; {who} still hold it and keep their mappings until they let go"
+            "removed '{shown_name}'; {who} still hold it and keep their mappings until they let go"
         )?;
     }
     Ok(())
@@ -418,10 +445,13 @@ fn gc(g: &Global, dry_run: bool) -> Result {
     let mut out = io::stdout().lock();
     let verb = if dry_run { "would remove" } else { "removed" };
     for name in &names {
-        writeln!(out, "{verb} stale '{name}'")?;
+        writeln!(out, "{verb} stale '{}'", shown(name))?;
     }
     if names.is_empty() {
-        eprintln!("no stale sections in {}", g.namespace.display());
+        eprintln!(
+            "no stale sections in {}",
+            shown(&g.namespace.display().to_string())
+        );
     }
     Ok(())
 }

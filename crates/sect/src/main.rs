@@ -76,8 +76,17 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) | Err(Outcome::PipeClosed) => ExitCode::SUCCESS,
         Err(Outcome::Failed(failure)) => {
-            // One line, whatever the message contains.
-            let line = failure.0.replace('\n', " ");
+            // One line, whatever the message contains: a name from outside
+            // that slipped through unescaped still cannot print a control
+            // character.
+            let mut line = String::new();
+            for c in failure.0.chars() {
+                match c {
+                    '\n' => line.push(' '),
+                    c if c.is_control() => line.extend(c.escape_default()),
+                    c => line.push(c),
+                }
+            }
             eprintln!("sect: error: {line}");
             ExitCode::FAILURE
         }

@@ -225,6 +225,13 @@ pub fn user_names() -> HashMap<u32, String> {
         .collect()
 }
 
+/// Text from outside (a name, a command name, a path) as it is printed:
+/// control characters and backslashes escaped, so that no name can move
+/// the cursor, clear the screen or fake a line of output.
+pub fn shown(text: &str) -> String {
+    text.escape_debug().to_string()
+}
+
 /// Formats rows under a header, each column as wide as its widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -260,7 +267,7 @@ pub const LS_HEADER: [&str; 9] = [
 
 pub fn ls_row(r: &EntryReport) -> Vec<String> {
     vec![
-        r.name.escape_debug().to_string(),
+        shown(&r.name),
         human(r.size),
         r.kind_label().to_owned(),
         r.owner.clone(),

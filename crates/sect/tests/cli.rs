@@ -418,13 +418,23 @@ fn bad_sizes_offsets_and_missing_sections() {
         1,
     );
     assert!(err.contains("room for 96"), "{err}");
-    let err = stderr_of_failure(
-        sect(ns.path())
-            .args(["write", "small", "--offset", "5000"])
-            .write_stdin("x"),
-        1,
-    );
-    assert!(err.contains("room for 0"), "{err}");
+    // An offset past the end is refused whatever the input, even none.
+    for input in ["x", ""] {
+        let err = stderr_of_failure(
+            sect(ns.path())
+                .args(["write", "small", "--offset", "5000"])
+                .write_stdin(input),
+            1,
+        );
+        assert!(err.contains("past the end"), "{input:?}: {err}");
+        assert!(err.contains("nothing was written"), "{input:?}: {err}");
+    }
+    // At the very end, an empty input writes nothing and is fine.
+    sect(ns.path())
+        .args(["write", "small", "--offset", "4096"])
+        .write_stdin("")
+        .assert()
+        .success();
     let err = stderr_of_failure(
         sect(ns.path()).args(["cat", "small", "--offset", "5000"]),
         1,
@@ -659,4 +669,133 @@ fn ls_and_info_show_sync_objects() {
     );
     let text = stdout_of(sect(ns.path()).args(["info", "pipe"]));
     assert!(text.contains("1 sender(s), receiver connected"), "{text}");
+}
+
+/// Runs `sect ARGS` and returns (exit code, stdout, stderr, peak resident
+/// kilobytes, CPU seconds), measured with `wait4` for this child alone.
+fn measured(ns: &Path, args: &[&str]) -> (i32, String, String, i64, f64) {
+    let out_path = ns.join(".out");
+    let err_path = ns.join(".err");
+    let child = StdCommand::new(SECT)
+        .arg("--namespace")
+        .arg(ns)
+        .args(args)
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 fills it for our own child,
+    // which `child` never waits for.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid);
+    std::mem::forget(child);
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let out = std::fs::read_to_string(&out_path).unwrap();
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    std::fs::remove_file(out_path).unwrap();
+    std::fs::remove_file(err_path).unwrap();
+    (
+        libc::WEXITSTATUS(status),
+        out,
+        err,
+        usage.ru_maxrss,
+        secs(usage.ru_utime) + secs(usage.ru_stime),
+    )
+}
+
+#[test]
+fn huge_sparse_entries_cost_ls_info_and_rm_nothing() {
+    // Anyone who can write to /dev/shm can make a 4 TiB sparse file; ls,
+    // info and rm must not map it whole (that took 37 s and 1 GiB here).
+    let ns = namespace();
+    std::fs::File::create(ns.path().join("huge"))
+        .unwrap()
+        .set_len(4 << 40)
+        .unwrap();
+    stdout_of(sect(ns.path()).args(["create", "small", "--size", "4K"]));
+    for args in [
+        &["ls"][..],
+        &["ls", "--json"],
+        &["info", "huge"],
+        &["info", "small", "--json"],
+        &["rm", "small"],
+    ] {
+        let (code, out, err, peak_kib, cpu) = measured(ns.path(), args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(peak_kib < 64 * 1024, "{args:?} peaked at {peak_kib} KiB");
+        assert!(cpu < 5.0, "{args:?} used {cpu} s of CPU");
+        if args == ["info", "huge"] {
+            assert!(out.contains("4.0 TiB"), "{out}");
+        }
+    }
+}
+
+#[test]
+fn names_with_control_characters_never_reach_the_terminal_raw() {
+    let ns = namespace();
+    let name = "bell\u{7}\rclear\u{1b}[2J";
+    let raw = |text: &str| text.chars().any(|c| c.is_control() && c != '\n');
+    let mut outputs = Vec::new();
+    let mut run = |args: &[&str], stdin: &str| {
+        let out = sect(ns.path())
+            .args(args)
+            .write_stdin(stdin)
+            .output()
+            .unwrap();
+        outputs.push((
+            format!("{args:?}"),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    };
+    run(&["create", name, "--size", "4K"], "");
+    run(&["write", name, "--offset", "0"], "hello");
+    run(&["write", name, "--offset", "9999"], "");
+    run(&["cat", name, "--offset", "9999"], "");
+    run(&["ls"], "");
+    run(&["info", name], "");
+    run(&["rm", name], "");
+    run(&["rm", name], "");
+    run(&["info", name], "");
+    run(
+        &[
+            "create",
+            "x",
+            "--size",
+            "4K",
+            "--file",
+            &format!("/nonexistent/{name}"),
+        ],
+        "",
+    );
+    for (args, out, err) in &outputs {
+        assert!(!raw(out), "{args}: stdout {out:?}");
+        assert!(!raw(err), "{args}: stderr {err:?}");
+    }
+    // The names are there, escaped, where they are shown.
+    let (_, _, created) = &outputs[1];
+    assert!(
+        created.contains("bell\\u{7}\\rclear\\u{1b}[2J"),
+        "{created}"
+    );
+}
+
+#[test]
+fn rm_refuses_entries_that_are_not_sections() {
+    let ns = namespace();
+    let fifo = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(
+        ns.path().join("pipe").as_os_str(),
+    ))
+    .unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink("/etc/passwd", ns.path().join("link")).unwrap();
+    for (name, what) in [("pipe", "FIFO"), ("link", "symbolic link")] {
+        let err = stderr_of_failure(sect(ns.path()).args(["rm", name]), 1);
+        assert!(err.contains(what), "{err}");
+        assert!(err.contains("not a section"), "{err}");
+        assert!(std::fs::symlink_metadata(ns.path().join(name)).is_ok());
+    }
 }

@@ -1,6 +1,7 @@
 //! The cost of the lifetime protocol: `create + drop` and `open + map +
 //! drop` of a named section, against the raw `shm_open + ftruncate + mmap`
-//! sequence in the same run.
+//! sequence in the same run; and what reserving a section's memory at
+//! creation adds, for 1 MiB, 64 MiB and 1 GiB sections.
 //!
 //! Run with `cargo bench -p sections --bench lifetime`.
 
@@ -77,6 +78,53 @@ fn sections_create_drop(bencher: divan::Bencher) {
         let v = s.map_all(Access::ReadWrite).unwrap();
         drop((v, s));
     });
+}
+
+/// The library without reserving memory (`sparse`), like the raw sequence:
+/// the lifetime protocol's own cost.
+#[divan::bench]
+fn sections_create_drop_sparse(bencher: divan::Bencher) {
+    let name = name("create-sparse");
+    bencher.bench_local(|| {
+        let s = Section::options()
+            .size(SIZE as u64)
+            .sparse(true)
+            .create(&name)
+            .unwrap();
+        let v = s.map_all(Access::ReadWrite).unwrap();
+        drop((v, s));
+    });
+}
+
+/// What reserving costs at creation: create and drop a section of each
+/// size, reserved (the default) and sparse. A reserved section has all its
+/// pages; a sparse one pays for each page at its first touch instead (and
+/// can fail there).
+#[divan::bench_group(sample_count = 10, sample_size = 1)]
+mod reserve {
+    use super::*;
+
+    const SIZES: [u64; 3] = [1 << 20, 64 << 20, 1 << 30];
+
+    #[divan::bench(args = SIZES)]
+    fn reserved(bencher: divan::Bencher, size: u64) {
+        let name = name(&format!("reserved-{size}"));
+        bencher.bench_local(|| drop(Section::create(&name, size).unwrap()));
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn sparse(bencher: divan::Bencher, size: u64) {
+        let name = name(&format!("sparse-{size}"));
+        bencher.bench_local(|| {
+            drop(
+                Section::options()
+                    .size(size)
+                    .sparse(true)
+                    .create(&name)
+                    .unwrap(),
+            )
+        });
+    }
 }
 
 /// The library with POSIX lifetime: create, map, drop, remove.

@@ -51,6 +51,14 @@ pub enum ErrorKind {
     WrongKind,
     /// The operation is not available on this platform or namespace.
     Unsupported,
+    /// The file system (or memory) holding the section has no room for
+    /// it: nothing was created, or the section was not grown. A section's
+    /// memory is reserved when it is created or grown, so this is reported
+    /// then, never as a lost write later.
+    NoSpace,
+    /// A peer of another version of this library made the object: its
+    /// shared layout or protocol differs, so it is not used.
+    WrongVersion,
     /// Any other operating-system error; see [`Error::os_error`].
     Os,
 }
@@ -74,6 +82,8 @@ impl ErrorKind {
             ErrorKind::Corrupted => "corrupted shared state",
             ErrorKind::WrongKind => "not a section",
             ErrorKind::Unsupported => "unsupported",
+            ErrorKind::NoSpace => "no space",
+            ErrorKind::WrongVersion => "made by an incompatible version",
             ErrorKind::Os => "operating-system error",
         }
     }
@@ -89,7 +99,7 @@ impl fmt::Display for ErrorKind {
 ///
 /// Its `Display` is a complete sentence fragment a command-line tool can
 /// print as it is, e.g.
-/// `section 'telemetry': open: permission denied (owned by uid 1001; allow it with allow_foreign_owner)`.
+/// `section 'telemetry': open: permission denied (owned by uid 1001, not by this user (uid 1000); ...)`.
 ///
 /// It is one pointer wide (the details live in a box), so that `Result`s
 /// stay cheap on hot paths that almost never fail.
@@ -130,6 +140,7 @@ impl Error {
             io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
             io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
             io::ErrorKind::Unsupported => ErrorKind::Unsupported,
+            io::ErrorKind::StorageFull => ErrorKind::NoSpace,
             _ => ErrorKind::Os,
         };
         Self::from_parts(kind, op, Some(err))
@@ -227,6 +238,8 @@ impl From<Error> for io::Error {
             ErrorKind::Disconnected => io::ErrorKind::BrokenPipe,
             ErrorKind::Corrupted => io::ErrorKind::InvalidData,
             ErrorKind::Unsupported => io::ErrorKind::Unsupported,
+            ErrorKind::NoSpace => io::ErrorKind::StorageFull,
+            ErrorKind::WrongVersion => io::ErrorKind::InvalidData,
             ErrorKind::Os => err
                 .inner
                 .source

@@ -68,6 +68,8 @@ mod usage;
 mod view;
 
 pub use error::{Error, ErrorKind, Result};
+#[cfg(target_os = "linux")]
+pub use name::entry;
 pub use name::{
     gc, list, validate_name, EntryInfo, EntryKind, Namespace, ObjectState, MAX_NAME_LEN,
 };

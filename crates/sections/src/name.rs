@@ -190,38 +190,61 @@ pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
     let mut out: Vec<EntryInfo> = raw
         .into_iter()
         .filter(|r| !r.name.starts_with(RESERVED_PREFIX))
-        .map(|r| {
-            let marker = r.marker;
-            let file = r.record.as_ref().map(|rec| rec.path.clone());
-            let mut ids = vec![(r.st.dev, r.st.ino)];
-            ids.extend(r.record.as_ref().map(|rec| (rec.dev, rec.ino)));
-            let size = match &file {
-                Some(path) => std::fs::metadata(path).map_or(0, |md| md.len()),
-                None if marker.file => 0,
-                None => r.st.size,
-            };
-            EntryInfo {
-                name: r.name,
-                kind: if marker.file {
-                    EntryKind::File
-                } else {
-                    EntryKind::Memory
-                },
-                size,
-                owner_uid: r.st.uid,
-                mode: r.st.mode & 0o777,
-                lifetime: marker.lifetime,
-                held: r.held,
-                stale: marker.lifetime == Lifetime::Counted && r.held == Some(false),
-                file,
-                object: crate::sync::describe(&r.head)
-                    .or_else(|| crate::channel::describe(&r.head)),
-                ids,
-            }
-        })
+        .map(entry_info)
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The one entry `name` of a namespace, as [`list`] describes it, without
+/// looking at any other entry. `NotFound` if there is none; `WrongKind` if
+/// the name is something other than a regular file (a directory, a FIFO, a
+/// symbolic link, which is never followed).
+#[cfg(target_os = "linux")]
+pub fn entry(namespace: &Namespace, name: &str) -> Result<EntryInfo> {
+    const OP: &str = "inspect";
+    validate_name(name).map_err(|e| e.with_op(OP))?;
+    match sys::list_entry(namespace.dir(), name) {
+        Some(raw) => Ok(entry_info(raw)),
+        None => Err(match sys::entry_type(&namespace.dir().join(name)) {
+            Some(what) => Error::new(ErrorKind::WrongKind, OP)
+                .with_name(name)
+                .with_detail(format!("the entry is {what}, not a section")),
+            None => Error::new(ErrorKind::NotFound, OP)
+                .with_name(name)
+                .with_detail(format!("no such section in {}", namespace.dir().display())),
+        }),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn entry_info(r: sys::RawListing) -> EntryInfo {
+    let marker = r.marker;
+    let file = r.record.as_ref().map(|rec| rec.path.clone());
+    let mut ids = vec![(r.st.dev, r.st.ino)];
+    ids.extend(r.record.as_ref().map(|rec| (rec.dev, rec.ino)));
+    let size = match &file {
+        Some(path) => std::fs::metadata(path).map_or(0, |md| md.len()),
+        None if marker.file => 0,
+        None => r.st.size,
+    };
+    EntryInfo {
+        name: r.name,
+        kind: if marker.file {
+            EntryKind::File
+        } else {
+            EntryKind::Memory
+        },
+        size,
+        owner_uid: r.st.uid,
+        mode: r.st.mode & 0o777,
+        lifetime: marker.lifetime,
+        held: r.held,
+        stale: marker.lifetime == Lifetime::Counted && r.held == Some(false),
+        file,
+        object: crate::sync::describe(&r.head).or_else(|| crate::channel::describe(&r.head)),
+        ids,
+    }
 }
 
 /// Removes the stale names of a namespace (counted sections whose last

@@ -21,6 +21,7 @@ pub struct SectionOptions {
     namespace: Namespace,
     access: Access,
     allow_foreign_owner: bool,
+    sparse: bool,
 }
 
 impl Default for SectionOptions {
@@ -33,6 +34,7 @@ impl Default for SectionOptions {
             namespace: Namespace::default(),
             access: Access::ReadWrite,
             allow_foreign_owner: false,
+            sparse: false,
         }
     }
 }
@@ -94,6 +96,21 @@ impl SectionOptions {
         self
     }
 
+    /// Do not reserve memory when creating or growing (default: reserve).
+    ///
+    /// By default a memory section's pages are allocated when it is created
+    /// (and when it grows), so a namespace without room (Docker's `/dev/shm`
+    /// is 64 MiB) is a `NoSpace` error at once, and nothing is created. A
+    /// sparse section costs nothing until touched, but if its file system
+    /// runs out of room later, the first touch of a page fails: `write_at`
+    /// and `read_at` report `Truncated`, and other access reads zeros and
+    /// loses writes. For file-backed sections only the bytes this crate adds
+    /// to the file are reserved; holes the file already has stay holes.
+    pub fn sparse(&mut self, sparse: bool) -> &mut Self {
+        self.sparse = sparse;
+        self
+    }
+
     /// The access of a creator's handle: always read-write, plus execute
     /// when the options ask for it.
     fn creator_access(&self) -> Access {
@@ -111,6 +128,7 @@ impl SectionOptions {
             lifetime: self.lifetime,
             file: self.file.as_deref(),
             exec: self.access.executes(),
+            reserve: !self.sparse,
         }
     }
 
@@ -173,7 +191,8 @@ impl SectionOptions {
             self.creator_access(),
             Some(name),
             self.lifetime,
-        ))
+        )
+        .with_sparse(self.sparse))
     }
 
     /// Opens an existing named section with the configured access; fails
@@ -183,13 +202,10 @@ impl SectionOptions {
         validate_name(name).map_err(|e| e.with_op(OP))?;
         let (object, kind, lifetime) =
             sys::open_named(&self.namespace, name, self.access, self.allow_foreign_owner)?;
-        Ok(Section::from_object(
-            object,
-            kind,
-            self.access,
-            Some(name),
-            lifetime,
-        ))
+        Ok(
+            Section::from_object(object, kind, self.access, Some(name), lifetime)
+                .with_sparse(self.sparse),
+        )
     }
 
     /// Opens the named section, creating it if it does not exist. Says
@@ -211,14 +227,15 @@ impl SectionOptions {
             Error::new(ErrorKind::InvalidSize, OP).with_detail("an anonymous section needs a size")
         })?;
         check_size(OP, size)?;
-        let object = sys::anonymous(size, self.access.executes())?;
+        let object = sys::anonymous(size, self.access.executes(), !self.sparse)?;
         Ok(Section::from_object(
             object,
             Kind::Anonymous,
             self.creator_access(),
             None,
             Lifetime::Counted,
-        ))
+        )
+        .with_sparse(self.sparse))
     }
 }
 

@@ -147,6 +147,8 @@ struct Inner {
     access: Access,
     name: Option<String>,
     lifetime: Lifetime,
+    /// Grow without reserving memory ([`SectionOptions::sparse`]).
+    sparse: bool,
 }
 
 /// A section: a memory object that views map.
@@ -203,8 +205,17 @@ impl Section {
                 access,
                 name: name.map(str::to_owned),
                 lifetime,
+                sparse: false,
             }),
         }
+    }
+
+    /// Marks a section just made as one that grows without reserving.
+    pub(crate) fn with_sparse(mut self, sparse: bool) -> Section {
+        Arc::get_mut(&mut self.inner)
+            .expect("called on a section nobody else holds yet")
+            .sparse = sparse;
+        self
     }
 
     /// A builder for the less common cases.
@@ -360,6 +371,11 @@ impl Section {
     /// is an `InvalidSize` error; the same size, or a size a peer already
     /// grew past, is a no-op. Existing views stay valid; new views can
     /// cover the new range.
+    ///
+    /// The added bytes get their memory (or disk space) now, unless the
+    /// section was made with [`SectionOptions::sparse`]: a namespace (or
+    /// disk) without room is a `NoSpace` error here, and the section keeps
+    /// its size.
     pub fn grow(&self, new_size: u64) -> Result<()> {
         const OP: &str = "grow";
         check_size(OP, new_size).map_err(|e| self.named(e))?;
@@ -376,8 +392,19 @@ impl Section {
         }
         self.inner
             .object
-            .grow(new_size)
-            .map_err(|e| self.err_os(OP, e))
+            .grow(new_size, !self.inner.sparse)
+            .map_err(|e| {
+                let no_room = e.kind() == std::io::ErrorKind::StorageFull;
+                let err = self.err_os(OP, e);
+                if no_room {
+                    err.with_detail(format!(
+                        "no room to grow from {current} to {new_size} bytes; the section keeps \
+                         its size"
+                    ))
+                } else {
+                    err
+                }
+            })
     }
 }
 

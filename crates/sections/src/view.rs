@@ -3,7 +3,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::section::{Access, Section};
 use crate::sys;
 
@@ -85,12 +85,21 @@ impl View {
             ))
         })?;
         let ptr = NonNull::new(ptr).expect("mmap never returns null on success");
-        // A sealed anonymous section cannot shrink; anything with a file
-        // (or a name another process may open and truncate) can.
-        let guard = if section.kind() == crate::section::Kind::Anonymous {
-            sys::Guard::register(std::ptr::null_mut(), 0)
-        } else {
+        // Memory sealed against shrinking (our anonymous sections) needs no
+        // guard, and must not touch the guard's table; a file, a named
+        // section, or a memfd someone else made can be truncated.
+        let guard = if section.object().can_shrink() {
             sys::Guard::register(ptr.as_ptr(), len)
+        } else {
+            Ok(sys::Guard::none())
+        };
+        let guard = match guard {
+            Ok(guard) => guard,
+            Err(e) => {
+                // SAFETY: the mapping made above, not yet shared with anyone.
+                let _ = unsafe { sys::unmap(ptr.as_ptr(), len) };
+                return Err(section.err_os("map", e));
+            }
         };
         Ok(View {
             ptr,
@@ -170,40 +179,76 @@ impl View {
     /// The copy is made with atomic loads, so a concurrent writer (another
     /// process or thread) is not undefined behaviour; bytes it writes during
     /// the copy may be seen half old, half new.
+    ///
+    /// # Errors
+    /// `InvalidRange` past the end of the view; `Truncated` if the range
+    /// reaches a page the section's file no longer provides (another
+    /// process shrank it, or a sparse section's file system had no room):
+    /// from then on that part of the view reads zeros and every copy that
+    /// reaches it fails the same way.
     #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.check("read", offset, buf.len())?;
-        let hits = self.guard.hits();
         // SAFETY: the range was bounds-checked against the live mapping, and
         // `buf` is a distinct private buffer. A page past the end of a file
         // someone shrank reads as zeros (see `sys::Guard`).
         unsafe { load_bytes(self.ptr.as_ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
-        self.check_truncation("read", hits)
+        self.check_truncation("read", offset, buf.len())
     }
 
-    /// An error if an access faulted past the end of the file since `hits`.
+    /// An error if `offset..offset+len` reaches a page the guard patched
+    /// (during this copy or before it): that part of the view is no longer
+    /// the section.
     #[inline]
-    fn check_truncation(&self, op: &'static str, hits: usize) -> Result<()> {
-        if self.guard.hits() != hits {
-            return Err(self
-                .section
-                .err(ErrorKind::Truncated, op)
-                .with_detail("another process shrank the section's file below this view"));
+    fn check_truncation(&self, op: &'static str, offset: usize, len: usize) -> Result<()> {
+        let first_bad = self.guard.first_bad();
+        if first_bad == usize::MAX {
+            return Ok(());
         }
-        Ok(())
+        let end = self.ptr.as_ptr() as usize + offset + len;
+        if end <= first_bad {
+            return Ok(());
+        }
+        Err(self.truncated(op, first_bad - self.ptr.as_ptr() as usize))
+    }
+
+    /// Says why the page at `at` (in the view) could not be provided.
+    #[cold]
+    fn truncated(&self, op: &'static str, at: usize) -> Error {
+        let at_section = self.offset + at as u64;
+        let why = match self.section.size() {
+            Ok(size) if size <= at_section => format!(
+                "another process shrank the section's file to {size} bytes, below byte \
+                 {at_section} of this view's range"
+            ),
+            _ => format!(
+                "the page at byte {at_section} could not be provided: the file system \
+                 holding the section has no room for it (a sparse section, or a file \
+                 whose space was never reserved)"
+            ),
+        };
+        self.section
+            .err(ErrorKind::Truncated, op)
+            .with_detail(format!(
+                "{why}; from byte {at_section} on this view reads zeros"
+            ))
     }
 
     /// Copies `data` into the view at `offset`, with atomic stores (see
     /// [`read_at`](Self::read_at)). Fails on a read-only view.
+    ///
+    /// # Errors
+    /// `PermissionDenied` on a read-only view; otherwise as
+    /// [`read_at`](Self::read_at): a write that reached a page the file no
+    /// longer provides went nowhere and is reported `Truncated`.
     #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_writable("write")?;
         self.check("write", offset, data.len())?;
-        let hits = self.guard.hits();
         // SAFETY: bounds-checked against a writable live mapping; `data` is
         // a distinct buffer.
         unsafe { store_bytes(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) };
-        self.check_truncation("write", hits)
+        self.check_truncation("write", offset, data.len())
     }
 
     fn atomic_ptr<T>(&self, op: &'static str, offset: usize) -> Result<*mut T> {

@@ -4,7 +4,8 @@
 //! so cleans up everything it creates.
 
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 
@@ -392,9 +393,22 @@ fn bad_sizes_and_ranges_are_typed_errors() {
 #[test]
 fn a_size_the_os_cannot_map_is_an_error_not_a_crash() {
     let (_d, ns) = namespace();
-    // 1 EiB: tmpfs accepts the sparse size, the address space does not.
+    // 1 EiB: reserving its memory fails at once, and nothing is left.
     let huge = 1u64 << 60;
-    match Section::options().size(huge).namespace(&ns).create("huge") {
+    let err = Section::options()
+        .size(huge)
+        .namespace(&ns)
+        .create("huge")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
+    assert_eq!(std::fs::read_dir(ns.dir()).unwrap().count(), 0);
+    // Sparse, tmpfs accepts the size; the address space does not.
+    match Section::options()
+        .size(huge)
+        .sparse(true)
+        .namespace(&ns)
+        .create("huge")
+    {
         Ok(s) => {
             let err = s.map_all(Access::ReadWrite).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Os, "{err}");
@@ -895,5 +909,138 @@ fn a_named_section_truncated_by_a_foreign_program_is_an_error_not_a_crash() {
             .load(std::sync::atomic::Ordering::Relaxed),
         0,
         "zeros, not a crash"
+    );
+}
+
+#[test]
+fn anonymous_memory_is_sealed_against_execve() {
+    // MFD_NOEXEC_SEAL: the memfd can never be run or made executable by
+    // chmod (hardened systems expect it); executable views still work.
+    let s = Section::options()
+        .size(page())
+        .access(Access::ReadExecute)
+        .anonymous()
+        .unwrap();
+    let seals = unsafe { libc::fcntl(s.as_fd().as_raw_fd(), libc::F_GET_SEALS) };
+    assert!(seals >= 0);
+    const F_SEAL_EXEC: i32 = 0x20;
+    // Linux 6.3 brought the flag; older kernels get a memfd without it.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut numbers = release.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = numbers.next().unwrap().parse().unwrap();
+    let minor: u32 = numbers.next().unwrap().parse().unwrap();
+    if (major, minor) >= (6, 3) {
+        assert_ne!(seals & F_SEAL_EXEC, 0, "seals {seals:#x}");
+    }
+    assert_ne!(seals & libc::F_SEAL_SHRINK, 0, "seals {seals:#x}");
+    s.map_all(Access::ReadExecute).unwrap();
+}
+
+#[test]
+fn a_hard_linked_entry_is_refused() {
+    // Another user may link a file they can reach (root's world-writable
+    // file, or another section) under a section name; the owner check sees
+    // the file's owner, not who made the link. A section has one name.
+    let (dir, ns) = namespace();
+    let real = Section::options()
+        .size(page())
+        .lifetime(Lifetime::Persistent)
+        .namespace(&ns)
+        .create("real")
+        .unwrap();
+    drop(real);
+    std::fs::hard_link(dir.path().join("real"), dir.path().join("trap")).unwrap();
+    for name in ["trap", "real"] {
+        let err = open(&ns, name, Access::Read).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{name}: {err}");
+        assert!(err.to_string().contains("2 hard links"), "{err}");
+        let err = Section::options()
+            .namespace(&ns)
+            .access(Access::Read)
+            .allow_foreign_owner(true)
+            .open(name)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{name}: {err}");
+    }
+    // Once the extra name is gone, the section opens again.
+    std::fs::remove_file(dir.path().join("trap")).unwrap();
+    open(&ns, "real", Access::Read).unwrap();
+}
+
+#[test]
+fn remove_refuses_what_is_not_a_section() {
+    let (dir, ns) = namespace();
+    let fifo = std::ffi::CString::new(dir.path().join("pipe").as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink("/etc/hostname", dir.path().join("link")).unwrap();
+    std::fs::create_dir(dir.path().join("dir")).unwrap();
+    for (name, what) in [
+        ("pipe", "a FIFO"),
+        ("link", "a symbolic link"),
+        ("dir", "a directory"),
+    ] {
+        let err = remove(&ns, name).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WrongKind, "{name}: {err}");
+        assert!(err.to_string().contains(what), "{name}: {err}");
+        assert!(
+            std::fs::symlink_metadata(dir.path().join(name)).is_ok(),
+            "{name} was removed"
+        );
+        let err = sections::entry(&ns, name).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WrongKind, "{name}: {err}");
+        assert!(err.to_string().contains(what), "{name}: {err}");
+    }
+    assert_eq!(
+        remove(&ns, "missing").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn one_entry_is_described_without_the_others() {
+    let (dir, ns) = namespace();
+    let _s = create(&ns, "one", page());
+    // A neighbour no listing could afford to scan if it mapped whole files.
+    std::fs::File::create(dir.path().join("huge"))
+        .unwrap()
+        .set_len(1 << 62)
+        .unwrap();
+    let e = sections::entry(&ns, "one").unwrap();
+    assert_eq!(
+        (e.name.as_str(), e.size, e.held),
+        ("one", page(), Some(true))
+    );
+    let usage = sections::usage(&ns, &[e]).unwrap();
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0].users[0].pid, std::process::id());
+    assert_eq!(
+        sections::entry(&ns, "nothing").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        sections::entry(&ns, "../x").unwrap_err().kind(),
+        ErrorKind::InvalidName
+    );
+}
+
+#[test]
+fn residency_of_huge_sparse_entries_costs_what_they_hold() {
+    // A 4 EiB sparse file holds one page: its residency is that page, found
+    // by skipping holes rather than mapping 4 EiB (which would take minutes
+    // and a gigabyte per 4 TiB for mincore's vector).
+    let (dir, ns) = namespace();
+    let path = dir.path().join("sparse");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(1 << 62).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"x", 1 << 40).unwrap();
+    let entries = list(&ns).unwrap();
+    let start = std::time::Instant::now();
+    let usage = sections::usage(&ns, &entries).unwrap();
+    assert_eq!(usage[0].resident_bytes, Some(page()));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
     );
 }

@@ -93,10 +93,25 @@ impl Region {
             Kind::Private4K => private(Some(rustix::mm::Advice::LinuxNoHugepage)),
             Kind::PrivateAsIs => private(None),
             Kind::PrivateHuge => private(Some(rustix::mm::Advice::LinuxHugepage)),
-            Kind::AnonymousSection => section(Section::anonymous(len as u64)?, None),
+            // Sparse, like private memory and the file: "first touch"
+            // measures providing a page when it is first touched, which a
+            // reserved section (the default) pays when it is created.
+            Kind::AnonymousSection => section(
+                Section::options()
+                    .size(len as u64)
+                    .sparse(true)
+                    .anonymous()?,
+                None,
+            ),
             Kind::NamedSection => {
                 let name = format!("sect-bench-{}-{serial}", std::process::id());
-                section(Section::create(&name, len as u64)?, None)
+                section(
+                    Section::options()
+                        .size(len as u64)
+                        .sparse(true)
+                        .create(&name)?,
+                    None,
+                )
             }
             Kind::FileSection => {
                 let path = cfg.dir.join(format!("shared-{serial}.bin"));

@@ -24,27 +24,26 @@ const SPINS: u32 = 2000;
 /// The name errors of an anonymous channel carry.
 const ANONYMOUS: &str = "(anonymous channel)";
 
-/// The reservation lock of a channel with several senders, on Linux: a
-/// robust process-shared mutex in the header's last line.
-#[cfg(target_os = "linux")]
-const LOCK: usize = 456;
-#[cfg(target_os = "linux")]
-const _: () = assert!(LOCK + sys::sync::MUTEX_SIZE <= HEADER && LOCK % 8 == 0);
+/// Attempts at a busy reservation lock before waiting between them: a
+/// holder keeps it for a few instructions.
+const LOCK_SPINS: u32 = 128;
+/// How often a sender waiting for the reservation lock asks whether its
+/// holder lives.
+const LOCK_CHECK: Duration = Duration::from_millis(1);
 
-/// How sides sleep and are woken, and how several senders take turns.
+/// How sides sleep and are woken.
 #[derive(Debug)]
 enum Kernel {
-    /// A shared futex on each side's waiting word, the lock in the header:
-    /// nothing outside the section.
+    /// A shared futex on each side's waiting word: nothing outside the
+    /// section.
     #[cfg(target_os = "linux")]
     InSection,
-    /// Named auto-reset events (`BASE.rx`, `BASE.tx`) and mutex
-    /// (`BASE.reserve`); an anonymous channel's base is a random name.
+    /// Named auto-reset events (`BASE.rx`, `BASE.tx`); an anonymous
+    /// channel's base is a random name.
     #[cfg(not(target_os = "linux"))]
     Named {
         rx: crate::sync::Event,
         tx: crate::sync::Event,
-        lock: Option<crate::sync::Mutex>,
         base: String,
     },
 }
@@ -76,60 +75,29 @@ fn random_base() -> String {
 
 impl Kernel {
     #[cfg(target_os = "linux")]
-    fn create(
-        _opts: &ChannelOptions,
-        _base: Option<&str>,
-        view: &View,
-        senders: u32,
-    ) -> Result<Kernel> {
-        if senders > 1 {
-            // SAFETY: LOCK..LOCK+MUTEX_SIZE is inside the header of a view
-            // nobody else has seen yet, 8-byte aligned.
-            unsafe { sys::sync::mutex_init(view.as_mut_ptr().add(LOCK)) }
-                .map_err(|e| Error::os("create channel", e))?;
-        }
+    fn create(_opts: &ChannelOptions, _base: Option<&str>) -> Result<Kernel> {
         Ok(Kernel::InSection)
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn create(
-        opts: &ChannelOptions,
-        base: Option<&str>,
-        _view: &View,
-        senders: u32,
-    ) -> Result<Kernel> {
+    fn create(opts: &ChannelOptions, base: Option<&str>) -> Result<Kernel> {
         use crate::sync::Reset;
         let sync = Self::sync(opts, base.is_none());
         let base = base.map_or_else(random_base, str::to_owned);
         Ok(Kernel::Named {
             rx: sync.create_event(&format!("{base}.rx"), Reset::Auto, false)?,
             tx: sync.create_event(&format!("{base}.tx"), Reset::Auto, false)?,
-            lock: if senders > 1 {
-                Some(sync.create_mutex(&format!("{base}.reserve"))?)
-            } else {
-                None
-            },
             base,
         })
     }
 
     #[cfg(target_os = "linux")]
-    fn open(
-        _opts: &ChannelOptions,
-        _base: Option<&str>,
-        _senders: u32,
-        _anonymous: bool,
-    ) -> Result<Kernel> {
+    fn open(_opts: &ChannelOptions, _base: Option<&str>, _anonymous: bool) -> Result<Kernel> {
         Ok(Kernel::InSection)
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn open(
-        opts: &ChannelOptions,
-        base: Option<&str>,
-        senders: u32,
-        anonymous: bool,
-    ) -> Result<Kernel> {
+    fn open(opts: &ChannelOptions, base: Option<&str>, anonymous: bool) -> Result<Kernel> {
         let base = base.ok_or_else(|| {
             Error::new(ErrorKind::InvalidName, "open channel")
                 .with_detail("the token does not name the channel's events")
@@ -138,11 +106,6 @@ impl Kernel {
         Ok(Kernel::Named {
             rx: sync.open_event(&format!("{base}.rx"))?,
             tx: sync.open_event(&format!("{base}.tx"))?,
-            lock: if senders > 1 {
-                Some(sync.open_mutex(&format!("{base}.reserve"))?)
-            } else {
-                None
-            },
             base: base.to_owned(),
         })
     }
@@ -202,7 +165,11 @@ fn check_header(name: &str, view: &View) -> Result<(u64, u32)> {
     let (version, capacity, senders) = (word(0), u64::from(word(4)), word(8));
     let bad = |what: String| super::corrupted(name, what);
     if version != VERSION {
-        return Err(bad(format!("channel version {version}, not {VERSION}")));
+        return Err(Error::new(ErrorKind::WrongVersion, "open")
+            .with_name(name)
+            .with_detail(format!(
+                "a channel of layout version {version}, and this library speaks {VERSION}"
+            )));
     }
     if capacity < 64 || capacity % RECORD != 0 || HEADER as u64 + capacity > size {
         return Err(bad(format!(
@@ -221,14 +188,14 @@ impl Shared {
         opts: &ChannelOptions,
         name: &str,
         section: &Section,
-        kernel: impl FnOnce(u32) -> Result<Kernel>,
+        kernel: impl FnOnce() -> Result<Kernel>,
     ) -> Result<Shared> {
         let view = section.map_all(Access::ReadWrite)?;
         let (capacity, senders) = check_header(name, &view)?;
         // Every page of the ring mapped now, so that no message pays a
         // page fault (a failure here is memory that is not there).
         view.prefetch(0, view.len())?;
-        let kernel = kernel(senders)?;
+        let kernel = kernel()?;
         Ok(Shared {
             ring: Ring::new(Mem::new(view), name, capacity, senders),
             kernel,
@@ -425,7 +392,7 @@ impl Channel {
             header[16..24].copy_from_slice(&random_word().to_le_bytes());
             view.write_at(8, &header)?;
             debug_assert_eq!(KEY, 24);
-            kernel = Some(Kernel::create(opts, name, view, opts.senders)?);
+            kernel = Some(Kernel::create(opts, name)?);
             view.atomic_u64(0)?.store(MAGIC, Ordering::Release);
             Ok(())
         };
@@ -448,7 +415,7 @@ impl Channel {
             }
         };
         let kernel = kernel.expect("initialised with the section");
-        let shared = Shared::attach(opts, label, &section, |_| Ok(kernel))?;
+        let shared = Shared::attach(opts, label, &section, || Ok(kernel))?;
         Ok(Channel {
             section,
             shared,
@@ -474,12 +441,9 @@ impl Channel {
 
     fn attach(&self) -> Result<Shared> {
         let base = self.shared.kernel.base().map(str::to_owned);
-        Shared::attach(
-            &self.opts,
-            &self.shared.ring.name,
-            &self.section,
-            |senders| Kernel::open(&self.opts, base.as_deref(), senders, self.anonymous),
-        )
+        Shared::attach(&self.opts, &self.shared.ring.name, &self.section, || {
+            Kernel::open(&self.opts, base.as_deref(), self.anonymous)
+        })
     }
 
     /// Connects a sender in this process.
@@ -519,9 +483,7 @@ impl ChannelOptions {
         let (base, section) = rest.split_once(':').ok_or_else(bad)?;
         let base = (!base.is_empty()).then_some(base);
         let section = Section::from_token(section)?;
-        Shared::attach(self, ANONYMOUS, &section, |senders| {
-            Kernel::open(self, base, senders, true)
-        })
+        Shared::attach(self, ANONYMOUS, &section, || Kernel::open(self, base, true))
     }
 
     /// Connects a sender to the channel a parent passed as `token`.
@@ -539,8 +501,8 @@ impl ChannelOptions {
             .namespace(&self.namespace)
             .access(Access::ReadWrite)
             .open(name)?;
-        Shared::attach(self, name, &section, |senders| {
-            Kernel::open(self, Some(name), senders, false)
+        Shared::attach(self, name, &section, || {
+            Kernel::open(self, Some(name), false)
         })
     }
 }
@@ -608,38 +570,73 @@ impl Sender {
         }
     }
 
-    /// Reserves room, under the reservation lock if there are several
-    /// senders; `None` when full.
-    #[inline]
-    fn reserve(&self, len: usize) -> Result<Option<Reservation>> {
-        let s = &self.shared;
-        #[cfg(target_os = "linux")]
-        if s.ring.senders > 1 {
-            let at = s.view().as_mut_ptr().wrapping_add(LOCK);
-            // SAFETY: the mutex was made by `mutex_init` at creation (the
-            // header says several senders) in this live mapping.
-            let state = unsafe { sys::sync::mutex_lock(at, None) }
-                .map_err(|e| Error::os("send", e).with_name(&s.ring.name))?;
-            if state == sys::sync::LockState::OwnerDied {
-                // A holder that died left at most a reservation
-                // half-written beyond `reserve`, which the next one
-                // overwrites: the lock is consistent again at once.
-                // SAFETY: this thread holds it, after OwnerDied.
-                let _ = unsafe { sys::sync::mutex_consistent(at) };
+    /// Whether sender `slot` of `generation` is connected in a live
+    /// process (for the reservation lock and for skipping its records).
+    fn sender_alive(ring: &Ring, slot: u32, generation: u32) -> bool {
+        ring.slot_generation(slot).load(Ordering::Acquire) & 0xffff == generation & 0xffff
+            && peer_alive(
+                ring.slot_state(slot).load(Ordering::Acquire),
+                ring.slot_token(slot).load(Ordering::Acquire),
+            )
+    }
+
+    /// Takes the reservation lock of a channel with several senders,
+    /// waiting at most until `deadline`: `false` if it passed first. The
+    /// holder keeps it for a few instructions, so this spins briefly, then
+    /// waits with short sleeps, asking now and then whether the holder
+    /// lives (a dead one's lock is taken over) and whether the receiver
+    /// does (`Disconnected`). Whatever a peer wrote into the lock word, a
+    /// timed call returns on time.
+    fn lock_reserve(&self, deadline: Option<Instant>) -> Result<bool> {
+        let ring = &self.shared.ring;
+        let me = Ring::lock_word(self.slot, self.generation);
+        let alive = |slot: u32, generation: u32| Self::sender_alive(ring, slot, generation);
+        let mut attempts = 0u32;
+        let mut checked = Instant::now();
+        let mut pause = Duration::from_micros(20);
+        loop {
+            let check_holder = attempts > LOCK_SPINS && checked.elapsed() >= LOCK_CHECK;
+            if ring.try_lock(me, check_holder, &alive)? {
+                return Ok(true);
             }
-            let result = s.ring.reserve(self.slot, self.generation, len, &self.read);
-            // SAFETY: this thread holds it.
-            let _ = unsafe { sys::sync::mutex_unlock(at) };
-            return result;
+            attempts += 1;
+            if attempts <= LOCK_SPINS {
+                std::hint::spin_loop();
+                continue;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(false);
+            }
+            if check_holder {
+                checked = now;
+                if self.receiver_gone(Look::Liveness) {
+                    return Err(ring
+                        .err(ErrorKind::Disconnected, "send")
+                        .with_detail("the receiver is gone"));
+                }
+            }
+            let nap = deadline.map_or(pause, |d| pause.min(d - now));
+            std::thread::sleep(nap);
+            pause = (pause * 2).min(LOCK_CHECK);
         }
-        #[cfg(not(target_os = "linux"))]
-        let _guard = match &s.kernel {
-            Kernel::Named {
-                lock: Some(lock), ..
-            } => Some(lock.lock()?.into_guard()),
-            _ => None,
-        };
-        s.ring.reserve(self.slot, self.generation, len, &self.read)
+    }
+
+    /// Reserves room, under the reservation lock if there are several
+    /// senders; `None` when full, or when the lock was not free before
+    /// `deadline`.
+    #[inline]
+    fn reserve(&self, len: usize, deadline: Option<Instant>) -> Result<Option<Reservation>> {
+        let ring = &self.shared.ring;
+        if ring.senders == 1 {
+            return ring.reserve(self.slot, self.generation, len, &self.read);
+        }
+        if !self.lock_reserve(deadline)? {
+            return Ok(None);
+        }
+        let result = ring.reserve(self.slot, self.generation, len, &self.read);
+        ring.unlock(Ring::lock_word(self.slot, self.generation));
+        result
     }
 
     #[inline]
@@ -653,7 +650,7 @@ impl Sender {
                     .err(ErrorKind::Disconnected, "send")
                     .with_detail("the receiver is gone"));
             }
-            this.reserve(len)
+            this.reserve(len, deadline)
         })?;
         Ok(reserved.map(|res| Loan {
             sender: self,
@@ -828,13 +825,7 @@ impl Receiver {
     #[inline]
     fn look(&self, mode: Look) -> Result<Option<(usize, usize, u64)>> {
         let ring = &self.shared.ring;
-        let alive = |slot: u32, generation: u32| {
-            ring.slot_generation(slot).load(Ordering::Acquire) & 0xffff == generation
-                && peer_alive(
-                    ring.slot_state(slot).load(Ordering::Acquire),
-                    ring.slot_token(slot).load(Ordering::Acquire),
-                )
-        };
+        let alive = |slot: u32, generation: u32| Sender::sender_alive(ring, slot, generation);
         // Connected senders; with `Look::Liveness` only those whose
         // process still runs (a /proc read each, so not on every look).
         let senders_alive = || {

@@ -47,7 +47,7 @@
 //!  128  sender line: reserve position (u64), senders ever connected (u32)
 //!  192  sender slots: 16 × {state u32, generation u32, process token u64}
 //!  448  sleepers: receiver waiting (u32), senders waiting (u32)
-//!  456  Linux, several senders: the reservation mutex (robust, shared)
+//!  456  several senders: the reservation lock word (see `Ring::try_lock`)
 //!  512  the ring (capacity bytes, a multiple of 16)
 //! ```
 //!
@@ -72,7 +72,10 @@
 //!   dropped loan publishes nothing. `reserve` may lag the record the
 //!   receiver already took; the receiver allows for that, and a sender that
 //!   connects publishes a committed record it finds at `reserve`.
-//! - Several senders *reserve* under the reservation mutex: write the
+//! - Several senders *reserve* under the reservation lock (a word of
+//!   this protocol naming the holding sender's slot and generation; a
+//!   waiter takes it over once that sender is gone, and honours its own
+//!   deadline whatever the word says): write the
 //!   header with `position | RESERVED`, then store `reserve` (Release), so
 //!   the next sender can reserve behind while this one fills its payload;
 //!   the commit stores `position | COMMITTED` (Release). A dropped loan

@@ -14,7 +14,9 @@ use crate::error::{Error, ErrorKind, Result};
 
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SECTCHAN");
 /// 2: position words are keyed and a single sender publishes at commit.
-pub(crate) const VERSION: u32 = 2;
+/// 3: the reservation lock is a word of this crate's protocol (`LOCK`),
+/// never a C library mutex, and is waited for with the caller's deadline.
+pub(crate) const VERSION: u32 = 3;
 /// Bytes before the ring.
 pub(crate) const HEADER: usize = 512;
 /// Line 0: magic (0), version (8), capacity (12), sender slots (16) and
@@ -34,6 +36,9 @@ pub(crate) const SLOT_SIZE: usize = 16;
 /// every publish and written only by a side about to park.
 pub(crate) const RX_WAITING: usize = 448;
 pub(crate) const TX_WAITING: usize = 452;
+/// The reservation lock of a channel with several senders (see
+/// [`Ring::try_lock`]).
+pub(crate) const LOCK: usize = 456;
 
 pub(crate) const RECORD: u64 = 16;
 const RESERVED: u64 = 1 << 63;
@@ -240,6 +245,80 @@ impl Ring {
     #[inline]
     fn tag(&self, pos: u64, state: u64) -> u64 {
         (pos | state) ^ self.key
+    }
+
+    /// The reservation lock word that names sender `slot` of `generation`
+    /// as its holder: `generation & 0xffff` in the high half, `slot + 1` in
+    /// the low half (0 is "free").
+    #[inline]
+    pub(crate) fn lock_word(slot: u32, generation: u32) -> u32 {
+        ((generation & 0xffff) << 16) | (slot + 1)
+    }
+
+    /// One attempt at the reservation lock for `me` (a [`lock_word`]);
+    /// `true` when taken. A channel with several senders reserves under it.
+    ///
+    /// ```text
+    ///  word          event                                          next
+    ///  0 free        a sender swaps 0 → its word (Acquire)          held by it
+    ///  held by s     s unlocks: swaps its word → 0 (Release)        0 free
+    ///  held by s     another sender is told (`check_holder`) that
+    ///                s's slot no longer belongs to that generation
+    ///                in a live process: swaps s's word → its own    held by it
+    ///  held by "me"  (a hostile write, or a dead holder of 65536
+    ///                generations ago): the caller takes it          held by it
+    ///  other         a slot past the channel's senders              Corrupted
+    /// ```
+    ///
+    /// A holder that died inside [`reserve`](Self::reserve) left at most a
+    /// header beyond `reserve` (overwritten by the next reservation) or a
+    /// published reservation (which the receiver skips once the sender is
+    /// gone), so taking the lock over is safe. The holder is only asked
+    /// about when the caller has waited a while (liveness costs a system
+    /// call), and a live holder is waited for: a hostile peer that writes a
+    /// live sender's word delays senders, within their deadlines, as a slow
+    /// sender would.
+    ///
+    /// [`lock_word`]: Self::lock_word
+    #[inline]
+    pub(crate) fn try_lock(
+        &self,
+        me: u32,
+        check_holder: bool,
+        alive: &dyn Fn(u32, u32) -> bool,
+    ) -> Result<bool> {
+        let word = self.mem.u32(LOCK);
+        // Relaxed: the swap below is what orders.
+        let current = word.load(Ordering::Relaxed);
+        let take = |from: u32| {
+            // Acquire: what the previous holder published under the lock.
+            word.compare_exchange(from, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        };
+        if current == 0 || current == me {
+            return Ok(take(current));
+        }
+        let slot = (current & 0xffff).wrapping_sub(1);
+        if slot >= self.senders {
+            return Err(self.corrupted(format!("reservation lock word {current:#x}")));
+        }
+        if check_holder && !alive(slot, current >> 16) {
+            return Ok(take(current));
+        }
+        Ok(false)
+    }
+
+    /// Releases the reservation lock held by `me`. If it is no longer ours
+    /// (taken over by a sender that thought us dead, or a hostile write),
+    /// it is left to whoever has it.
+    #[inline]
+    pub(crate) fn unlock(&self, me: u32) {
+        // Release: the reservation is published before the next holder
+        // reads `reserve`.
+        let _ = self
+            .mem
+            .u32(LOCK)
+            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
     }
 
     #[inline]
@@ -614,8 +693,21 @@ mod model {
         });
     }
 
-    /// Two senders under a lock (two messages and one): each one's messages
-    /// in its order, none lost or doubled. Bounded to two preemptions.
+    /// Takes the reservation lock for sender `slot`, asking `alive` about
+    /// the holder after the first failed attempt.
+    fn lock(ring: &Ring, slot: u32, alive: &dyn Fn(u32, u32) -> bool) -> u32 {
+        let me = Ring::lock_word(slot, 1);
+        let mut attempts = 0;
+        while !ring.try_lock(me, attempts > 0, alive).unwrap() {
+            attempts += 1;
+            thread::yield_now();
+        }
+        me
+    }
+
+    /// Two senders under the reservation lock (two messages and one): each
+    /// one's messages in its order, none lost or doubled. Bounded to one
+    /// preemption.
     #[test]
     fn two_senders_keep_their_order() {
         let mut model = loom::model::Builder::new();
@@ -623,16 +715,16 @@ mod model {
         model.preemption_bound = Some(1);
         model.check(|| {
             let ring = ring(2);
-            let lock = Arc::new(Mutex::new(()));
             let spawn = |slot: u32| {
-                let (ring, lock) = (ring.clone(), lock.clone());
+                let ring = ring.clone();
                 thread::spawn(move || {
                     let read = Cell::new(0);
+                    let alive = |_: u32, _: u32| true;
                     for k in 0..u64::from(2 - slot) {
                         loop {
-                            let guard = lock.lock().unwrap();
+                            let me = lock(&ring, slot, &alive);
                             let r = ring.reserve(slot, 1, 8, &read).unwrap();
-                            drop(guard);
+                            ring.unlock(me);
                             if let Some(r) = r {
                                 let v = u64::from(slot) * 10 + k;
                                 ring.mem.write(ring.payload(&r), &v.to_le_bytes()).unwrap();
@@ -659,6 +751,59 @@ mod model {
             };
             assert_eq!(of(0), vec![0, 1]);
             assert_eq!(of(1), vec![10]);
+        });
+    }
+
+    /// A sender that dies holding the reservation lock (between any two of
+    /// its steps) does not stop the other: it takes the lock over once told
+    /// the holder is gone, and its message arrives.
+    #[test]
+    fn a_dead_lock_holder_is_taken_over() {
+        loom::model(|| {
+            let ring = ring(2);
+            let dead = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+            let dying = {
+                let (ring, dead) = (ring.clone(), dead.clone());
+                thread::spawn(move || {
+                    let read = Cell::new(0);
+                    lock(&ring, 0, &|_, _| true);
+                    // Killed while holding the lock, after reserving.
+                    let _ = ring.reserve(0, 1, 8, &read).unwrap();
+                    dead.store(true, Ordering::SeqCst);
+                })
+            };
+            let alive = {
+                let dead = dead.clone();
+                move |slot: u32, _: u32| slot != 0 || !dead.load(Ordering::SeqCst)
+            };
+            let read = Cell::new(0);
+            let me = lock(&ring, 1, &alive);
+            let r = loop {
+                if let Some(r) = ring.reserve(1, 1, 8, &read).unwrap() {
+                    break r;
+                }
+                thread::yield_now();
+            };
+            ring.unlock(me);
+            ring.mem
+                .write(ring.payload(&r), &42u64.to_le_bytes())
+                .unwrap();
+            ring.commit(&r, 1, 1, false);
+            dying.join().unwrap();
+            // The dead sender's reservation (if it made one) is skipped.
+            let skip_dead = move |slot: u32, _: u32| slot != 0;
+            let got = loop {
+                match ring.look(Look::Liveness, &skip_dead, &|| true).unwrap().0 {
+                    Found::Message { payload, next, .. } => {
+                        let mut b = [0u8; 8];
+                        ring.mem.read(payload, &mut b).unwrap();
+                        ring.advance(next);
+                        break u64::from_le_bytes(b);
+                    }
+                    Found::Nothing => thread::yield_now(),
+                }
+            };
+            assert_eq!(got, 42);
         });
     }
 

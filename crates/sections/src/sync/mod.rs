@@ -41,6 +41,8 @@
 //! handle-counted lifetime, stale detection and `gc`. Windows: named kernel
 //! mutexes, events and semaphores, whose lifetime the kernel counts.
 
+#[cfg(any(target_os = "linux", loom))]
+mod protocol;
 #[cfg(target_os = "linux")]
 mod shared;
 #[cfg(target_os = "linux")]

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!   0  magic "SECTSYNC"
-//!   8  version (u32) = 1
+//!   8  version (u32) = 2 (2: `set` and `release` wake every sleeper, see
+//!      `protocol.rs`; a version-1 peer would wake one and could lose it)
 //!  12  kind (u32): 1 mutex, 2 event, 3 semaphore
 //!  16  payload length (u32): bytes of the guarded value, for a mutex
 //!  64  the object: pthread_mutex_t | event {signaled u32, manual u32}
@@ -14,20 +15,21 @@
 //!
 //! The header is written before the section is published (`create_with`),
 //! and checked on every open: bytes another process can write are
-//! untrusted, so a wrong magic, version, kind or length is a `WrongKind`
-//! error, never a misreading.
+//! untrusted, so a wrong magic, kind or length is a `WrongKind` error and
+//! another version a `WrongVersion` error, never a misreading.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::section::{Access, Section};
+use crate::sync::protocol;
 use crate::sync::{Reset, SyncOptions};
 use crate::sys::sync::{self as raw, LockState};
 use crate::view::View;
 
 const MAGIC: &[u8; 8] = b"SECTSYNC";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const OBJECT: usize = 64;
 const PAYLOAD: usize = 128;
 const _: () = assert!(OBJECT + raw::MUTEX_SIZE <= PAYLOAD);
@@ -102,10 +104,12 @@ fn open(opts: &SyncOptions, name: &str, kind: Kind, payload: usize) -> Result<Vi
         return Err(wrong("a section, not a sync object".to_owned()));
     }
     if word(8) != VERSION {
-        return Err(wrong(format!(
-            "sync object version {} is not {VERSION}",
-            word(8)
-        )));
+        return Err(Error::new(ErrorKind::WrongVersion, OP)
+            .with_name(name)
+            .with_detail(format!(
+                "sync object of layout version {}, and this library speaks {VERSION}",
+                word(8)
+            )));
     }
     if word(12) != kind as u32 {
         return Err(wrong(format!(
@@ -219,10 +223,14 @@ struct Words {
 }
 
 impl Words {
-    fn first(&self) -> &AtomicU32 {
-        self.view
-            .atomic_u32(OBJECT)
-            .expect("offset 64 of a checked sync section")
+    fn first(&self) -> Futex<'_> {
+        Futex {
+            word: self
+                .view
+                .atomic_u32(OBJECT)
+                .expect("offset 64 of a checked sync section"),
+            section: self.view.section(),
+        }
     }
 
     fn second(&self) -> &AtomicU32 {
@@ -230,20 +238,45 @@ impl Words {
             .atomic_u32(OBJECT + 4)
             .expect("offset 68 of a checked sync section")
     }
+}
 
-    fn err(&self, op: &'static str, e: std::io::Error) -> Error {
-        self.view.section().err_os(op, e)
+/// A word of the section as a shared futex (no `FUTEX_PRIVATE_FLAG`).
+struct Futex<'a> {
+    word: &'a AtomicU32,
+    section: &'a Section,
+}
+
+impl protocol::Word for Futex<'_> {
+    fn load(&self, order: Ordering) -> u32 {
+        self.word.load(order)
+    }
+
+    fn store(&self, value: u32, order: Ordering) {
+        self.word.store(value, order)
+    }
+
+    fn compare_exchange(&self, current: u32, new: u32) -> std::result::Result<u32, u32> {
+        self.word
+            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
+    }
+
+    fn wait(&self, expected: u32, deadline: Option<Instant>) -> Result<()> {
+        raw::futex_wait(self.word, expected, deadline).map_err(|e| self.section.err_os("wait", e))
+    }
+
+    fn wake_all(&self) -> Result<()> {
+        raw::futex_wake(self.word, i32::MAX as u32).map_err(|e| self.section.err_os("wake", e))
+    }
+
+    fn corrupted(&self, what: String) -> Error {
+        self.section
+            .err(ErrorKind::Corrupted, "wait")
+            .with_detail(what)
     }
 }
 
-/// An event: `signaled` (0 or 1) at 64, `manual` (0 or 1) at 68.
-///
-/// Protocol: `set` stores 1 and wakes all waiters (manual) or one (auto).
-/// A waiter of a manual event returns when it sees 1; a waiter of an auto
-/// event returns only if it swaps 1 for 0, so each `set` releases exactly
-/// one. A waiter sleeps on the futex only while the word is 0, so a `set`
-/// between its check and its sleep makes the sleep return at once (no lost
-/// wake-up); every wake-up re-checks.
+/// An event: `signaled` (0 or 1) at 64, `manual` (0 or 1) at 68; the
+/// protocol is in `protocol.rs`.
 #[derive(Debug)]
 pub(crate) struct Event {
     words: Words,
@@ -283,43 +316,21 @@ impl Event {
     }
 
     pub(crate) fn set(&self) -> Result<()> {
-        // Release: what the setter wrote before is visible to the waiter.
-        self.words.first().store(1, Ordering::Release);
-        let n = if self.manual { u32::MAX } else { 1 };
-        raw::futex_wake(self.words.first(), n).map_err(|e| self.words.err("set", e))
+        protocol::set(&self.words.first())
     }
 
     pub(crate) fn reset(&self) -> Result<()> {
-        self.words.first().store(0, Ordering::Release);
+        protocol::reset(&self.words.first());
         Ok(())
     }
 
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<bool> {
-        let word = self.words.first();
-        loop {
-            // Acquire pairs with the setter's Release.
-            let released = if self.manual {
-                word.load(Ordering::Acquire) == 1
-            } else {
-                word.compare_exchange(1, 0, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-            };
-            if released {
-                return Ok(true);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
-            }
-            raw::futex_wait(word, 0, deadline).map_err(|e| self.words.err("wait", e))?;
-        }
+        protocol::wait(&self.words.first(), self.manual, deadline)
     }
 }
 
-/// A semaphore: `count` at 64, `max` at 68.
-///
-/// Protocol: `acquire` swaps `count` for `count - 1` when it is positive
-/// and otherwise sleeps on the futex while it is 0; `release(n)` adds `n`
-/// with a compare-and-swap that refuses to pass `max`, then wakes `n`.
+/// A semaphore: `count` at 64, `max` at 68; the protocol is in
+/// `protocol.rs`.
 #[derive(Debug)]
 pub(crate) struct Semaphore {
     words: Words,
@@ -354,7 +365,7 @@ impl Semaphore {
             view: open(opts, name, Kind::Semaphore, 0)?,
         };
         let max = words.second().load(Ordering::Relaxed);
-        if max == 0 || words.first().load(Ordering::Relaxed) > max {
+        if max == 0 || words.first().word.load(Ordering::Relaxed) > max {
             return Err(Error::new(ErrorKind::WrongKind, "open")
                 .with_name(name)
                 .with_detail("damaged semaphore (count above its maximum)"));
@@ -363,46 +374,20 @@ impl Semaphore {
     }
 
     pub(crate) fn acquire(&self, deadline: Option<Instant>) -> Result<bool> {
-        let count = self.words.first();
-        loop {
-            let c = count.load(Ordering::Acquire);
-            if c > 0 {
-                // AcqRel: taking a count pairs with the release that gave it.
-                if count
-                    .compare_exchange_weak(c, c - 1, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    return Ok(true);
-                }
-                continue;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
-            }
-            raw::futex_wait(count, 0, deadline).map_err(|e| self.words.err("acquire", e))?;
-        }
+        protocol::acquire(&self.words.first(), self.max, deadline)
     }
 
     pub(crate) fn release(&self, n: u32) -> Result<()> {
-        let count = self.words.first();
-        let mut c = count.load(Ordering::Acquire);
-        loop {
-            let next = c.checked_add(n).filter(|&v| v <= self.max).ok_or_else(|| {
-                self.words
-                    .view
-                    .section()
-                    .err(ErrorKind::InvalidRange, "release")
-                    .with_detail(format!(
-                        "releasing {n} would pass the maximum {} (count is {c})",
-                        self.max
-                    ))
-            })?;
-            match count.compare_exchange_weak(c, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(now) => c = now,
-            }
-        }
-        raw::futex_wake(count, n).map_err(|e| self.words.err("release", e))
+        protocol::release(&self.words.first(), self.max, n)?.map_err(|c| {
+            self.words
+                .view
+                .section()
+                .err(ErrorKind::InvalidRange, "release")
+                .with_detail(format!(
+                    "releasing {n} would pass the maximum {} (count is {c})",
+                    self.max
+                ))
+        })
     }
 }
 

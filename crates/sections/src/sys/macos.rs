@@ -35,12 +35,18 @@ impl Object {
         self.fd.as_fd()
     }
 
+    /// Files can be truncated; macOS sets a shared-memory object's size
+    /// once.
+    pub(crate) fn can_shrink(&self) -> bool {
+        fstat(self.fd()).map_or(true, |st| st.is_regular)
+    }
+
     pub(crate) fn size(&self) -> io::Result<u64> {
         Ok(fstat(self.fd())?.size)
     }
 
     /// Files grow; a shared-memory object's size is set once on macOS.
-    pub(crate) fn grow(&self, new_size: u64) -> io::Result<()> {
+    pub(crate) fn grow(&self, new_size: u64, _reserve: bool) -> io::Result<()> {
         let st = fstat(self.fd())?;
         if st.size >= new_size {
             return Ok(());
@@ -114,7 +120,7 @@ fn shm_flags(access: Access) -> shm::OFlags {
 
 /// An anonymous section: a shared-memory object unlinked at once, so only
 /// descriptors (inherited or passed) reach it.
-pub(crate) fn anonymous(size: u64, _exec: bool) -> Result<Object> {
+pub(crate) fn anonymous(size: u64, _exec: bool, _reserve: bool) -> Result<Object> {
     const OP: &str = "create anonymous";
     for attempt in 0..16u32 {
         let name = format!("/sect.{}.{attempt}", std::process::id());
@@ -193,7 +199,7 @@ pub(crate) fn open_named(
         return Err(Error::new(ErrorKind::PermissionDenied, OP)
             .with_name(name)
             .with_detail(format!(
-                "owned by uid {}, not by this user (uid {me}); allow it with allow_foreign_owner",
+                "owned by uid {}, not by this user (uid {me}); opening another user's section must be allowed explicitly: SectionOptions::allow_foreign_owner, or sect --allow-foreign-owner",
                 st.uid
             )));
     }

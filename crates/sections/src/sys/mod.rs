@@ -21,6 +21,10 @@ pub(crate) struct Spec<'a> {
     /// section; Unix needs nothing).
     #[cfg_attr(unix, allow(dead_code))]
     pub exec: bool,
+    /// Reserve the memory (or the bytes added to a file) now, so that no
+    /// room is an error at creation, not a lost write later.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub reserve: bool,
 }
 
 impl Spec<'_> {

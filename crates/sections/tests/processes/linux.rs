@@ -249,12 +249,14 @@ fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
         }
         "foreign-sigbus" => {
             // Install the library's SIGBUS handler by guarding a view...
-            let dir = tempfile::tempdir()?;
-            let guarded = dir.path().join("guarded.bin");
+            // (in a directory the test made: this process dies of SIGBUS
+            // and cleans up nothing)
+            let dir = std::path::Path::new(arg(0));
+            let guarded = dir.join("guarded.bin");
             std::fs::write(&guarded, vec![1u8; 4096])?;
             let _view = Section::from_path(&guarded, Access::Read)?.map_all(Access::Read)?;
             // ...then fault in a mapping that is not the library's.
-            let path = dir.path().join("raw.bin");
+            let path = dir.join("raw.bin");
             std::fs::write(&path, vec![1u8; 8192])?;
             let file = std::fs::File::open(&path)?;
             // SAFETY: a private read-only mapping of our own file, read
@@ -683,7 +685,8 @@ fn usage_names_holders() -> Result<(), Failed> {
 /// other SIGBUS keeps its default effect.
 fn sigbus_outside_our_views_still_kills() -> Result<(), Failed> {
     use std::os::unix::process::ExitStatusExt;
-    let mut peer = spawn("foreign-sigbus", &[""]);
+    let dir = tempfile::tempdir()?;
+    let mut peer = spawn("foreign-sigbus", &[dir.path().to_str().unwrap()]);
     peer.expect("touching");
     let status = peer.child.wait()?;
     assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");

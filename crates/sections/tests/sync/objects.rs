@@ -96,6 +96,12 @@ fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error
             }
             println!("added");
         }
+        "wait-event-forever" => {
+            let e = opts.open_event(arg(1))?;
+            println!("waiting");
+            e.wait()?;
+            println!("released");
+        }
         "wait-event" => {
             let e = opts.open_event(arg(1))?;
             println!("waiting");
@@ -221,12 +227,16 @@ fn manual_event() -> Result<(), Failed> {
         !e.wait_timeout(Duration::from_millis(50))?,
         "unset: times out"
     );
+    // Untimed waits: one set must wake every one of them (a set that woke
+    // only one left the others asleep for as long as they were willing to
+    // wait).
     let mut waiters: Vec<Peer> = (0..3)
-        .map(|_| spawn("wait-event", &[&p.arg, "go", "30000"]))
+        .map(|_| spawn("wait-event-forever", &[&p.arg, "go"]))
         .collect();
     for w in &mut waiters {
         w.expect("waiting");
     }
+    std::thread::sleep(Duration::from_millis(100));
     e.set()?;
     for mut w in waiters {
         w.expect("released");

@@ -7,11 +7,13 @@ mod procfs;
 pub(crate) mod sync;
 
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{self as rfs, Mode, OFlags};
 
-pub(crate) use names::{list_namespace, reclaim_stale, remove_abandoned_build};
+pub(crate) use names::{
+    entry_type, list_entry, list_namespace, reclaim_stale, remove_abandoned_build, RawListing,
+};
 pub(crate) use object::{anonymous, create_named, from_inherited, open_named, remove, Object};
 pub(crate) use procfs::{file_key, resident_bytes, users_of, FileKey};
 
@@ -20,24 +22,46 @@ pub(crate) fn pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
-/// An anonymous memory section: a memfd of `size` bytes, sealed so that it
-/// can grow but never shrink (a peer cannot make our views fault).
+/// An anonymous memory section: a memfd of `size` bytes (its memory
+/// reserved now with `reserve`), sealed so that it can grow but never
+/// shrink (a peer cannot make our views fault).
+///
+/// The memfd is made with `MFD_NOEXEC_SEAL` (Linux 6.3): it can never be
+/// run with `execve` nor made executable by `chmod`, which hardened systems
+/// expect (kernels 6.3 to 6.5 log a warning for memfds made without
+/// either flag). Mapping it with `PROT_EXEC` is not affected. Older kernels
+/// refuse the flag with `EINVAL`; the memfd is then made without it.
 ///
 /// # References
 /// memfd_create(2), fcntl(2) `F_ADD_SEALS`
-pub(crate) fn memfd(size: u64) -> io::Result<OwnedFd> {
-    let fd = rfs::memfd_create(
-        "sections",
-        rfs::MemfdFlags::CLOEXEC | rfs::MemfdFlags::ALLOW_SEALING,
-    )?;
-    rfs::ftruncate(&fd, size)?;
+pub(crate) fn memfd(size: u64, reserve: bool) -> io::Result<OwnedFd> {
+    let base = rfs::MemfdFlags::CLOEXEC | rfs::MemfdFlags::ALLOW_SEALING;
+    let fd = match rfs::memfd_create("sections", base | rfs::MemfdFlags::NOEXEC_SEAL) {
+        Err(rustix::io::Errno::INVAL) => rfs::memfd_create("sections", base)?,
+        other => other?,
+    };
+    crate::sys::resize(fd.as_fd(), 0, size, reserve)?;
     rfs::fcntl_add_seals(&fd, rfs::SealFlags::SHRINK | rfs::SealFlags::SEAL)?;
     Ok(fd)
 }
 
-/// Whether `fd` is a memfd (the only files that accept seals).
+/// Whether `fd` is a memfd. (Every tmpfs file answers `F_GET_SEALS`, so
+/// seals do not tell; the name the kernel gives a memfd does.)
 pub(crate) fn is_memfd(fd: BorrowedFd<'_>) -> bool {
-    rfs::fcntl_get_seals(fd).is_ok()
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).is_ok_and(|target| {
+        target
+            .as_os_str()
+            .as_encoded_bytes()
+            .starts_with(b"/memfd:")
+    })
+}
+
+/// Whether anyone can make the file shorter: true unless it is sealed
+/// against shrinking (this crate's anonymous sections are). A view of a
+/// file that can shrink needs the SIGBUS guard.
+pub(crate) fn can_shrink(fd: BorrowedFd<'_>) -> bool {
+    !rfs::fcntl_get_seals(fd).is_ok_and(|seals| seals.contains(rfs::SealFlags::SHRINK))
 }
 
 /// A new descriptor for the same file with its own open file description,

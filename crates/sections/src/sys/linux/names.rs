@@ -354,7 +354,11 @@ impl Record {
 /// What a new named section is: the memory itself of `size` bytes, or a
 /// record pointing at a file.
 pub(crate) enum Content<'a> {
-    Memory { size: u64 },
+    /// `reserve`: back every page with memory now (see `sys::resize`).
+    Memory {
+        size: u64,
+        reserve: bool,
+    },
     File(&'a Record),
 }
 
@@ -417,8 +421,8 @@ pub(crate) fn create_named(
             hold(fd.as_fd())?;
         }
         match content {
-            Content::Memory { size } => {
-                rfs::ftruncate(&fd, size)?;
+            Content::Memory { size, reserve } => {
+                crate::sys::resize(fd.as_fd(), 0, size, reserve)?;
                 init(fd.as_fd())?;
             }
             Content::File(record) => {
@@ -537,6 +541,9 @@ pub(crate) enum OpenError {
     Io(io::Error),
     NotRegular,
     ForeignOwner(u32),
+    /// The entry has this many names: a hard link may have put another
+    /// user's file (or another section) under this name.
+    HardLinked(u64),
     Stale,
 }
 
@@ -552,6 +559,13 @@ fn check_openable(st: &FileStat, allow_foreign_owner: bool) -> Result<(), OpenEr
     }
     if st.uid != crate::sys::euid() && !allow_foreign_owner {
         return Err(OpenError::ForeignOwner(st.uid));
+    }
+    // A section is published under exactly one name. More links mean
+    // someone linked a file here, which the owner check cannot see
+    // through: a world-writable file of root's, linked by another user,
+    // is owned by root.
+    if st.nlink > 1 {
+        return Err(OpenError::HardLinked(st.nlink));
     }
     Ok(())
 }
@@ -605,8 +619,14 @@ pub(crate) struct Removed {
 /// any new section of that name alone.
 pub(crate) fn remove_named(path: &Path) -> io::Result<Removed> {
     for _ in 0..RETRIES {
+        if let Some(what) = entry_type(path) {
+            return Err(not_a_section(what));
+        }
         let fd = open_entry(path, OFlags::RDONLY)?;
         let st = fstat(fd.as_fd())?;
+        if !st.is_regular {
+            return Err(not_a_section("not a regular file"));
+        }
         gate(fd.as_fd())?;
         if !still_named(path, &st)? {
             continue;
@@ -616,6 +636,29 @@ pub(crate) fn remove_named(path: &Path) -> io::Result<Removed> {
         return Ok(Removed { held });
     }
     Err(io::ErrorKind::NotFound.into())
+}
+
+fn not_a_section(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the entry is {what}, not a section; it was left alone"),
+    )
+}
+
+/// What a namespace entry is when it is not a regular file ("a FIFO", "a
+/// symbolic link", ...); `None` for a regular file or a missing name.
+/// Follows no link.
+pub(crate) fn entry_type(path: &Path) -> Option<&'static str> {
+    let st = rfs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    Some(match rfs::FileType::from_raw_mode(st.st_mode) {
+        rfs::FileType::RegularFile => return None,
+        rfs::FileType::Directory => "a directory",
+        rfs::FileType::Symlink => "a symbolic link",
+        rfs::FileType::Fifo => "a FIFO",
+        rfs::FileType::Socket => "a socket",
+        rfs::FileType::CharacterDevice | rfs::FileType::BlockDevice => "a device",
+        rfs::FileType::Unknown => "of an unknown type",
+    })
 }
 
 /// One entry of a namespace as found, without changing anything.
@@ -653,54 +696,60 @@ pub(crate) fn list_namespace(dir: &Path) -> io::Result<Vec<RawListing>> {
         if name == "." || name == ".." {
             continue;
         }
-        let path = dir.join(name);
-        let Ok(st) = rfs::statat(CWD, &path, AtFlags::SYMLINK_NOFOLLOW) else {
-            continue;
-        };
-        let st = crate::sys::to_filestat(&st);
-        if !st.is_regular {
-            continue;
+        if let Some(raw) = list_entry(dir, name) {
+            out.push(raw);
         }
-        let fd = open_entry(&path, OFlags::RDONLY).ok();
-        let marker = Marker::from_mode(st.mode);
-        let private = name.starts_with(RESERVED_PREFIX);
-        let abandoned_build = private
-            && fd.as_ref().is_some_and(|fd| {
-                let free = rfs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_ok();
-                if free {
-                    ungate(fd.as_fd());
-                }
-                free
-            });
-        let held = fd
-            .as_ref()
-            .filter(|_| !private)
-            .and_then(|fd| others_hold(fd.as_fd()).ok());
-        let record = fd
-            .as_ref()
-            .filter(|_| marker.file && !private)
-            .and_then(|fd| Record::read(fd.as_fd()).ok());
-        let head = fd
-            .as_ref()
-            .filter(|_| !marker.file && !private)
-            .map(|fd| {
-                let mut buf = vec![0u8; HEAD_LEN];
-                let n = rustix::io::pread(fd, &mut buf[..], 0).unwrap_or(0);
-                buf.truncate(n);
-                buf
-            })
-            .unwrap_or_default();
-        out.push(RawListing {
-            name: name.to_owned(),
-            st,
-            marker,
-            held,
-            record,
-            head,
-            abandoned_build,
-        });
     }
     Ok(out)
+}
+
+/// One regular file of a namespace, as [`list_namespace`] describes it;
+/// `None` if `dir/name` is missing or not a regular file.
+pub(crate) fn list_entry(dir: &Path, name: &str) -> Option<RawListing> {
+    let path = dir.join(name);
+    let st = rfs::statat(CWD, &path, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    let st = crate::sys::to_filestat(&st);
+    if !st.is_regular {
+        return None;
+    }
+    let fd = open_entry(&path, OFlags::RDONLY).ok();
+    let marker = Marker::from_mode(st.mode);
+    let private = name.starts_with(RESERVED_PREFIX);
+    let abandoned_build = private
+        && fd.as_ref().is_some_and(|fd| {
+            let free = rfs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_ok();
+            if free {
+                ungate(fd.as_fd());
+            }
+            free
+        });
+    let held = fd
+        .as_ref()
+        .filter(|_| !private)
+        .and_then(|fd| others_hold(fd.as_fd()).ok());
+    let record = fd
+        .as_ref()
+        .filter(|_| marker.file && !private)
+        .and_then(|fd| Record::read(fd.as_fd()).ok());
+    let head = fd
+        .as_ref()
+        .filter(|_| !marker.file && !private)
+        .map(|fd| {
+            let mut buf = vec![0u8; HEAD_LEN];
+            let n = rustix::io::pread(fd, &mut buf[..], 0).unwrap_or(0);
+            buf.truncate(n);
+            buf
+        })
+        .unwrap_or_default();
+    Some(RawListing {
+        name: name.to_owned(),
+        st,
+        marker,
+        held,
+        record,
+        head,
+        abandoned_build,
+    })
 }
 
 /// Removes a private build name whose builder died (a crash between

@@ -5,12 +5,12 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::names::{self, Content, Entry, OpenError, Record};
-use super::{is_memfd, memfd};
+use super::{can_shrink, is_memfd, memfd};
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::Namespace;
 use crate::section::{Access, Kind, Lifetime};
 use crate::sys::Spec;
-use crate::sys::{fstat, open_file, set_len};
+use crate::sys::{fstat, open_file, resize};
 
 /// The kernel object(s) behind a `Section`.
 #[derive(Debug)]
@@ -21,13 +21,27 @@ pub(crate) struct Object {
     /// For named sections, the name and this handle's hold on it. Dropped
     /// after `data`.
     entry: Option<Entry>,
+    /// Whether the memory can be made shorter under a view (decided once:
+    /// a seal, once added, is never removed).
+    shrinkable: bool,
 }
 
 impl Object {
     fn unnamed(fd: OwnedFd) -> Object {
         Object {
+            shrinkable: can_shrink(fd.as_fd()),
             data: Some(fd),
             entry: None,
+        }
+    }
+
+    /// A named section: its entry, and for a file-backed one the file.
+    /// Either can be truncated by anyone who may write it.
+    fn named(data: Option<OwnedFd>, entry: Entry) -> Object {
+        Object {
+            data,
+            entry: Some(entry),
+            shrinkable: true,
         }
     }
 
@@ -40,6 +54,12 @@ impl Object {
         }
     }
 
+    /// Whether another process (or this one) can shrink the memory under a
+    /// view, which then needs the SIGBUS guard.
+    pub(crate) fn can_shrink(&self) -> bool {
+        self.shrinkable
+    }
+
     /// The current size (growth by any process shows).
     pub(crate) fn size(&self) -> io::Result<u64> {
         Ok(fstat(self.fd())?.size)
@@ -47,11 +67,13 @@ impl Object {
 
     /// Grows to at least `new_size`, never shrinking: the size is re-read
     /// under the name's gate, so concurrent growers cannot undo each other.
-    pub(crate) fn grow(&self, new_size: u64) -> io::Result<()> {
+    /// With `reserve`, the added bytes get their memory or storage now.
+    pub(crate) fn grow(&self, new_size: u64, reserve: bool) -> io::Result<()> {
         let fd = self.fd();
         let grow = || {
-            if fstat(fd)?.size < new_size {
-                set_len(fd, new_size)?;
+            let size = fstat(fd)?.size;
+            if size < new_size {
+                resize(fd, size, new_size, reserve)?;
             }
             Ok(())
         };
@@ -106,10 +128,16 @@ impl Object {
 
 /// An anonymous memory section of `size` bytes (a sealed memfd; memfds
 /// are mappable executable, so `_exec` needs nothing here).
-pub(crate) fn anonymous(size: u64, _exec: bool) -> Result<Object> {
-    memfd(size)
+pub(crate) fn anonymous(size: u64, _exec: bool, reserve: bool) -> Result<Object> {
+    const OP: &str = "create anonymous";
+    memfd(size, reserve)
         .map(Object::unnamed)
-        .map_err(|e| Error::os("create anonymous", e))
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::StorageFull => Error::new(ErrorKind::NoSpace, OP).with_detail(format!(
+                "no memory for {size} bytes (the memory cgroup's limit?); nothing was created"
+            )),
+            _ => Error::os(OP, e),
+        })
 }
 
 /// Creates and publishes a named section. `init` gets an unnamed object for
@@ -129,7 +157,10 @@ pub(crate) fn create_named(
             let published = names::create_named(
                 ns.dir(),
                 name,
-                Content::Memory { size },
+                Content::Memory {
+                    size,
+                    reserve: spec.reserve,
+                },
                 spec.mode,
                 spec.lifetime,
                 &mut |fd| match init.as_mut() {
@@ -147,21 +178,29 @@ pub(crate) fn create_named(
                 return Err(e);
             }
             let entry = published.map_err(|e| create_error(OP, name, ns, e))?;
-            Ok((
-                Object {
-                    data: None,
-                    entry: Some(entry),
-                },
-                Kind::Memory,
-            ))
+            Ok((Object::named(None, entry), Kind::Memory))
         }
         Some(path) => {
             let file_err = |e: io::Error| {
+                let room = match (e.kind(), path.parent()) {
+                    (io::ErrorKind::StorageFull, Some(dir)) => {
+                        format!(
+                            ": {}",
+                            no_room(if dir.as_os_str().is_empty() {
+                                std::path::Path::new(".")
+                            } else {
+                                dir
+                            })
+                        )
+                    }
+                    _ => String::new(),
+                };
                 Error::os(OP, e)
                     .with_name(name)
-                    .with_detail(format!("backing file {}", path.display()))
+                    .with_detail(format!("backing file {}{room}", path.display()))
             };
-            let data = open_file(path, Access::ReadWrite, spec.size).map_err(file_err)?;
+            let data =
+                open_file(path, Access::ReadWrite, spec.size, spec.reserve).map_err(file_err)?;
             let st = fstat(data.as_fd()).map_err(file_err)?;
             if st.size == 0 {
                 return Err(Error::new(ErrorKind::InvalidSize, OP)
@@ -185,14 +224,26 @@ pub(crate) fn create_named(
                 &mut |_| Ok(()),
             )
             .map_err(|e| create_error(OP, name, ns, e))?;
-            Ok((
-                Object {
-                    data: Some(data),
-                    entry: Some(entry),
-                },
-                Kind::NamedFile,
-            ))
+            Ok((Object::named(Some(data), entry), Kind::NamedFile))
         }
+    }
+}
+
+/// Free and total bytes of the file system holding `path`.
+fn free_space(path: &std::path::Path) -> Option<(u64, u64)> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some((st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize))
+}
+
+/// What a full file system at `dir` has left, for a `NoSpace` message.
+fn no_room(dir: &std::path::Path) -> String {
+    match free_space(dir) {
+        Some((free, total)) => format!(
+            "{} has {free} bytes free of {total}; a section's memory is reserved when it is \
+             created or grown (SectionOptions::sparse opts out)",
+            dir.display()
+        ),
+        None => format!("{} is full", dir.display()),
     }
 }
 
@@ -208,10 +259,7 @@ pub(crate) fn open_named(
         .map_err(|e| open_error(OP, name, ns, e))?;
     let marker = entry.marker();
     if !marker.file {
-        let object = Object {
-            data: None,
-            entry: Some(entry),
-        };
+        let object = Object::named(None, entry);
         return Ok((object, Kind::Memory, marker.lifetime));
     }
     let record = entry.read_record().map_err(|e| {
@@ -227,7 +275,7 @@ pub(crate) fn open_named(
                 record.path.display()
             ))
     };
-    let data = match open_file(&record.path, access, None) {
+    let data = match open_file(&record.path, access, None, false) {
         Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(gone("was removed")),
         Err(e) => {
@@ -240,15 +288,13 @@ pub(crate) fn open_named(
     if (st.dev, st.ino) != (record.dev, record.ino) {
         return Err(gone("was replaced"));
     }
-    let object = Object {
-        data: Some(data),
-        entry: Some(entry),
-    };
+    let object = Object::named(Some(data), entry);
     Ok((object, Kind::NamedFile, marker.lifetime))
 }
 
 fn create_error(op: &'static str, name: &str, ns: &Namespace, e: io::Error) -> Error {
     let detail = match e.kind() {
+        io::ErrorKind::StorageFull => Some(format!("{}; nothing was created", no_room(ns.dir()))),
         io::ErrorKind::AlreadyExists => {
             Some("a live or persistent section has this name".to_owned())
         }
@@ -283,8 +329,16 @@ fn open_error(op: &'static str, name: &str, ns: &Namespace, e: OpenError) -> Err
         OpenError::ForeignOwner(uid) => Error::new(ErrorKind::PermissionDenied, op)
             .with_name(name)
             .with_detail(format!(
-                "owned by uid {uid}, not by this user (uid {}); allow it with allow_foreign_owner",
+                "owned by uid {uid}, not by this user (uid {}); opening another user's section \
+                 must be allowed explicitly: SectionOptions::allow_foreign_owner, or sect \
+                 --allow-foreign-owner",
                 crate::sys::euid()
+            )),
+        OpenError::HardLinked(links) => Error::new(ErrorKind::PermissionDenied, op)
+            .with_name(name)
+            .with_detail(format!(
+                "the entry has {links} hard links, and a section has exactly one: another \
+                 name may have been linked to a file that is not this section (refused)"
             )),
         OpenError::Stale => Error::new(ErrorKind::Stale, op)
             .with_name(name)
@@ -303,9 +357,15 @@ pub(crate) fn remove(ns: &Namespace, name: &str) -> Result<crate::section::Remov
         .map(|removed| crate::section::Removed {
             still_held: removed.held,
         })
-        .map_err(|e| {
-            Error::os("remove", e)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => Error::new(ErrorKind::WrongKind, "remove")
                 .with_name(name)
-                .with_detail(format!("in {}", ns.dir().display()))
+                .with_detail(e.to_string()),
+            io::ErrorKind::NotFound => Error::new(ErrorKind::NotFound, "remove")
+                .with_name(name)
+                .with_detail(format!("no such section in {}", ns.dir().display())),
+            _ => Error::os("remove", e)
+                .with_name(name)
+                .with_detail(format!("in {}", ns.dir().display())),
         })
 }

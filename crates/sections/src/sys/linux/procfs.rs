@@ -108,28 +108,100 @@ fn parse_maps_line(line: &str) -> Option<(FileKey, u64, u64, &str)> {
     ))
 }
 
-/// Bytes of `path` resident in memory (its page cache), found by mapping
-/// it read-only and asking `mincore`. Opens the file without taking any
-/// lock, so it does not change a section's lifetime.
+/// Bytes of the file at `path` resident in memory (its page cache, or a
+/// tmpfs file's pages), without taking any lock, so it does not change a
+/// section's lifetime.
+///
+/// The cost follows what the file holds, not its size: `SEEK_DATA` and
+/// `SEEK_HOLE` skip holes (a 4 TiB sparse file with nothing in it costs two
+/// system calls), and the data is mapped and asked about (`mincore`) in
+/// windows of [`WINDOW`] bytes, so memory stays small and a kill is acted
+/// on between windows. Past [`SCAN_LIMIT`] bytes of data the answer is
+/// "unknown" (`Err`) rather than a long scan.
 pub(crate) fn resident_bytes(path: &Path) -> io::Result<u64> {
     let fd = rfs::open(
         path,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let size = usize::try_from(rfs::fstat(&fd)?.st_size)
-        .map_err(|_| io::Error::other("file too large to inspect"))?;
-    if size == 0 {
-        return Ok(0);
+    let st = rfs::fstat(&fd)?;
+    if rfs::FileType::from_raw_mode(st.st_mode) != rfs::FileType::RegularFile {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
     }
+    let size = st.st_size as u64;
+    let page = crate::sys::page_size() as u64;
+    let mut resident = 0u64;
+    let mut scanned = 0u64;
+    let mut at = 0u64;
+    while at < size {
+        let Some((data, hole)) = next_extent(fd.as_fd(), at, size)? else {
+            break;
+        };
+        let mut from = data / page * page;
+        while from < hole {
+            let len = (hole - from).min(WINDOW);
+            scanned += len;
+            if scanned > SCAN_LIMIT {
+                return Err(io::Error::other("too much data to scan for residency"));
+            }
+            resident += resident_window(fd.as_fd(), from, len as usize)? as u64 * page;
+            from += len;
+        }
+        at = hole;
+    }
+    Ok(resident)
+}
+
+/// Bytes mapped and asked about at once.
+const WINDOW: u64 = 256 << 20;
+/// Bytes of data scanned at most for one file.
+const SCAN_LIMIT: u64 = 1 << 40;
+
+/// The next `(data, hole)` extent at or after `at`: data from `data` up to
+/// `hole`. `None` when only a hole is left. File systems without
+/// `SEEK_DATA` report the whole rest as data.
+fn next_extent(
+    fd: std::os::fd::BorrowedFd<'_>,
+    at: u64,
+    size: u64,
+) -> io::Result<Option<(u64, u64)>> {
+    use rustix::fs::SeekFrom;
+    let data = match rfs::seek(fd, SeekFrom::Data(at)) {
+        Ok(data) => data,
+        Err(rustix::io::Errno::NXIO) => return Ok(None),
+        Err(rustix::io::Errno::INVAL) => return Ok(Some((at, size))),
+        Err(e) => return Err(e.into()),
+    };
+    let hole = match rfs::seek(fd, SeekFrom::Hole(data)) {
+        Ok(hole) => hole.min(size),
+        Err(rustix::io::Errno::NXIO) => size,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some((data, hole.max(data))))
+}
+
+/// Resident pages of `len` bytes of `fd` at the page-aligned `offset`.
+fn resident_window(fd: std::os::fd::BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<usize> {
     // SAFETY: a fresh read-only mapping owned by this function, unmapped
     // before it returns; its contents are never read, only their residency.
-    let ptr = unsafe { crate::sys::map(fd.as_fd(), 0, size, crate::section::Access::Read)? };
-    // SAFETY: `ptr..ptr+size` is the mapping made above.
-    let pages = unsafe { crate::sys::resident_pages(ptr, size) };
+    let ptr = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            rustix::mm::ProtFlags::READ,
+            rustix::mm::MapFlags::SHARED,
+            fd,
+            offset,
+        )?
+    };
+    // SAFETY: `ptr..ptr+len` is the mapping made above.
+    let pages = unsafe { crate::sys::resident_pages(ptr.cast(), len) };
     // SAFETY: as above; nothing refers to the mapping any more.
-    let _ = unsafe { crate::sys::unmap(ptr, size) };
-    Ok(pages? as u64 * crate::sys::granularity() as u64)
+    let _ = unsafe { rustix::mm::munmap(ptr, len) };
+    pages
 }
 
 #[cfg(test)]

@@ -88,6 +88,38 @@ pub(crate) fn set_len(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
     Ok(rfs::ftruncate(fd, len)?)
 }
 
+/// Makes the file `size` bytes long (it must not be longer) and, with
+/// `reserve`, backs every byte from `from` up to `size` with storage now
+/// (`fallocate`): a file system without room is an error here, not a write
+/// lost at first touch later. Where the file system cannot reserve
+/// (`EOPNOTSUPP`, and on macOS) only the size is set.
+///
+/// # References
+/// fallocate(2), ftruncate(2)
+pub(crate) fn resize(fd: BorrowedFd<'_>, from: u64, size: u64, reserve: bool) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if reserve && size > from {
+        loop {
+            match rfs::fallocate(fd, rfs::FallocateFlags::empty(), from, size - from) {
+                Ok(()) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => break,
+                // tmpfs over a memory cgroup's limit says ENOMEM.
+                Err(rustix::io::Errno::NOMEM) => {
+                    return Err(io::Error::from(io::ErrorKind::StorageFull))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (from, reserve);
+    if fstat(fd)?.size < size {
+        set_len(fd, size)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn fsync(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(rfs::fsync(fd)?)
 }
@@ -99,6 +131,7 @@ pub(crate) fn open_file(
     path: &Path,
     access: Access,
     create_size: Option<u64>,
+    reserve: bool,
 ) -> io::Result<OwnedFd> {
     let mut flags = oflags_for(access) | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
     if create_size.is_some() {
@@ -114,7 +147,8 @@ pub(crate) fn open_file(
     }
     if let Some(size) = create_size {
         if st.size < size {
-            rfs::ftruncate(&fd, size)?;
+            // Only the bytes we add are reserved: the user's own holes stay.
+            resize(fd.as_fd(), st.size, size, reserve)?;
         }
     }
     Ok(fd)
@@ -410,7 +444,7 @@ pub(crate) fn adopt_token<O>(
 /// A section over the regular file at `path`.
 pub(crate) fn open_path(path: &Path, access: Access) -> Adopted<crate::sys::Object> {
     const OP: &str = "open file";
-    let fd = open_file(path, access, None).map_err(|e| {
+    let fd = open_file(path, access, None, false).map_err(|e| {
         crate::error::Error::os(OP, e).with_detail(format!("file {}", path.display()))
     })?;
     crate::sys::Object::adopt(fd, OP)

@@ -171,13 +171,22 @@ impl Object {
         self.current.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Windows refuses to shrink a file that has a mapping, and a
+    /// page-file section has a fixed size: no view can lose its memory.
+    pub(crate) fn can_shrink(&self) -> bool {
+        false
+    }
+
     pub(crate) fn size(&self) -> io::Result<u64> {
         Ok(self.current().size)
     }
 
     /// Grows a file-backed section: extends the file and makes a larger
     /// mapping for new views. A memory-backed section has a fixed size.
-    pub(crate) fn grow(&self, new_size: u64) -> io::Result<()> {
+    /// Windows commits a page-file section's memory when it is created and
+    /// allocates the bytes a file is extended by, so `_reserve` needs
+    /// nothing more.
+    pub(crate) fn grow(&self, new_size: u64, _reserve: bool) -> io::Result<()> {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         if new_size <= current.size {
             return Ok(());
@@ -349,7 +358,7 @@ fn protection(exec: bool, writable: bool) -> u32 {
 }
 
 /// An anonymous (pagefile-backed, unnamed) section.
-pub(crate) fn anonymous(size: u64, exec: bool) -> Result<Object> {
+pub(crate) fn anonymous(size: u64, exec: bool, _reserve: bool) -> Result<Object> {
     const OP: &str = "create anonymous";
     // SAFETY: plain call; a null name makes an unnamed section.
     let handle = unsafe {

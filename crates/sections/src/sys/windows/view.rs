@@ -135,13 +135,17 @@ pub(crate) fn lock_limit_hint() -> String {
 pub(crate) struct Guard;
 
 impl Guard {
-    pub(crate) fn register(_start: *mut u8, _len: usize) -> Guard {
+    pub(crate) fn none() -> Guard {
         Guard
     }
 
+    pub(crate) fn register(_start: *mut u8, _len: usize) -> io::Result<Guard> {
+        Ok(Guard)
+    }
+
     #[inline]
-    pub(crate) fn hits(&self) -> usize {
-        0
+    pub(crate) fn first_bad(&self) -> usize {
+        usize::MAX
     }
 
     pub(crate) fn release(&mut self) {}

@@ -1,0 +1,293 @@
+//! "A hostile peer never hangs you": whatever a peer writes into a word it
+//! shares with us (the channel's lock word, positions, slot states, owner
+//! tokens, waiting words; a sync object's futex and mutex words), a call
+//! with a deadline returns by it (with a message, `Empty`/`Full`,
+//! `TimedOut`, `Disconnected` or `Corrupted`), and a value the protocol
+//! never writes is an error rather than a spin.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use libtest_mimic::Failed;
+use sections::channel::{ChannelOptions, Receiver, Sender};
+use sections::sync::{Reset, SyncOptions};
+use sections::{Access, ErrorKind, Namespace, Section, View};
+
+use crate::ns::{private_namespace, PrivateNamespace};
+use crate::peer::{spawn, wait_stdin_eof, TestFn};
+
+pub fn tests() -> Vec<(&'static str, TestFn)> {
+    vec![
+        (
+            "timed_sends_return_on_time_whatever_the_lock_word_says",
+            lock_word_values,
+        ),
+        (
+            "timed_calls_return_on_time_whatever_any_header_word_says",
+            every_header_word,
+        ),
+        (
+            "hostile_sync_words_are_errors_or_timeouts_not_hangs",
+            hostile_sync_words,
+        ),
+        (
+            "objects_of_another_layout_version_are_refused",
+            other_versions_are_refused,
+        ),
+    ]
+}
+
+type RoleResult = Result<(), Box<dyn std::error::Error>>;
+
+pub fn role(role: &str, args: &[String]) -> Option<RoleResult> {
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    match role {
+        "sender-idle" => Some((|| {
+            let mut opts = ChannelOptions::new();
+            opts.namespace(&Namespace::at(arg(0)));
+            let _tx = opts.open_sender(arg(1))?;
+            println!("connected");
+            wait_stdin_eof();
+            Ok(())
+        })()),
+        _ => None,
+    }
+}
+
+// The channel's header, as its module docs lay it out (version 3).
+const READ: usize = 64;
+const RX_STATE: usize = 76;
+const RX_TOKEN: usize = 80;
+const RESERVE: usize = 128;
+const TX_EVER: usize = 140;
+const SLOTS: usize = 192;
+const RX_WAITING: usize = 448;
+const TX_WAITING: usize = 452;
+const LOCK: usize = 456;
+const RING: usize = 512;
+
+/// A deadline every timed call here must keep, with room for a loaded
+/// machine: the calls ask for 50 ms.
+const LATE: Duration = Duration::from_secs(5);
+
+struct Rig {
+    ns: PrivateNamespace,
+    _channel: sections::channel::Channel,
+    tx: Sender,
+    rx: Receiver,
+    /// The channel's bytes, as a hostile peer maps them.
+    raw: View,
+}
+
+fn rig(senders: u32) -> Result<Rig, Failed> {
+    let ns = private_namespace("hostile");
+    let mut opts = ChannelOptions::new();
+    opts.capacity(4096).senders(senders).namespace(&ns.ns);
+    let channel = opts.create("c")?;
+    let tx = opts.open_sender("c")?;
+    let rx = opts.open_receiver("c")?;
+    let raw = Section::options()
+        .namespace(&ns.ns)
+        .open("c")?
+        .map_all(Access::ReadWrite)?;
+    Ok(Rig {
+        ns,
+        _channel: channel,
+        tx,
+        rx,
+        raw,
+    })
+}
+
+/// Runs `call`, failing the test if it takes longer than [`LATE`].
+fn on_time<T>(what: &str, call: impl FnOnce() -> sections::Result<T>) -> sections::Result<T> {
+    let start = Instant::now();
+    let result = call();
+    let took = start.elapsed();
+    assert!(took < LATE, "{what} took {took:?}");
+    result
+}
+
+fn lock_word_values() -> Result<(), Failed> {
+    let r = rig(2)?;
+    let Rig {
+        ns, mut tx, raw, ..
+    } = r;
+    let mut peer = spawn("sender-idle", &[&ns.arg, "c"]);
+    peer.expect("connected");
+    let lock = raw.atomic_u32(LOCK)?;
+    // The live peer is in slot 1; its generation is in its slot.
+    let generation = raw.atomic_u32(SLOTS + 16 + 4)?.load(Ordering::Relaxed);
+    let live_peer = ((generation & 0xffff) << 16) | 2;
+    let ours = {
+        let g = raw.atomic_u32(SLOTS + 4)?.load(Ordering::Relaxed);
+        ((g & 0xffff) << 16) | 1
+    };
+    let timeout = Duration::from_millis(50);
+
+    // A live sender's word that it will never release: a slow peer, as far
+    // as anyone can tell. Timed calls return on time; nothing is sent.
+    lock.store(live_peer, Ordering::Relaxed);
+    let err = on_time("send_timeout", || tx.send_timeout(b"x", timeout)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    let err = on_time("try_send", || tx.try_send(b"x")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Full, "{err}");
+
+    // Words naming no sender slot of this channel are damage.
+    for bad in [0xffff_ffff, 0x0000_0003, 0x0001_0011, 0x8000_0010] {
+        lock.store(bad, Ordering::Relaxed);
+        let err = on_time("send_timeout", || tx.send_timeout(b"x", timeout)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupted, "{bad:#x}: {err}");
+    }
+
+    // A word of a sender that is gone (slot 1 of another generation) is
+    // taken over; so is our own word, which we do not hold.
+    for stale in [live_peer ^ 0x0005_0000, ours] {
+        lock.store(stale, Ordering::Relaxed);
+        on_time("send_timeout", || tx.send_timeout(b"taken over", LATE / 2))?;
+    }
+    // Once the peer is killed, its word is taken over too.
+    lock.store(live_peer, Ordering::Relaxed);
+    peer.kill();
+    on_time("send_timeout", || {
+        tx.send_timeout(b"after the kill", LATE / 2)
+    })?;
+    assert_eq!(lock.load(Ordering::Relaxed), 0, "released after use");
+    Ok(())
+}
+
+/// Every word a peer can write in the header, set to each of a handful of
+/// hostile values, in an SPSC and an MPSC channel: timed sends and
+/// receives return on time with an outcome they are allowed to have.
+fn every_header_word() -> Result<(), Failed> {
+    let words: [(usize, usize); 11] = [
+        (READ, 8),
+        (RX_STATE, 4),
+        (RX_TOKEN, 8),
+        (RESERVE, 8),
+        (TX_EVER, 4),
+        (SLOTS, 4),
+        (SLOTS + 8, 8),
+        (RX_WAITING, 4),
+        (TX_WAITING, 4),
+        (LOCK, 4),
+        (RING + 8, 8),
+    ];
+    let values: [u64; 6] = [0, 1, 2, 0x7fff_ffff, u64::MAX, 0x8000_0000_0000_1230];
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for senders in [1, 2] {
+        for &(offset, width) in &words {
+            for value in values {
+                let Rig {
+                    mut tx,
+                    mut rx,
+                    raw,
+                    ..
+                } = rig(senders)?;
+                tx.send(b"before")?;
+                let bytes = value.to_le_bytes();
+                raw.write_at(offset, &bytes[..width])?;
+                let t = Duration::from_millis(20);
+                for _ in 0..2 {
+                    let got = on_time("recv_timeout", || rx.recv_timeout(t).map(|m| m.len()));
+                    let sent = on_time("send_timeout", || tx.send_timeout(b"probe", t));
+                    for (call, result) in [("recv", got.map(drop)), ("send", sent)] {
+                        let outcome = match result {
+                            Ok(()) => "ok".to_owned(),
+                            Err(e) => {
+                                assert!(
+                                    matches!(
+                                        e.kind(),
+                                        ErrorKind::TimedOut
+                                            | ErrorKind::Corrupted
+                                            | ErrorKind::Disconnected
+                                    ),
+                                    "word {offset} = {value:#x}: {call}: {e}"
+                                );
+                                format!("{:?}", e.kind())
+                            }
+                        };
+                        *outcomes.entry(format!("{call} {outcome}")).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!("outcomes: {outcomes:?}");
+    Ok(())
+}
+
+fn hostile_sync_words() -> Result<(), Failed> {
+    let ns = private_namespace("hostile-sync");
+    let mut opts = SyncOptions::new();
+    opts.namespace(&ns.ns);
+    let raw = |name: &str| -> Result<View, Failed> {
+        Ok(Section::options()
+            .namespace(&ns.ns)
+            .open(name)?
+            .map_all(Access::ReadWrite)?)
+    };
+    let t = Duration::from_millis(50);
+
+    // An event word the protocol never writes: an error at once, not a
+    // wait that spins (untimed or not).
+    let e = opts.create_event("e", Reset::Auto, false)?;
+    raw("e")?.atomic_u32(64)?.store(7, Ordering::Relaxed);
+    let err = on_time("wait_timeout", || e.wait_timeout(t)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupted, "{err}");
+    let err = on_time("wait", || e.wait()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupted, "{err}");
+
+    // A semaphore count above its maximum: an error, for both sides.
+    let s = opts.create_semaphore("s", 0, 4)?;
+    raw("s")?.atomic_u32(64)?.store(9, Ordering::Relaxed);
+    let err = on_time("acquire", || s.acquire()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupted, "{err}");
+    let err = on_time("release", || s.release(1)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupted, "{err}");
+
+    // A mutex whose lock word names a live thread that will never unlock
+    // it (this process's own main thread id, as a hostile peer would
+    // write): lock_timeout and try_lock return on time.
+    let m = opts.create_mutex("m")?;
+    let tid = std::process::id();
+    let words = raw("m")?;
+    words.atomic_u32(64)?.store(tid, Ordering::Relaxed);
+    words.atomic_u32(72)?.store(tid, Ordering::Relaxed);
+    let got = on_time("lock_timeout", || m.lock_timeout(t).map(|l| l.is_some()));
+    assert!(matches!(got, Ok(false) | Err(_)), "{got:?}");
+    let got = on_time("try_lock", || m.try_lock().map(|l| l.is_some()));
+    assert!(matches!(got, Ok(false) | Err(_)), "{got:?}");
+    Ok(())
+}
+
+/// A peer built with another layout (an event that woke one sleeper, a
+/// channel with a C-library reservation mutex) is refused by name, never
+/// misread.
+fn other_versions_are_refused() -> Result<(), Failed> {
+    let ns = private_namespace("versions");
+    let mut sync = SyncOptions::new();
+    sync.namespace(&ns.ns);
+    let mut chan = ChannelOptions::new();
+    chan.capacity(4096).namespace(&ns.ns);
+    let _e = sync.create_event("old-event", Reset::Auto, false)?;
+    let _c = chan.create("old-channel")?;
+    for (name, at, old) in [("old-event", 8, 1u32), ("old-channel", 8, 2u32)] {
+        Section::options()
+            .namespace(&ns.ns)
+            .open(name)?
+            .map_all(Access::ReadWrite)?
+            .write_at(at, &old.to_ne_bytes())?;
+    }
+    let err = sync.open_event("old-event").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongVersion, "{err}");
+    assert!(err.to_string().contains("version 1"), "{err}");
+    for err in [
+        chan.open_sender("old-channel").unwrap_err(),
+        chan.open_receiver("old-channel").unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::WrongVersion, "{err}");
+        assert!(err.to_string().contains("version 2"), "{err}");
+    }
+    Ok(())
+}
