@@ -98,7 +98,14 @@ fn create(g: &Global, name: &str, size: u64, mode: u32, file: Option<&Path>, hol
     // Signals are caught before the section exists, so that one arriving
     // right after the "holding" line still releases it.
     let signals = if hold { Some(catch_signals()?) } else { None };
-    let section = opts.create(name)?;
+    let section = opts.create(name).map_err(|e| {
+        if e.kind() == sections::ErrorKind::Unsupported && !hold {
+            // The library says why; the tool can say what to type instead.
+            Failure::new(format!("{e}; hold it instead with 'sect create --hold'"))
+        } else {
+            e.into()
+        }
+    })?;
     let what = match file {
         Some(path) => format!("file section over {}", shown(&path.display().to_string())),
         None => "memory section".to_owned(),

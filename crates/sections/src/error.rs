@@ -1,5 +1,7 @@
 //! One error type for the whole crate: a kind a program can match on, plus the
 //! context a person needs (which operation, which section, what the OS said).
+//!
+//! Floor 0: uses nothing of this crate.
 
 use std::fmt;
 use std::io;

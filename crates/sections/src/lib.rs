@@ -52,32 +52,47 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-#[cfg(any(target_os = "linux", windows))]
-pub mod channel;
+// The floors, bottom up: a module uses only modules of its own floor or
+// below (checked by tests/architecture.rs).
+//
+// 0  types, error            plain vocabulary and the error type
+// 1  sys                     the only code that talks to the OS
+// 2  section, view, options, share, share_unix, named
+//                            sections and views
+// 3  sync                    mutexes, events, semaphores, guarded values
+// 4  channel                 the channel
+// 5  inspect, usage          listing, gc and usage: ask every kind above
 mod error;
-mod name;
+mod types;
+
+mod sys;
+
+mod named;
 mod options;
 mod section;
 mod share;
 #[cfg(unix)]
 mod share_unix;
-#[cfg(any(target_os = "linux", windows))]
-pub mod sync;
-mod sys;
-mod usage;
 mod view;
 
+pub mod sync;
+
+pub mod channel;
+
+mod inspect;
+mod usage;
+
 pub use error::{Error, ErrorKind, Result};
-#[cfg(target_os = "linux")]
-pub use name::entry;
-pub use name::{
-    gc, list, validate_name, EntryInfo, EntryKind, Namespace, ObjectState, MAX_NAME_LEN,
-};
+pub use inspect::{entry, gc, list, EntryInfo};
 pub use options::SectionOptions;
-pub use section::{remove, Access, Disposition, Kind, Lifetime, Removed, Section};
+pub use section::{remove, Section};
 pub use share::Inheritable;
+pub use types::{
+    validate_name, Access, Advice, Disposition, EntryKind, Kind, Lifetime, Namespace, ObjectState,
+    Removed, Residency, MAX_NAME_LEN,
+};
 pub use usage::{usage, MappedRange, SectionUser, Usage};
-pub use view::{Advice, Residency, View};
+pub use view::View;
 
 /// The alignment of view offsets: the page size on Linux.
 pub fn granularity() -> usize {

@@ -1,11 +1,15 @@
-//! [`SectionOptions`]: the builder for the less common cases.
+//! [`SectionOptions`]: the builder for the less common cases, and the
+//! common cases as verbs of [`Section`] (`create`, `open`, `anonymous`).
+//!
+//! Floor 2: uses `section`, `view`, `named`, `sys`, `types` and `error`.
 
 use std::path::PathBuf;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::name::{validate_name, Namespace};
-use crate::section::{check_size, Access, Disposition, Kind, Lifetime, Section};
+use crate::section::{check_size, Section};
 use crate::sys;
+use crate::types::{validate_name, Namespace};
+use crate::types::{Access, Disposition, Kind, Lifetime};
 use crate::view::View;
 
 /// Configuration for creating or opening a section. Configuration is data;
@@ -177,6 +181,23 @@ impl SectionOptions {
         )
     }
 
+    /// Creates a named memory section with `init` run on it: before it is
+    /// published where the platform allows ([`create_with`](Self::create_with)),
+    /// otherwise (Windows, macOS) right after creating it, before returning.
+    /// Callers that must not be seen half made write a ready mark last.
+    pub(crate) fn create_initialised(
+        &self,
+        name: &str,
+        mut init: impl FnMut(&View) -> Result<()>,
+    ) -> Result<Section> {
+        if sys::PUBLISHES_INITIALISED {
+            return self.create_with(name, init);
+        }
+        let section = self.create(name)?;
+        init(&section.map_all(Access::ReadWrite)?)?;
+        Ok(section)
+    }
+
     fn create_with_object(
         &self,
         name: &str,
@@ -212,7 +233,8 @@ impl SectionOptions {
     /// which happened; an opened section keeps its actual size, which
     /// [`Disposition::Opened`] reports (it is never silently resized).
     pub fn create_or_open(&self, name: &str) -> Result<(Section, Disposition)> {
-        let (section, created) = create_or_open(name, || self.create(name), || self.open(name))?;
+        let (section, created) =
+            crate::named::create_or_open(name, || self.create(name), || self.open(name))?;
         if created {
             return Ok((section, Disposition::Created));
         }
@@ -239,26 +261,26 @@ impl SectionOptions {
     }
 }
 
-/// Creates, or else opens, a named object; `true` if it was created. Retries
-/// when the object disappears between the two attempts (removed, or its
-/// last holder died).
-pub(crate) fn create_or_open<T>(
-    name: &str,
-    create: impl Fn() -> Result<T>,
-    open: impl Fn() -> Result<T>,
-) -> Result<(T, bool)> {
-    let mut last = None;
-    for _ in 0..8 {
-        match create() {
-            Ok(object) => return Ok((object, true)),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-        match open() {
-            Ok(object) => return Ok((object, false)),
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Stale) => last = Some(e),
-            Err(e) => return Err(e),
-        }
+/// The common cases, as verbs of [`Section`].
+impl Section {
+    /// A builder for the less common cases.
+    pub fn options() -> SectionOptions {
+        SectionOptions::new()
     }
-    Err(last.unwrap_or_else(|| Error::new(ErrorKind::NotFound, "create or open").with_name(name)))
+
+    /// Creates a named, memory-backed, handle-counted section of `size`
+    /// bytes in the default namespace, read-write, mode 0600.
+    pub fn create(name: &str, size: u64) -> Result<Section> {
+        Section::options().size(size).create(name)
+    }
+
+    /// Opens a named section in the default namespace.
+    pub fn open(name: &str, access: Access) -> Result<Section> {
+        Section::options().access(access).open(name)
+    }
+
+    /// Creates an anonymous memory-backed section of `size` bytes.
+    pub fn anonymous(size: u64) -> Result<Section> {
+        Section::options().size(size).anonymous()
+    }
 }

@@ -1,10 +1,13 @@
 //! Handing a section to a child process, the same way on every platform:
 //! make it inheritable, pass the token (an argument or an environment
 //! variable), and adopt it in the child with [`Section::from_token`].
+//!
+//! Floor 2: uses `section`, `sys`, `types` and `error`.
 
 use crate::error::Result;
-use crate::section::{Kind, Lifetime, Section};
+use crate::section::Section;
 use crate::sys;
+use crate::types::{Kind, Lifetime};
 
 /// A handle of a section that child processes inherit while it lives.
 /// Start the child, then drop it.

@@ -1,12 +1,15 @@
 //! Handing sections to other processes on Unix: over a Unix socket with
 //! `SCM_RIGHTS`, or by descriptor inheritance.
+//!
+//! Floor 2: uses `section`, `sys`, `types` and `error`.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::section::{Access, Kind, Lifetime, Section};
+use crate::section::Section;
 use crate::sys;
+use crate::types::{Access, Kind, Lifetime};
 
 impl Section {
     /// Sends this section over a Unix socket with this handle's access.
@@ -58,11 +61,7 @@ impl Section {
         } else {
             Kind::Anonymous
         };
-        let access = if sent.needs_writable_handle() && !actual.needs_writable_handle() {
-            Access::Read
-        } else {
-            sent
-        };
+        let access = sent.within(actual);
         Ok(Section::from_object(
             object,
             kind,

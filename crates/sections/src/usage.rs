@@ -1,9 +1,12 @@
 //! Who holds or maps the sections of a namespace, and how much of each is
 //! resident. Inspecting changes no lifetime state.
+//!
+//! Floor 5: uses `inspect`'s entries and `sys`.
 
-use crate::error::{Error, Result};
-use crate::name::{EntryInfo, Namespace};
+use crate::error::{Error, ErrorKind, Result};
+use crate::inspect::EntryInfo;
 use crate::sys;
+use crate::types::Namespace;
 
 /// A mapping of a section in some process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,20 +42,24 @@ pub struct Usage {
 }
 
 /// The usage of each of `entries` (as returned by [`list`](crate::list)),
-/// in the same order: one scan of `/proc` for all of them.
-#[cfg(target_os = "linux")]
+/// in the same order: one scan of `/proc` for all of them. `Unsupported`
+/// on Windows and macOS, where sections cannot be listed.
 pub fn usage(namespace: &Namespace, entries: &[EntryInfo]) -> Result<Vec<Usage>> {
-    let keys: Vec<sys::FileKey> = entries
-        .iter()
-        .flat_map(|e| e.ids.iter().map(|&(dev, ino)| sys::file_key(dev, ino)))
-        .collect();
-    let by_key = sys::users_of(&keys).map_err(|e| Error::os("inspect processes", e))?;
+    const OP: &str = "inspect processes";
+    let ids: Vec<(u64, u64)> = entries.iter().flat_map(|e| e.ids.iter().copied()).collect();
+    let by_id = sys::users_of(&ids).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Unsupported {
+            Error::new(ErrorKind::Unsupported, "usage").with_detail(e.to_string())
+        } else {
+            Error::os(OP, e)
+        }
+    })?;
     Ok(entries
         .iter()
         .map(|entry| {
             let mut users: Vec<SectionUser> = Vec::new();
-            for &(dev, ino) in &entry.ids {
-                for u in by_key.get(&sys::file_key(dev, ino)).into_iter().flatten() {
+            for id in &entry.ids {
+                for u in by_id.get(id).into_iter().flatten() {
                     let maps = u.maps.iter().map(|(start, end, perms)| MappedRange {
                         start: *start,
                         end: *end,
@@ -83,10 +90,4 @@ pub fn usage(namespace: &Namespace, entries: &[EntryInfo]) -> Result<Vec<Usage>>
             }
         })
         .collect())
-}
-
-/// Not available on Windows or macOS, where sections cannot be listed.
-#[cfg(not(target_os = "linux"))]
-pub fn usage(_namespace: &Namespace, _entries: &[EntryInfo]) -> Result<Vec<Usage>> {
-    Err(Error::new(crate::ErrorKind::Unsupported, "usage").with_detail(sys::LISTING_UNSUPPORTED))
 }

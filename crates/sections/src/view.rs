@@ -1,48 +1,15 @@
-//! [`View`]: one mapping of a range of a section.
+//! [`View`]: one mapping of a range of a section, and the verbs of
+//! [`Section`] that make one.
+//!
+//! Floor 2: uses `section`, `sys` (its `Mapping`), `types` and `error`.
 
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::section::{Access, Section};
+use crate::section::Section;
 use crate::sys;
-
-/// Access-pattern hints for [`View::advise`]. None of them can lose data;
-/// hints that can (such as `MADV_DONTNEED` on a private view) are not offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Advice {
-    /// No particular pattern (the default).
-    Normal,
-    /// Read front to back: read ahead aggressively, drop pages behind.
-    Sequential,
-    /// Random access: little read-ahead.
-    Random,
-    /// The range will be needed soon: start reading it in.
-    WillNeed,
-    /// Back the range with huge pages where the kernel allows.
-    HugePage,
-    /// Do not use huge pages for the range.
-    NoHugePage,
-}
-
-/// How much of a range is resident in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Residency {
-    /// Pages of the range that are resident.
-    pub resident_pages: usize,
-    /// Pages the range spans.
-    pub total_pages: usize,
-    /// The page size the counts are in.
-    pub page_size: usize,
-}
-
-impl Residency {
-    /// Resident bytes (whole pages).
-    pub fn resident_bytes(&self) -> u64 {
-        self.resident_pages as u64 * self.page_size as u64
-    }
-}
+use crate::types::Access;
+use crate::types::{Advice, Residency};
 
 /// A mapping of `len` bytes of a section at `offset`, with one [`Access`].
 ///
@@ -53,28 +20,22 @@ impl Residency {
 /// are `unsafe` ([`as_slice`](Self::as_slice)) and state what they need.
 #[derive(Debug)]
 pub struct View {
-    ptr: NonNull<u8>,
-    len: usize,
+    mapping: sys::Mapping,
     offset: u64,
     access: Access,
-    /// Catches accesses past the end of a file another process shrank.
-    guard: sys::Guard,
     section: Section,
 }
 
-// SAFETY: a view is a process-wide mapping, valid from any thread. Its safe
-// accessors either copy with atomic operations or return atomics, so
-// concurrent use through `&View` from several threads is not a data race;
-// the unsafe accessors put the burden of exclusion on their callers.
-unsafe impl Send for View {}
-// SAFETY: see `Send`.
-unsafe impl Sync for View {}
+// A view is `Send` and `Sync` through its mapping: its safe accessors
+// either copy with atomic operations or return atomics, so concurrent use
+// through `&View` from several threads is not a data race; the unsafe
+// accessors put the burden of exclusion on their callers.
 
 impl View {
     pub(crate) fn new(section: Section, offset: u64, len: usize, access: Access) -> Result<View> {
-        // SAFETY: `offset` was checked to be granularity-aligned by the
-        // caller; the mapping is owned by the view and unmapped in `drop`.
-        let ptr = unsafe { section.object().map(offset, len, access) }.map_err(|e| {
+        // The caller checked that `offset` is granularity-aligned and the
+        // range inside the section.
+        let mapping = sys::Mapping::new(section.object(), offset, len, access).map_err(|e| {
             let hint = if access.executes() && e.kind() == std::io::ErrorKind::PermissionDenied {
                 " (is the namespace or file system mounted noexec?)"
             } else {
@@ -84,41 +45,22 @@ impl View {
                 "{len} bytes at offset {offset} as {access:?}{hint}"
             ))
         })?;
-        let ptr = NonNull::new(ptr).expect("mmap never returns null on success");
-        // Memory sealed against shrinking (our anonymous sections) needs no
-        // guard, and must not touch the guard's table; a file, a named
-        // section, or a memfd someone else made can be truncated.
-        let guard = if section.object().can_shrink() {
-            sys::Guard::register(ptr.as_ptr(), len)
-        } else {
-            Ok(sys::Guard::none())
-        };
-        let guard = match guard {
-            Ok(guard) => guard,
-            Err(e) => {
-                // SAFETY: the mapping made above, not yet shared with anyone.
-                let _ = unsafe { sys::unmap(ptr.as_ptr(), len) };
-                return Err(section.err_os("map", e));
-            }
-        };
         Ok(View {
-            ptr,
-            len,
+            mapping,
             offset,
             access,
-            guard,
             section,
         })
     }
 
     /// The length of the view in bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.mapping.len()
     }
 
     /// Always false: views are never empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.mapping.len() == 0
     }
 
     /// Where in the section the view starts.
@@ -139,25 +81,28 @@ impl View {
     /// The first byte of the view. Dereferencing it is `unsafe`: other
     /// processes may write the memory concurrently.
     pub fn as_ptr(&self) -> *const u8 {
-        self.ptr.as_ptr()
+        self.mapping.ptr()
     }
 
     /// The first byte of the view, for writing. Writing through it is only
     /// allowed when [`Access::writes`] is true for the view's access, and
     /// is subject to the same concurrency caveats as [`as_mut_slice`](Self::as_mut_slice).
     pub fn as_mut_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        self.mapping.ptr()
     }
 
     #[inline]
     fn check(&self, op: &'static str, offset: usize, len: usize) -> Result<()> {
-        if offset.checked_add(len).is_none_or(|end| end > self.len) {
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > self.mapping.len())
+        {
             return Err(self
                 .section
                 .err(ErrorKind::InvalidRange, op)
                 .with_detail(format!(
                     "{len} bytes at offset {offset} go past the end of the view ({} bytes)",
-                    self.len
+                    self.mapping.len()
                 )));
         }
         Ok(())
@@ -192,7 +137,7 @@ impl View {
         // SAFETY: the range was bounds-checked against the live mapping, and
         // `buf` is a distinct private buffer. A page past the end of a file
         // someone shrank reads as zeros (see `sys::Guard`).
-        unsafe { load_bytes(self.ptr.as_ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
+        unsafe { load_bytes(self.mapping.ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
         self.check_truncation("read", offset, buf.len())
     }
 
@@ -201,15 +146,15 @@ impl View {
     /// the section.
     #[inline]
     fn check_truncation(&self, op: &'static str, offset: usize, len: usize) -> Result<()> {
-        let first_bad = self.guard.first_bad();
+        let first_bad = self.mapping.first_bad();
         if first_bad == usize::MAX {
             return Ok(());
         }
-        let end = self.ptr.as_ptr() as usize + offset + len;
+        let end = self.mapping.ptr() as usize + offset + len;
         if end <= first_bad {
             return Ok(());
         }
-        Err(self.truncated(op, first_bad - self.ptr.as_ptr() as usize))
+        Err(self.truncated(op, first_bad - self.mapping.ptr() as usize))
     }
 
     /// Says why the page at `at` (in the view) could not be provided.
@@ -247,7 +192,7 @@ impl View {
         self.check("write", offset, data.len())?;
         // SAFETY: bounds-checked against a writable live mapping; `data` is
         // a distinct buffer.
-        unsafe { store_bytes(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) };
+        unsafe { store_bytes(data.as_ptr(), self.mapping.ptr().add(offset), data.len()) };
         self.check_truncation("write", offset, data.len())
     }
 
@@ -255,7 +200,7 @@ impl View {
         let size = std::mem::size_of::<T>();
         self.check_writable(op)?;
         self.check(op, offset, size)?;
-        let ptr = self.ptr.as_ptr().wrapping_add(offset);
+        let ptr = self.mapping.ptr().wrapping_add(offset);
         if (ptr as usize) % std::mem::align_of::<T>() != 0 {
             return Err(self
                 .section
@@ -297,7 +242,7 @@ impl View {
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: the mapping is valid for `len` bytes while `self` lives;
         // the absence of writers is the caller's contract.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts(self.mapping.ptr(), self.mapping.len()) }
     }
 
     /// The whole view as a mutable byte slice; fails on a read-only view.
@@ -309,7 +254,7 @@ impl View {
         self.check_writable("as_mut_slice")?;
         // SAFETY: the mapping is valid and writable for `len` bytes while
         // `self` lives; exclusivity is the caller's contract.
-        Ok(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) })
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.mapping.ptr(), self.mapping.len()) })
     }
 
     /// Copies `len` bytes from `src` to `dst` within the view (the ranges
@@ -324,7 +269,13 @@ impl View {
         self.check("copy", dst, len)?;
         // SAFETY: both ranges are in bounds of a writable live mapping;
         // exclusion of concurrent access is the caller's contract.
-        unsafe { std::ptr::copy(self.ptr.as_ptr().add(src), self.ptr.as_ptr().add(dst), len) };
+        unsafe {
+            std::ptr::copy(
+                self.mapping.ptr().add(src),
+                self.mapping.ptr().add(dst),
+                len,
+            )
+        };
         Ok(())
     }
 
@@ -334,7 +285,7 @@ impl View {
         let page = sys::page_size();
         let start = offset / page * page;
         Ok((
-            self.ptr.as_ptr().wrapping_add(start),
+            self.mapping.ptr().wrapping_add(start),
             len + (offset - start),
         ))
     }
@@ -343,7 +294,7 @@ impl View {
     /// and waits (`msync(MS_SYNC)`). For memory-backed sections it is
     /// cheap and changes nothing visible.
     pub fn flush(&self) -> Result<()> {
-        self.flush_range(0, self.len)
+        self.flush_range(0, self.mapping.len())
     }
 
     /// [`flush`](Self::flush) for a range of the view.
@@ -355,7 +306,7 @@ impl View {
 
     /// Starts writing modified pages back and returns at once.
     pub fn flush_async(&self) -> Result<()> {
-        let (ptr, len) = self.pages("flush", 0, self.len)?;
+        let (ptr, len) = self.pages("flush", 0, self.mapping.len())?;
         // SAFETY: the range lies within the live mapping.
         unsafe { sys::flush(ptr, len, false) }.map_err(|e| self.section.err_os("flush", e))
     }
@@ -376,7 +327,7 @@ impl View {
     /// Tells the kernel how the view will be used.
     pub fn advise(&self, advice: Advice) -> Result<()> {
         // SAFETY: the whole view is a live mapping; no hint discards data.
-        unsafe { sys::advise(self.ptr.as_ptr(), self.len, advice) }.map_err(|e| {
+        unsafe { sys::advise(self.mapping.ptr(), self.mapping.len(), advice) }.map_err(|e| {
             self.section
                 .err_os("advise", e)
                 .with_detail(format!("{advice:?}"))
@@ -432,14 +383,56 @@ impl View {
     }
 }
 
-impl Drop for View {
-    fn drop(&mut self) {
-        // Unguard first: once unmapped, the addresses may be reused by a
-        // mapping that is not ours.
-        self.guard.release();
-        // SAFETY: the mapping was made in `new` and is unmapped only here;
-        // no borrow of it can outlive `self`.
-        let _ = unsafe { sys::unmap(self.ptr.as_ptr(), self.len) };
+/// Making views: the verbs of [`Section`] that map it.
+impl Section {
+    /// Maps `len` bytes at `offset` with `access`.
+    ///
+    /// `offset` must be a multiple of [`granularity`](crate::granularity),
+    /// the range must lie within the section's current size, and `access`
+    /// may not exceed the handle's.
+    pub fn map(&self, offset: u64, len: usize, access: Access) -> Result<View> {
+        self.map_within(offset, len, access, self.size()?)
+    }
+
+    fn map_within(&self, offset: u64, len: usize, access: Access, size: u64) -> Result<View> {
+        const OP: &str = "map";
+        if !self.access().allows(access) {
+            return Err(self
+                .err(ErrorKind::PermissionDenied, OP)
+                .with_detail(format!(
+                    "a {:?} view needs more access than this {:?} handle has",
+                    access,
+                    self.access()
+                )));
+        }
+        let gran = sys::granularity() as u64;
+        if offset % gran != 0 {
+            return Err(self.err(ErrorKind::InvalidRange, OP).with_detail(format!(
+                "offset {offset} is not a multiple of the granularity {gran}"
+            )));
+        }
+        if len == 0 {
+            return Err(self
+                .err(ErrorKind::InvalidRange, OP)
+                .with_detail("a view cannot be empty"));
+        }
+        let end = offset.checked_add(len as u64);
+        if end.is_none_or(|end| end > size) {
+            return Err(self.err(ErrorKind::InvalidRange, OP).with_detail(format!(
+                "{len} bytes at offset {offset} go past the end of the section ({size} bytes)"
+            )));
+        }
+        View::new(self.clone(), offset, len, access)
+    }
+
+    /// Maps the whole section (at its current size) with `access`.
+    pub fn map_all(&self, access: Access) -> Result<View> {
+        let size = self.size()?;
+        let len = usize::try_from(size).map_err(|_| {
+            self.err(ErrorKind::InvalidSize, "map")
+                .with_detail(format!("{size} bytes do not fit in this address space"))
+        })?;
+        self.map_within(0, len, access, size)
     }
 }
 

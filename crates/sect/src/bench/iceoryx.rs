@@ -9,7 +9,8 @@ use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
 
-use super::ipc::{fail, histogram, rtt_results, spawn, Failure};
+use super::cases::CaseId;
+use super::latency::{fail, histogram, rtt_results, spawn, Failure};
 use super::runner::CaseResult;
 
 const STOP: u64 = u64::MAX;
@@ -129,5 +130,9 @@ pub fn run(count: usize) -> Result<Vec<CaseResult>, Failure> {
     })?;
     ports.send(STOP)?;
     child.wait().map_err(fail)?;
-    Ok(rtt_results("iceoryx2 publish-subscribe 8 B", &h))
+    Ok(rtt_results(
+        "iceoryx2 publish-subscribe 8 B",
+        Some(CaseId::Iceoryx2Rtt8),
+        &h,
+    ))
 }

@@ -9,43 +9,24 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use sections::channel::{ChannelOptions, WaitStrategy};
 use sections::{Access, Namespace, Section};
 
+use super::cases::CaseId;
+use super::latency::{fail, histogram, rtt_results, spawn, Failure, SUITE};
 use super::runner::{CaseResult, Metric, Stats};
 use super::Config;
-pub(super) use crate::Failure;
-
-const SUITE: &str = "ipc";
-/// Tells a re-executed `sect` which peer to be.
-pub const PEER: &str = "SECT_BENCH_PEER";
 const STOP: u64 = u64::MAX;
 /// In a request's 8-byte header: do not reply (streaming).
 const NOREPLY: u64 = 1 << 63;
 const REPLY: usize = 8;
 /// Ring size: room for a 4 MiB request and its reply.
 const RING: u32 = 16 << 20;
-
-pub(super) fn fail(what: impl std::fmt::Display) -> Failure {
-    Failure::new(format!("bench {SUITE}: {what}"))
-}
-
-pub(super) fn spawn(
-    role: &str,
-    arg: &str,
-    setup: impl FnOnce(&mut Command),
-) -> Result<Child, Failure> {
-    let mut cmd = Command::new(std::env::current_exe().map_err(fail)?);
-    cmd.env(PEER, role).arg(arg).stderr(Stdio::inherit());
-    setup(&mut cmd);
-    cmd.spawn().map_err(fail)
-}
 
 fn channel_opts(dir: &str, wait: WaitStrategy) -> ChannelOptions {
     let mut o = ChannelOptions::new();
@@ -157,45 +138,6 @@ fn peer_stream(mut input: impl Read, mut output: impl Write) -> Result<(), Failu
     }
 }
 
-/// Round trips of `size`-byte requests, `count` times after a warm-up.
-pub(super) fn histogram(
-    count: usize,
-    mut round_trip: impl FnMut() -> Result<(), Failure>,
-) -> Result<Histogram<u64>, Failure> {
-    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).map_err(fail)?;
-    for _ in 0..count / 10 + 10 {
-        round_trip()?;
-    }
-    for _ in 0..count {
-        let start = Instant::now();
-        round_trip()?;
-        h.saturating_record(start.elapsed().as_nanos() as u64);
-    }
-    Ok(h)
-}
-
-pub(super) fn rtt_results(case: &str, h: &Histogram<u64>) -> Vec<CaseResult> {
-    let q = |p: f64| h.value_at_quantile(p) as f64;
-    let result = |name: String, min: f64, median: f64, max: f64| CaseResult {
-        suite: SUITE,
-        group: "round trip",
-        case: name,
-        metric: Metric::Latency,
-        stats: Stats { min, median, max },
-        cost: None,
-    };
-    vec![
-        result(
-            format!("{case} p50"),
-            h.min() as f64,
-            q(0.5),
-            h.max() as f64,
-        ),
-        result(format!("{case} p99"), q(0.99), q(0.99), q(0.99)),
-        result(format!("{case} p99.9"), q(0.999), q(0.999), q(0.999)),
-    ]
-}
-
 /// Streams messages of 64 B and 64 KiB (only the last one answered),
 /// `runs` times each, as throughput and time per message.
 fn stream(
@@ -218,21 +160,29 @@ fn stream(
             gbps.push((size * count) as f64 / secs / 1e9);
             per.push(secs * 1e9 / count as f64);
         }
-        let result = |case: String, metric, values: &[f64]| CaseResult {
+        let result = |case: String, id, metric, values: &[f64]| CaseResult {
             suite: SUITE,
             group: "streaming",
             case,
+            id,
             metric,
             stats: Stats::of(values),
             cost: None,
         };
+        let id = match (kind, size) {
+            ("channel", 65536) => Some(CaseId::ChannelStream64K),
+            ("uds", 65536) => Some(CaseId::UdsStream64K),
+            _ => None,
+        };
         out.push(result(
             format!("{kind} {} stream", label(size)),
+            id,
             Metric::Throughput,
             &gbps,
         ));
         out.push(result(
             format!("{kind} {} per message", label(size)),
+            None,
             Metric::Latency,
             &per,
         ));
@@ -286,7 +236,11 @@ pub fn run(
         })?;
         word.store(STOP, Ordering::Release);
         child.wait().map_err(fail)?;
-        results.extend(rtt_results("floor (atomic ping-pong) 8 B", &h));
+        results.extend(rtt_results(
+            "floor (atomic ping-pong) 8 B",
+            Some(CaseId::FloorRtt8),
+            &h,
+        ));
         progress.inc(1);
     }
 
@@ -316,7 +270,12 @@ pub fn run(
                 drop(rx.recv()?);
                 Ok(())
             })?;
-            results.extend(rtt_results(&format!("{label_} {}", label(size)), &h));
+            let id = match (role, size) {
+                ("channel-spin", 8) => Some(CaseId::ChannelSpinRtt8),
+                ("channel-spin", s) if s == 4 << 20 => Some(CaseId::ChannelSpinRtt4M),
+                _ => None,
+            };
+            results.extend(rtt_results(&format!("{label_} {}", label(size)), id, &h));
             progress.inc(1);
         }
         if role == "channel-spin" {
@@ -370,7 +329,12 @@ pub fn run(
                 from.read_exact(&mut reply).map_err(fail)?;
                 Ok(())
             })?;
-            results.extend(rtt_results(&format!("{kind} {}", label(size)), &h));
+            let id = match (kind, size) {
+                ("pipe", 8) => Some(CaseId::PipeRtt8),
+                ("uds", 8) => Some(CaseId::UdsRtt8),
+                _ => None,
+            };
+            results.extend(rtt_results(&format!("{kind} {}", label(size)), id, &h));
             progress.inc(1);
         }
         results.extend(stream(cfg, progress, kind, &mut |size, last| {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use sections::{Access, Advice, Section};
 
+use super::cases::CaseId;
 use super::runner::{checksum, measure, CacheFlusher, Case, CaseResult, Metric, Sample};
 use super::Config;
 use crate::units::human;
@@ -96,14 +97,20 @@ pub fn run(
 
         // Sequential scans, warm page cache.
         let mut cases = Vec::new();
-        for size in [4usize << 10, 64 << 10, 1 << 20] {
+        for (size, id) in [4usize << 10, 64 << 10, 1 << 20]
+            .into_iter()
+            .zip(CaseId::READ_SCANS)
+        {
             let mut buf = vec![0u8; size];
             let file = &file;
-            cases.push(Case::new(
-                format!("read() {}", human(size as u64)),
-                Metric::Throughput,
-                move || Sample::time(|| read_scan(file, &mut buf, len)),
-            ));
+            cases.push(
+                Case::new(
+                    format!("read() {}", human(size as u64)),
+                    Metric::Throughput,
+                    move || Sample::time(|| read_scan(file, &mut buf, len)),
+                )
+                .id(id),
+            );
         }
         let s = &section;
         cases.push(Case::new(
@@ -112,9 +119,12 @@ pub fn run(
             move || Sample::time(|| Ok(scan_view(&s.map_all(Access::Read)?))),
         ));
         let r = &reused;
-        cases.push(Case::new("view, reused", Metric::Throughput, move || {
-            Sample::time(|| Ok(scan_view(r)))
-        }));
+        cases.push(
+            Case::new("view, reused", Metric::Throughput, move || {
+                Sample::time(|| Ok(scan_view(r)))
+            })
+            .id(CaseId::ViewReused),
+        );
         cases.push(Case::new(
             "view + prefetch",
             Metric::Throughput,
@@ -138,11 +148,12 @@ pub fn run(
             },
         ));
         let p = &private;
-        cases.push(Case::new(
-            "private buffer (resident)",
-            Metric::Throughput,
-            move || Sample::time(|| Ok((p.len() as f64, checksum(p)))),
-        ));
+        cases.push(
+            Case::new("private buffer (resident)", Metric::Throughput, move || {
+                Sample::time(|| Ok((p.len() as f64, checksum(p))))
+            })
+            .id(CaseId::PrivateResident),
+        );
         results.extend(measure(SUITE, "scan", cases, cfg.plan(), progress)?);
         results.extend(limits(cfg, &private, progress)?);
 
@@ -183,6 +194,7 @@ fn limits(
                 })
             },
         )
+        .id(CaseId::ChecksumInCache)
         .alone(),
         Case::new("memcpy to a 1 MiB buffer", Metric::Throughput, move || {
             Sample::time(|| {
@@ -193,6 +205,7 @@ fn limits(
                 Ok((len as f64, 0))
             })
         })
+        .id(CaseId::Memcpy1M)
         .alone(),
     ];
     measure(SUITE, "limits", cases, cfg.plan(), progress)
@@ -234,7 +247,8 @@ fn random_reads(
                 }
                 Ok((at8.len() as f64, sum))
             })
-        }),
+        })
+        .id(CaseId::Pread8),
         Case::new("view load 8 B", Metric::Latency, move || {
             cold_cpu(&mut || {
                 let sum = at8.iter().fold(0u64, |sum, &o| {
@@ -243,7 +257,8 @@ fn random_reads(
                 });
                 Ok((at8.len() as f64, sum))
             })
-        }),
+        })
+        .id(CaseId::ViewLoad8),
     ];
     let mut results = measure(SUITE, "random 8 B", cases, cfg.plan(), progress)?;
 

@@ -1,10 +1,12 @@
 //! `sect bench`: the claims sections rest on, measured on this machine
 //! against the alternative in the same run, and reported as ratios.
 
+mod cases;
 mod env;
 #[cfg(feature = "peers")]
 mod iceoryx;
 mod ipc;
+mod latency;
 mod mmap;
 mod plot;
 mod runner;
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use cases::CaseId;
 use runner::{CaseResult, Metric, PassCost};
 
 use crate::report::table;
@@ -23,7 +26,8 @@ use crate::units::human;
 use crate::Failure;
 
 pub use crate::cli::Suite;
-pub use ipc::{peer, PEER};
+pub use ipc::peer;
+pub use latency::PEER;
 
 #[derive(Debug)]
 pub struct Options {
@@ -187,19 +191,20 @@ fn steps(suites: &[Suite], runs: usize) -> u64 {
         .sum()
 }
 
-fn find<'a>(results: &'a [CaseResult], suite: &str, case: &str) -> Option<&'a CaseResult> {
-    results.iter().find(|r| r.suite == suite && r.case == case)
+/// The result the case `id` tagged.
+fn find(results: &[CaseResult], id: CaseId) -> Option<&CaseResult> {
+    results.iter().find(|r| r.id == Some(id))
 }
 
-fn median(results: &[CaseResult], suite: &str, case: &str) -> Option<f64> {
-    find(results, suite, case).map(|r| r.stats.median)
+fn median(results: &[CaseResult], id: CaseId) -> Option<f64> {
+    find(results, id).map(|r| r.stats.median)
 }
 
 /// The best `read()` scan (highest median throughput), warm.
 fn best_read(results: &[CaseResult]) -> Option<&CaseResult> {
-    results
+    CaseId::READ_SCANS
         .iter()
-        .filter(|r| r.suite == "mmap" && r.group == "scan" && r.case.starts_with("read()"))
+        .filter_map(|&id| find(results, id))
         .max_by(|a, b| a.stats.median.total_cmp(&b.stats.median))
 }
 
@@ -208,32 +213,32 @@ fn claims(results: &[CaseResult]) -> Vec<Claim> {
     let at_least = |r: Option<f64>, goal: f64| r.is_some_and(|r| r >= goal);
     let within = |r: Option<f64>| r.is_some_and(|r| (0.95..=1.05).contains(&r));
     let seq = ratio(
-        median(results, "mmap", "view, reused"),
+        median(results, CaseId::ViewReused),
         best_read(results).map(|r| r.stats.median),
     );
     let rand8 = ratio(
-        median(results, "mmap", "pread 8 B"),
-        median(results, "mmap", "view load 8 B"),
+        median(results, CaseId::Pread8),
+        median(results, CaseId::ViewLoad8),
     );
     let limit = ratio(
-        median(results, "mmap", "view, reused"),
-        median(results, "mmap", "private buffer (resident)"),
+        median(results, CaseId::ViewReused),
+        median(results, CaseId::PrivateResident),
     );
     let shared_seq = ratio(
-        median(results, "shared", "seq read: named section"),
-        median(results, "shared", "seq read: private, 4 KiB pages"),
+        median(results, CaseId::SeqReadNamed),
+        median(results, CaseId::SeqReadPrivate4K),
     );
     let shared_rand = ratio(
-        median(results, "shared", "random 8 B: private, 4 KiB pages"),
-        median(results, "shared", "random 8 B: named section"),
+        median(results, CaseId::Random8Private4K),
+        median(results, CaseId::Random8Named),
     );
-    let floor = median(results, "ipc", "floor (atomic ping-pong) 8 B p50");
-    let chan8 = median(results, "ipc", "channel busy-spin 8 B p50");
-    let chan4m = median(results, "ipc", "channel busy-spin 4 MiB p50");
-    let pipe8 = median(results, "ipc", "pipe 8 B p50");
-    let uds8 = median(results, "ipc", "uds 8 B p50");
-    let chan64k = median(results, "ipc", "channel 64 KiB stream");
-    let uds64k = median(results, "ipc", "uds 64 KiB stream");
+    let floor = median(results, CaseId::FloorRtt8);
+    let chan8 = median(results, CaseId::ChannelSpinRtt8);
+    let chan4m = median(results, CaseId::ChannelSpinRtt4M);
+    let pipe8 = median(results, CaseId::PipeRtt8);
+    let uds8 = median(results, CaseId::UdsRtt8);
+    let chan64k = median(results, CaseId::ChannelStream64K);
+    let uds64k = median(results, CaseId::UdsStream64K);
     let rtt_floor = ratio(floor, chan8);
     let rtt_pipe = ratio(pipe8, chan8);
     let rtt_uds = ratio(uds8, chan8);
@@ -314,10 +319,7 @@ fn claims(results: &[CaseResult]) -> Vec<Claim> {
     ];
     // Only in a build with the other middleware (`--features peers`).
     if cfg!(feature = "peers") {
-        let iox = ratio(
-            median(results, "ipc", "iceoryx2 publish-subscribe 8 B p50"),
-            chan8,
-        );
+        let iox = ratio(median(results, CaseId::Iceoryx2Rtt8), chan8);
         claims.push(Claim {
             id: "channel_rtt_vs_iceoryx2",
             ratio: iox,
@@ -334,9 +336,9 @@ fn claims(results: &[CaseResult]) -> Vec<Claim> {
 /// only checksums. Both read memory at the same rate, so the best ratio is
 /// `view rate × (1/copy rate + 1/in-cache checksum rate)`.
 fn seq_ceiling(results: &[CaseResult]) -> Option<String> {
-    let view = median(results, "mmap", "view, reused")?;
-    let copy = median(results, "mmap", "memcpy to a 1 MiB buffer")?;
-    let sum = median(results, "mmap", "checksum in cache (64 KiB buffer)")?;
+    let view = median(results, CaseId::ViewReused)?;
+    let copy = median(results, CaseId::Memcpy1M)?;
+    let sum = median(results, CaseId::ChecksumInCache)?;
     let ceiling = view * (1.0 / copy + 1.0 / sum);
     Some(format!(
         "mmap_seq_vs_read ceiling here: read() must copy every byte ({copy:.1} GB/s) and checksum it in cache ({sum:.1} GB/s); a view only checksums ({view:.1} GB/s), so read() can be at most {ceiling:.2}x slower"
@@ -484,8 +486,7 @@ fn plots(dir: &Path, results: &[CaseResult]) -> Result<(), Failure> {
         "Sequential scan of a warm file (median)",
         "GB/s",
         &scan,
-        median(results, "mmap", "private buffer (resident)")
-            .map(|v| ("resident private buffer (limit)", v)),
+        median(results, CaseId::PrivateResident).map(|v| ("resident private buffer (limit)", v)),
     )?;
     let mut random = pick("mmap", "random 8 B");
     random.extend(pick("mmap", "random 4 KiB"));
@@ -505,8 +506,7 @@ fn plots(dir: &Path, results: &[CaseResult]) -> Result<(), Failure> {
         "Sequential read: shared vs private memory (median)",
         "GB/s",
         &shared,
-        median(results, "shared", "seq read: private, 4 KiB pages")
-            .map(|v| ("private, 4 KiB pages", v)),
+        median(results, CaseId::SeqReadPrivate4K).map(|v| ("private, 4 KiB pages", v)),
     )?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
+use super::cases::CaseId;
 use crate::Failure;
 
 /// What one timed pass did.
@@ -59,6 +60,8 @@ impl Metric {
 /// share `agree` must return the same checksum.
 pub struct Case<'a> {
     pub name: String,
+    /// The id claims know this case by, if any refers to it.
+    pub id: Option<CaseId>,
     pub metric: Metric,
     pub agree: bool,
     pub run: Box<dyn FnMut() -> Result<Sample, Failure> + 'a>,
@@ -72,10 +75,17 @@ impl<'a> Case<'a> {
     ) -> Self {
         Case {
             name: name.into(),
+            id: None,
             metric,
             agree: true,
             run: Box::new(run),
         }
+    }
+
+    /// Tags the case with the id claims refer to it by.
+    pub fn id(mut self, id: impl Into<Option<CaseId>>) -> Self {
+        self.id = id.into();
+        self
     }
 
     /// A case whose checksum is not comparable with the others'.
@@ -135,6 +145,7 @@ pub struct CaseResult {
     pub suite: &'static str,
     pub group: &'static str,
     pub case: String,
+    pub id: Option<CaseId>,
     pub metric: Metric,
     pub stats: Stats,
     /// Medians over the runs of the page faults and system time of one pass;
@@ -283,6 +294,7 @@ pub fn measure(
                 suite,
                 group,
                 case: case.name.clone(),
+                id: case.id,
                 metric: case.metric,
                 stats: Stats::of(&values),
                 cost: Some(PassCost {

@@ -8,6 +8,7 @@ use indicatif::ProgressBar;
 use rustix::mm::{MapFlags, ProtFlags};
 use sections::{Access, Section, View};
 
+use super::cases::CaseId;
 use super::env::huge_page_bytes;
 use super::runner::{checksum, measure, CacheFlusher, Case, CaseResult, Metric, Sample};
 use super::Config;
@@ -49,6 +50,19 @@ impl Kind {
             Kind::AnonymousSection => "anonymous section",
             Kind::NamedSection => "named section",
             Kind::FileSection => "file-backed section",
+        }
+    }
+
+    /// The ids of this kind's sequential and random read cases, for the
+    /// kinds the claims compare.
+    fn ids(self) -> (Option<CaseId>, Option<CaseId>) {
+        match self {
+            Kind::Private4K => (
+                Some(CaseId::SeqReadPrivate4K),
+                Some(CaseId::Random8Private4K),
+            ),
+            Kind::NamedSection => (Some(CaseId::SeqReadNamed), Some(CaseId::Random8Named)),
+            _ => (None, None),
         }
     }
 }
@@ -237,6 +251,7 @@ pub fn run(
                     Sample::time(|| Ok((len as f64, checksum(unsafe { r.bytes() }))))
                 },
             )
+            .id(k.ids().0)
         })
         .collect();
     let mut results = measure(SUITE, "sequential read", cases, cfg.plan(), progress)?;
@@ -266,6 +281,7 @@ pub fn run(
                     })
                 },
             )
+            .id(k.ids().1)
         })
         .collect();
     results.extend(measure(SUITE, "random 8 B", cases, cfg.plan(), progress)?);

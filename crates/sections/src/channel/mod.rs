@@ -119,24 +119,38 @@
 //! Every length, offset and position read from the section is checked
 //! before use; anything impossible is `ErrorKind::Corrupted`.
 
+// Floor 4: uses the floors below (`section`, `view`, `share`, `named`,
+// `sys` through its contract). One concept a file:
 #[cfg(not(loom))]
-mod endpoint;
-mod ring;
+mod handle; // Channel: create, open, adopt, check, describe
+mod layout; // the header type and offsets, the record meta word
+#[cfg(all(test, loom))]
+mod model; // loom models of the ring and its lock
+#[cfg(not(loom))]
+mod peers; // peer slots and liveness
+#[cfg(not(loom))]
+mod receiver; // Receiver, Message
+mod ring; // the ring protocol over the words, free of the OS
+#[cfg(not(loom))]
+mod sender; // Sender, Loan, the reservation lock's waiting
+#[cfg(not(loom))]
+mod wait; // spinning, parking, waking
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::name::Namespace;
-use crate::section::Lifetime;
-#[cfg(not(target_os = "linux"))]
-use crate::sync::SyncOptions;
+use crate::types::{Lifetime, Namespace};
 
-#[cfg(all(target_os = "linux", not(loom)))]
-pub(crate) use endpoint::describe;
 #[cfg(not(loom))]
-pub use endpoint::{Channel, InheritableChannel, Loan, Message, Receiver, Sender};
+pub(crate) use handle::describe;
+#[cfg(not(loom))]
+pub use handle::{Channel, InheritableChannel};
+#[cfg(not(loom))]
+pub use receiver::{Message, Receiver};
+#[cfg(not(loom))]
+pub use sender::{Loan, Sender};
 
 /// Model builds check the ring alone.
-#[cfg(all(target_os = "linux", loom))]
-pub(crate) fn describe(_: &[u8]) -> Option<crate::name::ObjectState> {
+#[cfg(loom)]
+pub(crate) fn describe(_: &[u8]) -> Option<crate::types::ObjectState> {
     None
 }
 
@@ -213,13 +227,6 @@ impl ChannelOptions {
     pub fn wait(&mut self, wait: WaitStrategy) -> &mut Self {
         self.wait = wait;
         self
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    pub(crate) fn sync(&self) -> SyncOptions {
-        let mut o = SyncOptions::new();
-        o.namespace(&self.namespace).lifetime(self.lifetime);
-        o
     }
 
     /// Creates the channel named `name`; the returned handle keeps it (and

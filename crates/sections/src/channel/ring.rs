@@ -1,7 +1,8 @@
 //! The ring protocol over the words of a channel's section, free of
-//! processes, events and locks (those are in `endpoint`), so that it can be
-//! model-checked with loom (`--cfg loom`, see the tests at the end). The
-//! protocol is described in the module docs of [`crate::channel`].
+//! processes and the OS (peers, waiting and waking are in `peers.rs` and
+//! `wait.rs`), so that it can be model-checked with loom (`--cfg loom`,
+//! `model.rs`). The protocol is described in the module docs of
+//! [`crate::channel`]; the layout is `layout.rs`.
 
 use std::cell::Cell;
 
@@ -12,45 +13,15 @@ pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
 
-pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SECTCHAN");
-/// 2: position words are keyed and a single sender publishes at commit.
-/// 3: the reservation lock is a word of this crate's protocol (`LOCK`),
-/// never a C library mutex, and is waited for with the caller's deadline.
-pub(crate) const VERSION: u32 = 3;
-/// Bytes before the ring.
-pub(crate) const HEADER: usize = 512;
-/// Line 0: magic (0), version (8), capacity (12), sender slots (16) and
-/// the key of the position words (24); written once at creation.
-pub(crate) const KEY: usize = 24;
-/// The receiver's line: the read position, its slot state and process.
-pub(crate) const READ: usize = 64;
-pub(crate) const RX_STATE: usize = 76;
-pub(crate) const RX_TOKEN: usize = 80;
-/// The senders' line: the reserve position, whether any sender came.
-pub(crate) const RESERVE: usize = 128;
-pub(crate) const TX_EVER: usize = 140;
-/// Sender slots: 16 × {state u32, generation u32, process token u64}.
-pub(crate) const SLOTS: usize = 192;
-pub(crate) const SLOT_SIZE: usize = 16;
-/// Sleepers announce themselves on a line of their own: it is read on
-/// every publish and written only by a side about to park.
-pub(crate) const RX_WAITING: usize = 448;
-pub(crate) const TX_WAITING: usize = 452;
-/// The reservation lock of a channel with several senders (see
-/// [`Ring::try_lock`]).
-pub(crate) const LOCK: usize = 456;
+use super::layout::{
+    Meta, HEADER, KEY, LOCK, READ, RECORD, RESERVE, SLOTS, SLOT_GENERATION, SLOT_SIZE, SLOT_TOKEN,
+    TX_EVER,
+};
 
-pub(crate) const RECORD: u64 = 16;
+/// The state bits of a position word (see the module docs of the channel).
 const RESERVED: u64 = 1 << 63;
 /// Marks a committed position word (so zeroed memory never reads as one).
 const COMMITTED: u64 = 1 << 62;
-const PAD: u64 = 1 << 32;
-const CANCEL: u64 = 1 << 33;
-
-/// Peer slot states.
-pub(crate) const FREE: u32 = 0;
-pub(crate) const TAKEN: u32 = 1;
-pub(crate) const CLOSED: u32 = 2;
 
 pub(crate) fn round16(n: u64) -> u64 {
     n.div_ceil(RECORD) * RECORD
@@ -224,11 +195,12 @@ impl Ring {
     }
 
     pub(crate) fn slot_generation(&self, i: u32) -> &AtomicU32 {
-        self.mem.u32(SLOTS + i as usize * SLOT_SIZE + 4)
+        self.mem
+            .u32(SLOTS + i as usize * SLOT_SIZE + SLOT_GENERATION)
     }
 
     pub(crate) fn slot_token(&self, i: u32) -> &AtomicU64 {
-        self.mem.u64(SLOTS + i as usize * SLOT_SIZE + 8)
+        self.mem.u64(SLOTS + i as usize * SLOT_SIZE + SLOT_TOKEN)
     }
 
     /// The header words of the record at ring offset `off` (a multiple of
@@ -321,11 +293,6 @@ impl Ring {
             .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
     }
 
-    #[inline]
-    fn meta(len: u64, slot: u32, generation: u32) -> u64 {
-        len | (u64::from(slot) << 40) | (u64::from(generation & 0xffff) << 48)
-    }
-
     /// Offset in the section of a reservation's payload.
     #[inline]
     pub(crate) fn payload(&self, r: &Reservation) -> usize {
@@ -349,9 +316,9 @@ impl Ring {
         if pos_word.load(Ordering::Acquire) != self.tag(pos, COMMITTED) {
             return Ok(());
         }
-        let meta = len_word.load(Ordering::Relaxed);
-        let size = RECORD + round16(meta & 0xffff_ffff);
-        if meta & PAD != 0 || off + size > self.capacity {
+        let meta = Meta::from_word(len_word.load(Ordering::Relaxed));
+        let size = RECORD + round16(u64::from(meta.len));
+        if meta.pad || off + size > self.capacity {
             return Err(self.corrupted(format!("a record at {pos} runs past the ring")));
         }
         reserve.store(pos + size, Ordering::Release);
@@ -394,7 +361,7 @@ impl Ring {
                 return Ok(None);
             }
             let (len_word, pos_word) = self.record(off);
-            len_word.store((pad - RECORD) | PAD, Ordering::Relaxed);
+            len_word.store(Meta::padding(pad - RECORD).word(), Ordering::Relaxed);
             // Release: the padding's length before its position word.
             pos_word.store(self.tag(pos, COMMITTED), Ordering::Release);
             // Release: the padding is committed before `reserve` passes it.
@@ -412,7 +379,10 @@ impl Ring {
             // Several senders: the reservation is published now, so that
             // the next sender can reserve behind it while this one writes.
             let (len_word, pos_word) = self.record(pos % cap);
-            len_word.store(Self::meta(len as u64, slot, generation), Ordering::Relaxed);
+            len_word.store(
+                Meta::message(len as u64, slot, generation).word(),
+                Ordering::Relaxed,
+            );
             pos_word.store(self.tag(pos, RESERVED), Ordering::Relaxed);
             // Release: the header is visible to whoever sees `reserve` move
             // past it.
@@ -449,7 +419,7 @@ impl Ring {
         let (len_word, pos_word) = self.record(r.at % cap);
         if self.senders > 1 {
             if cancel {
-                len_word.fetch_or(CANCEL, Ordering::Relaxed);
+                len_word.fetch_or(Meta::CANCEL_BIT, Ordering::Relaxed);
             }
             // Release: the payload (and a cancel mark) before the commit.
             pos_word.store(self.tag(r.at, COMMITTED), Ordering::Release);
@@ -459,7 +429,10 @@ impl Ring {
             // Nothing was published: the next reservation takes the room.
             return;
         }
-        len_word.store(Self::meta(r.len, slot, generation), Ordering::Relaxed);
+        len_word.store(
+            Meta::message(r.len, slot, generation).word(),
+            Ordering::Relaxed,
+        );
         // Release: the payload and length before the commit.
         pos_word.store(self.tag(r.at, COMMITTED), Ordering::Release);
         // Release: `reserve` never passes a record that is not committed.
@@ -537,9 +510,9 @@ impl Ring {
                 pos = pos_word.load(Ordering::Acquire);
                 Some(w)
             };
-            let meta = len_word.load(Ordering::Relaxed);
-            let len = meta & 0xffff_ffff;
-            if meta & PAD != 0 {
+            let meta = Meta::from_word(len_word.load(Ordering::Relaxed));
+            let len = u64::from(meta.len);
+            if meta.pad {
                 // Padding is committed before `reserve` moves past it; the
                 // read position does not pass `reserve` (so a sender never
                 // finds `read` ahead of it).
@@ -557,14 +530,14 @@ impl Ring {
                 continue;
             }
             let size = RECORD + round16(len);
-            let slot = ((meta >> 40) & 0xff) as u32;
+            let slot = u32::from(meta.slot);
             if off + size > cap || w.is_some_and(|w| r + size > w) || slot >= self.senders {
                 return Err(self.corrupted(format!(
                     "a record at {r} claims {len} bytes from sender {slot}"
                 )));
             }
             if pos == committed {
-                if meta & CANCEL != 0 {
+                if meta.cancel {
                     self.advance(r + size);
                     skipped = true;
                     continue;
@@ -585,7 +558,7 @@ impl Ring {
                 )));
             }
             // Reserved and not committed yet: wait, unless its sender is gone.
-            if mode == Look::Liveness && !alive(slot, ((meta >> 48) & 0xffff) as u32) {
+            if mode == Look::Liveness && !alive(slot, u32::from(meta.generation)) {
                 self.advance(r + size);
                 skipped = true;
                 continue;
@@ -622,230 +595,5 @@ impl Ring {
         // real sleeper costs an exclusive swap.
         let word = self.mem.u32(waiting);
         word.load(Ordering::SeqCst) != 0 && word.swap(0, Ordering::SeqCst) != 0
-    }
-}
-
-#[cfg(all(test, loom))]
-mod model {
-    //! `RUSTFLAGS="--cfg loom" cargo test -p sections --lib --release model`
-    //! (see .ci/run): every interleaving and weak-memory outcome loom can
-    //! produce for small rings.
-
-    use super::*;
-    use loom::sync::{Arc, Condvar, Mutex};
-    use loom::thread;
-
-    const CAP: u64 = 64;
-
-    fn ring(senders: u32) -> Arc<Ring> {
-        let mem = Mem::zeroed(HEADER + CAP as usize);
-        mem.u64(KEY).store(0x5a5a_0000_1234_0000, Ordering::Relaxed);
-        mem.u32(TX_EVER).store(1, Ordering::Relaxed);
-        Arc::new(Ring::new(mem, "model", CAP, senders))
-    }
-
-    fn send(ring: &Ring, slot: u32, read: &Cell<u64>, value: u64, len: usize) {
-        loop {
-            if let Some(r) = ring.reserve(slot, 1, len, read).unwrap() {
-                ring.mem
-                    .write(ring.payload(&r), &value.to_le_bytes()[..len.min(8)])
-                    .unwrap();
-                ring.commit(&r, slot, 1, false);
-                return;
-            }
-            thread::yield_now();
-        }
-    }
-
-    fn recv(ring: &Ring) -> (u64, usize) {
-        let alive = |_: u32, _: u32| true;
-        let senders = || true;
-        loop {
-            match ring.look(Look::Reserve, &alive, &senders).unwrap().0 {
-                Found::Message { payload, len, next } => {
-                    let mut b = [0u8; 8];
-                    ring.mem.read(payload, &mut b[..len.min(8)]).unwrap();
-                    ring.advance(next);
-                    return (u64::from_le_bytes(b), len);
-                }
-                Found::Nothing => thread::yield_now(),
-            }
-        }
-    }
-
-    /// One sender, messages that fill the 64-byte ring and wrap (the third
-    /// needs padding): all arrive, in order, intact.
-    #[test]
-    fn single_sender_wraps_in_order() {
-        loom::model(|| {
-            let ring = ring(1);
-            let tx = ring.clone();
-            let t = thread::spawn(move || {
-                let read = Cell::new(0);
-                send(&tx, 0, &read, 11, 8);
-                send(&tx, 0, &read, 22, 24);
-                send(&tx, 0, &read, 33, 8);
-            });
-            assert_eq!(recv(&ring), (11, 8));
-            assert_eq!(recv(&ring), (22, 24));
-            assert_eq!(recv(&ring), (33, 8));
-            t.join().unwrap();
-        });
-    }
-
-    /// Takes the reservation lock for sender `slot`, asking `alive` about
-    /// the holder after the first failed attempt.
-    fn lock(ring: &Ring, slot: u32, alive: &dyn Fn(u32, u32) -> bool) -> u32 {
-        let me = Ring::lock_word(slot, 1);
-        let mut attempts = 0;
-        while !ring.try_lock(me, attempts > 0, alive).unwrap() {
-            attempts += 1;
-            thread::yield_now();
-        }
-        me
-    }
-
-    /// Two senders under the reservation lock (two messages and one): each
-    /// one's messages in its order, none lost or doubled. Bounded to one
-    /// preemption.
-    #[test]
-    fn two_senders_keep_their_order() {
-        let mut model = loom::model::Builder::new();
-        model.max_branches = 100_000;
-        model.preemption_bound = Some(1);
-        model.check(|| {
-            let ring = ring(2);
-            let spawn = |slot: u32| {
-                let ring = ring.clone();
-                thread::spawn(move || {
-                    let read = Cell::new(0);
-                    let alive = |_: u32, _: u32| true;
-                    for k in 0..u64::from(2 - slot) {
-                        loop {
-                            let me = lock(&ring, slot, &alive);
-                            let r = ring.reserve(slot, 1, 8, &read).unwrap();
-                            ring.unlock(me);
-                            if let Some(r) = r {
-                                let v = u64::from(slot) * 10 + k;
-                                ring.mem.write(ring.payload(&r), &v.to_le_bytes()).unwrap();
-                                ring.commit(&r, slot, 1, false);
-                                break;
-                            }
-                            thread::yield_now();
-                        }
-                    }
-                })
-            };
-            let (a, b) = (spawn(0), spawn(1));
-            let mut got = Vec::new();
-            for _ in 0..3 {
-                got.push(recv(&ring).0);
-            }
-            a.join().unwrap();
-            b.join().unwrap();
-            let of = |s: u64| {
-                got.iter()
-                    .filter(|v| **v / 10 == s)
-                    .copied()
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(of(0), vec![0, 1]);
-            assert_eq!(of(1), vec![10]);
-        });
-    }
-
-    /// A sender that dies holding the reservation lock (between any two of
-    /// its steps) does not stop the other: it takes the lock over once told
-    /// the holder is gone, and its message arrives.
-    #[test]
-    fn a_dead_lock_holder_is_taken_over() {
-        loom::model(|| {
-            let ring = ring(2);
-            let dead = Arc::new(loom::sync::atomic::AtomicBool::new(false));
-            let dying = {
-                let (ring, dead) = (ring.clone(), dead.clone());
-                thread::spawn(move || {
-                    let read = Cell::new(0);
-                    lock(&ring, 0, &|_, _| true);
-                    // Killed while holding the lock, after reserving.
-                    let _ = ring.reserve(0, 1, 8, &read).unwrap();
-                    dead.store(true, Ordering::SeqCst);
-                })
-            };
-            let alive = {
-                let dead = dead.clone();
-                move |slot: u32, _: u32| slot != 0 || !dead.load(Ordering::SeqCst)
-            };
-            let read = Cell::new(0);
-            let me = lock(&ring, 1, &alive);
-            let r = loop {
-                if let Some(r) = ring.reserve(1, 1, 8, &read).unwrap() {
-                    break r;
-                }
-                thread::yield_now();
-            };
-            ring.unlock(me);
-            ring.mem
-                .write(ring.payload(&r), &42u64.to_le_bytes())
-                .unwrap();
-            ring.commit(&r, 1, 1, false);
-            dying.join().unwrap();
-            // The dead sender's reservation (if it made one) is skipped.
-            let skip_dead = move |slot: u32, _: u32| slot != 0;
-            let got = loop {
-                match ring.look(Look::Liveness, &skip_dead, &|| true).unwrap().0 {
-                    Found::Message { payload, next, .. } => {
-                        let mut b = [0u8; 8];
-                        ring.mem.read(payload, &mut b).unwrap();
-                        ring.advance(next);
-                        break u64::from_le_bytes(b);
-                    }
-                    Found::Nothing => thread::yield_now(),
-                }
-            };
-            assert_eq!(got, 42);
-        });
-    }
-
-    /// The park protocol: a receiver that announces, re-checks and sleeps
-    /// on an (auto-reset) event is always woken by a commit. A lost
-    /// wake-up leaves it asleep forever, which loom reports as a deadlock.
-    #[test]
-    fn no_lost_wake_up() {
-        loom::model(|| {
-            let ring = ring(1);
-            let event = Arc::new((Mutex::new(false), Condvar::new()));
-            let (tx, ev) = (ring.clone(), event.clone());
-            let t = thread::spawn(move || {
-                let read = Cell::new(0);
-                send(&tx, 0, &read, 7, 8);
-                if tx.must_wake(RX_WAITING) {
-                    *ev.0.lock().unwrap() = true;
-                    ev.1.notify_one();
-                }
-            });
-            let alive = |_: u32, _: u32| true;
-            let senders = || true;
-            let message = loop {
-                if let Found::Message { next, .. } =
-                    ring.look(Look::Fast, &alive, &senders).unwrap().0
-                {
-                    break next;
-                }
-                ring.announce(RX_WAITING);
-                if let Found::Message { next, .. } =
-                    ring.look(Look::Liveness, &alive, &senders).unwrap().0
-                {
-                    break next;
-                }
-                let mut set = event.0.lock().unwrap();
-                while !*set {
-                    set = event.1.wait(set).unwrap();
-                }
-                *set = false;
-            };
-            assert_eq!(message, 32);
-            t.join().unwrap();
-        });
     }
 }

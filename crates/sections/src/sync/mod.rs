@@ -39,27 +39,20 @@
 //! Linux: the objects live in a small named section (a process-shared
 //! robust pthread mutex, shared futex words), so they share the sections'
 //! handle-counted lifetime, stale detection and `gc`. Windows: named kernel
-//! mutexes, events and semaphores, whose lifetime the kernel counts.
-
-#[cfg(any(target_os = "linux", loom))]
-mod protocol;
-#[cfg(target_os = "linux")]
-mod shared;
-#[cfg(target_os = "linux")]
-use shared as imp;
-#[cfg(target_os = "linux")]
-pub(crate) use shared::describe;
-#[cfg(windows)]
-mod kernel;
-#[cfg(windows)]
-use kernel as imp;
+//! mutexes, events and semaphores, whose lifetime the kernel counts. Both
+//! are the platform layer's (`sys::sync`); this module is the same on both.
+//!
+//! Floor 3: uses the floors below (`sys`, `named`, `types`, `error`).
 
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::name::Namespace;
-use crate::section::Lifetime;
+use crate::named::deadline;
+use crate::sys::sync as imp;
+use crate::sys::SyncSpec;
+use crate::types::Lifetime;
+use crate::types::Namespace;
 
 pub use bytemuck::Pod;
 
@@ -90,6 +83,14 @@ pub enum Reset {
 }
 
 impl SyncOptions {
+    fn spec(&self) -> SyncSpec<'_> {
+        SyncSpec {
+            namespace: &self.namespace,
+            lifetime: self.lifetime,
+            allow_foreign_owner: self.allow_foreign_owner,
+        }
+    }
+
     /// The defaults: the default namespace, handle-counted, own objects only.
     pub fn new() -> Self {
         Self::default()
@@ -115,12 +116,14 @@ impl SyncOptions {
 
     /// Creates a named mutex; fails if the name exists.
     pub fn create_mutex(&self, name: &str) -> Result<Mutex> {
-        Ok(Mutex::from_imp(imp::Mutex::create(self, name, &[])?.0))
+        Ok(Mutex::from_imp(
+            imp::Mutex::create(&self.spec(), name, &[])?.0,
+        ))
     }
 
     /// Opens a named mutex; `WrongKind` if the name is another object.
     pub fn open_mutex(&self, name: &str) -> Result<Mutex> {
-        Ok(Mutex::from_imp(imp::Mutex::open(self, name, 0)?.0))
+        Ok(Mutex::from_imp(imp::Mutex::open(&self.spec(), name, 0)?.0))
     }
 
     /// Opens the named mutex, creating it if it does not exist.
@@ -130,12 +133,13 @@ impl SyncOptions {
 
     /// Creates a named event.
     pub fn create_event(&self, name: &str, reset: Reset, initially_set: bool) -> Result<Event> {
-        imp::Event::create(self, name, reset, initially_set).map(|imp| Event { imp })
+        imp::Event::create(&self.spec(), name, reset == Reset::Manual, initially_set)
+            .map(|imp| Event { imp })
     }
 
     /// Opens a named event.
     pub fn open_event(&self, name: &str) -> Result<Event> {
-        imp::Event::open(self, name).map(|imp| Event { imp })
+        imp::Event::open(&self.spec(), name).map(|imp| Event { imp })
     }
 
     /// Opens the named event, creating it (with `reset`, unset) if needed.
@@ -149,12 +153,12 @@ impl SyncOptions {
 
     /// Creates a named semaphore with `initial` of at most `max` counts.
     pub fn create_semaphore(&self, name: &str, initial: u32, max: u32) -> Result<Semaphore> {
-        imp::Semaphore::create(self, name, initial, max).map(|imp| Semaphore { imp })
+        imp::Semaphore::create(&self.spec(), name, initial, max).map(|imp| Semaphore { imp })
     }
 
     /// Opens a named semaphore.
     pub fn open_semaphore(&self, name: &str) -> Result<Semaphore> {
-        imp::Semaphore::open(self, name).map(|imp| Semaphore { imp })
+        imp::Semaphore::open(&self.spec(), name).map(|imp| Semaphore { imp })
     }
 
     /// Opens the named semaphore, creating it if needed.
@@ -175,14 +179,14 @@ impl SyncOptions {
     pub fn create_guarded<T: Pod>(&self, name: &str, value: T) -> Result<Guarded<T>> {
         check_alignment::<T>("create", name)?;
         // The value is in place before anyone can open the name.
-        let (mutex, data) = imp::Mutex::create(self, name, bytemuck::bytes_of(&value))?;
+        let (mutex, data) = imp::Mutex::create(&self.spec(), name, bytemuck::bytes_of(&value))?;
         Ok(Guarded::from_parts(mutex, data))
     }
 
     /// Opens a named guarded value; `WrongKind` if its size is not `T`'s.
     pub fn open_guarded<T: Pod>(&self, name: &str) -> Result<Guarded<T>> {
         check_alignment::<T>("open", name)?;
-        let (mutex, data) = imp::Mutex::open(self, name, std::mem::size_of::<T>())?;
+        let (mutex, data) = imp::Mutex::open(&self.spec(), name, std::mem::size_of::<T>())?;
         Ok(Guarded::from_parts(mutex, data))
     }
 }
@@ -202,7 +206,7 @@ fn create_or_open<T>(
     create: impl Fn() -> Result<T>,
     open: impl Fn() -> Result<T>,
 ) -> Result<(T, Origin)> {
-    let (object, created) = crate::options::create_or_open(name, create, open)?;
+    let (object, created) = crate::named::create_or_open(name, create, open)?;
     Ok((
         object,
         if created {
@@ -211,13 +215,6 @@ fn create_or_open<T>(
             Origin::Opened
         },
     ))
-}
-
-/// The instant `timeout` from now (far in the future if that overflows).
-pub(crate) fn deadline(timeout: Duration) -> Instant {
-    Instant::now()
-        .checked_add(timeout)
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365))
 }
 
 /// The outcome of taking a [`Mutex`].
@@ -471,4 +468,10 @@ impl<T: Pod> std::ops::DerefMut for GuardedRef<'_, T> {
         // SAFETY: as in `deref`; `&mut self` makes the borrow unique here.
         unsafe { &mut *self.ptr }
     }
+}
+
+/// What the first bytes of a namespace entry say, if it is a sync object
+/// (for listings; the bytes are untrusted and only reported).
+pub(crate) fn describe(head: &[u8]) -> Option<crate::types::ObjectState> {
+    imp::describe(head)
 }

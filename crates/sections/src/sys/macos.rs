@@ -13,13 +13,26 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::Mode;
 use rustix::shm;
 
+pub(crate) use crate::sys::unix::{
+    advise, flush, from_file, granularity, lock, lock_limit_hint, open_path, page_size, prefetch,
+    resident_pages, unlock, unmap, Guard,
+};
+pub(crate) use crate::sys::unlisted::{
+    entry_type, list_entry, list_namespace, reclaim_stale, remove_abandoned_build, resident_bytes,
+    users_of,
+};
+
 use crate::error::{Error, ErrorKind, Result};
-use crate::name::Namespace;
-use crate::section::{Access, Kind, Lifetime, Removed};
-use crate::sys::{fstat, set_len, Spec};
+use crate::sys::unix::{fstat, set_len};
+use crate::sys::Spec;
+use crate::types::Namespace;
+use crate::types::{Access, Kind, Lifetime, Removed};
 
 /// The longest name macOS accepts after the leading `/`.
 const MAX_SHM_NAME: usize = 30;
+
+/// `shm_open` names an object the moment it is created.
+pub(crate) const PUBLISHES_INITIALISED: bool = false;
 
 pub(crate) const LISTING_UNSUPPORTED: &str =
     "macOS offers no way to list POSIX shared-memory objects";
@@ -61,7 +74,7 @@ impl Object {
     }
 
     /// # Safety
-    /// As [`crate::sys::map`].
+    /// As [`crate::sys::unix::map`].
     pub(crate) unsafe fn map(
         &self,
         offset: u64,
@@ -69,20 +82,20 @@ impl Object {
         access: Access,
     ) -> io::Result<*mut u8> {
         // SAFETY: forwarded contract.
-        unsafe { crate::sys::map(self.fd(), offset, len, access) }
+        unsafe { crate::sys::unix::map(self.fd(), offset, len, access) }
     }
 
     pub(crate) fn sync_data(&self) -> io::Result<()> {
-        crate::sys::fsync(self.fd())
+        crate::sys::unix::fsync(self.fd())
     }
 
     pub(crate) fn inheritable(&self, access: Access, kind: Kind) -> io::Result<(OwnedFd, String)> {
-        crate::sys::inheritable_token(self.fd(), access, kind)
+        crate::sys::unix::inheritable_token(self.fd(), access, kind)
     }
 
     /// Adopts a descriptor with the access it was opened with.
     pub(crate) fn adopt(fd: OwnedFd, op: &'static str) -> Result<(Object, Kind, Access)> {
-        let (st, access) = crate::sys::describe_fd(fd.as_fd(), op)?;
+        let (st, access) = crate::sys::unix::describe_fd(fd.as_fd(), op)?;
         // A shared-memory object is not a regular file on macOS.
         let kind = if st.is_regular {
             Kind::File
@@ -155,12 +168,12 @@ pub(crate) fn create_named(
     if spec.lifetime == Lifetime::Counted {
         return Err(unsupported(
             "handle-counted lifetime needs a lock macOS shared memory does not have; \
-             use Lifetime::Persistent and Section::remove",
+             use a persistent section and remove it explicitly",
         ));
     }
     if spec.file.is_some() {
         return Err(unsupported(
-            "named file-backed sections need a directory namespace; map the file with Section::from_path",
+            "named file-backed sections need a directory namespace; map the file by its path",
         ));
     }
     if init.is_some() {
@@ -194,12 +207,12 @@ pub(crate) fn open_named(
     let fd = shm::open(path.as_str(), shm_flags(access), Mode::empty())
         .map_err(|e| Error::os(OP, e.into()).with_name(name))?;
     let st = fstat(fd.as_fd()).map_err(|e| Error::os(OP, e).with_name(name))?;
-    let me = crate::sys::euid();
+    let me = crate::sys::unix::euid();
     if st.uid != me && !allow_foreign_owner {
         return Err(Error::new(ErrorKind::PermissionDenied, OP)
             .with_name(name)
             .with_detail(format!(
-                "owned by uid {}, not by this user (uid {me}); opening another user's section must be allowed explicitly: SectionOptions::allow_foreign_owner, or sect --allow-foreign-owner",
+                "owned by uid {}, not by this user (uid {me}); opening another user's section must be allowed explicitly",
                 st.uid
             )));
     }
@@ -215,7 +228,7 @@ pub(crate) fn remove(ns: &Namespace, name: &str) -> Result<Removed> {
 }
 
 pub(crate) fn from_inherited(token: &str) -> Result<(Object, Kind, Access)> {
-    crate::sys::adopt_token(token, Object::adopt)
+    crate::sys::unix::adopt_token(token, Object::adopt)
 }
 
 /// macOS cannot reopen a shared-memory object through its descriptor.
@@ -224,4 +237,142 @@ pub(crate) fn reopen_read_only(_fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
         io::ErrorKind::Unsupported,
         "macOS cannot narrow a descriptor's access; open the section read-only and send that handle",
     ))
+}
+
+/// This process, for liveness checks: its pid (macOS builds no channels,
+/// which are what compare tokens).
+pub(crate) fn process_token() -> u64 {
+    u64::from(std::process::id()) << 32
+}
+
+/// Whether the process `token` names still runs.
+pub(crate) fn process_alive(token: u64) -> bool {
+    let pid = (token >> 32) as i32;
+    // SAFETY: signal 0 only asks whether the process exists.
+    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+}
+
+/// Named sync objects: not built on macOS, whose shared memory has no
+/// handle-counted lifetime to give them; every constructor says so.
+pub(crate) mod sync {
+    use std::time::Instant;
+
+    use crate::error::{Error, ErrorKind, Result};
+    use crate::sys::SyncSpec;
+    use crate::types::ObjectState;
+
+    fn unsupported(name: &str) -> Error {
+        Error::new(ErrorKind::Unsupported, "create")
+            .with_name(name)
+            .with_detail("sync objects and channels are built for Linux and Windows only")
+    }
+
+    /// Values of these types are never made on macOS.
+    #[derive(Debug)]
+    enum Never {}
+
+    macro_rules! never {
+        ($($t:ident),*) => {$(
+            #[derive(Debug)]
+            pub(crate) struct $t(Never);
+        )*};
+    }
+    never!(Mutex, Event, Semaphore, Data);
+
+    impl Mutex {
+        pub(crate) fn create(_: &SyncSpec<'_>, name: &str, _: &[u8]) -> Result<(Mutex, Data)> {
+            Err(unsupported(name))
+        }
+        pub(crate) fn open(_: &SyncSpec<'_>, name: &str, _: usize) -> Result<(Mutex, Data)> {
+            Err(unsupported(name))
+        }
+        pub(crate) fn lock(&self, _: Option<Instant>) -> Result<Option<bool>> {
+            match self.0 {}
+        }
+        pub(crate) fn unlock(&self) -> Result<()> {
+            match self.0 {}
+        }
+        pub(crate) fn mark_consistent(&self) -> Result<()> {
+            match self.0 {}
+        }
+        pub(crate) fn holder(&self) -> Option<u32> {
+            match self.0 {}
+        }
+    }
+
+    impl Event {
+        pub(crate) fn create(_: &SyncSpec<'_>, name: &str, _: bool, _: bool) -> Result<Event> {
+            Err(unsupported(name))
+        }
+        pub(crate) fn open(_: &SyncSpec<'_>, name: &str) -> Result<Event> {
+            Err(unsupported(name))
+        }
+        pub(crate) fn set(&self) -> Result<()> {
+            match self.0 {}
+        }
+        pub(crate) fn reset(&self) -> Result<()> {
+            match self.0 {}
+        }
+        pub(crate) fn wait(&self, _: Option<Instant>) -> Result<bool> {
+            match self.0 {}
+        }
+    }
+
+    impl Semaphore {
+        pub(crate) fn create(_: &SyncSpec<'_>, name: &str, _: u32, _: u32) -> Result<Semaphore> {
+            Err(unsupported(name))
+        }
+        pub(crate) fn open(_: &SyncSpec<'_>, name: &str) -> Result<Semaphore> {
+            Err(unsupported(name))
+        }
+        pub(crate) fn acquire(&self, _: Option<Instant>) -> Result<bool> {
+            match self.0 {}
+        }
+        pub(crate) fn release(&self, _: u32) -> Result<()> {
+            match self.0 {}
+        }
+    }
+
+    impl Data {
+        pub(crate) fn ptr(&self) -> *mut u8 {
+            match self.0 {}
+        }
+    }
+
+    pub(crate) fn describe(_: &[u8]) -> Option<ObjectState> {
+        None
+    }
+}
+
+/// Waking a channel's sides: no channels on macOS (see `sync`).
+#[derive(Debug)]
+pub(crate) struct Waker(std::convert::Infallible);
+
+impl Waker {
+    pub(crate) fn create(_ns: &Namespace, base: &str, _anonymous: bool) -> Result<Waker> {
+        Err(Error::new(ErrorKind::Unsupported, "create channel")
+            .with_name(base)
+            .with_detail("channels are built for Linux and Windows only"))
+    }
+
+    pub(crate) fn open(ns: &Namespace, base: Option<&str>, anonymous: bool) -> Result<Waker> {
+        Waker::create(ns, base.unwrap_or("(anonymous channel)"), anonymous)
+    }
+
+    pub(crate) fn token(&self) -> Option<&str> {
+        match self.0 {}
+    }
+
+    pub(crate) fn wait(
+        &self,
+        _: crate::sys::Side,
+        _: &std::sync::atomic::AtomicU32,
+        _: std::time::Instant,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+
+    pub(crate) fn wake(&self, _: crate::sys::Side, _: &std::sync::atomic::AtomicU32) -> Result<()> {
+        match self.0 {}
+    }
 }

@@ -1,11 +1,20 @@
 //! The platform boundary: the only module that talks to the operating system.
 //!
-//! Everything above this module works with owned descriptors and the small
-//! functions re-exported here; nothing above it calls `libc` or `rustix`.
+//! Floor 1: uses `types` and `error` only. Everything above works with the
+//! items this module names below, one list that every platform module
+//! (`linux`, `windows`, `macos`; `unix` holds what Linux and macOS share)
+//! provides under the same names: a new platform implements that list.
+//! Nothing above this module calls `libc`, `rustix` or `windows-sys`, and
+//! nothing above it needs a platform `cfg` to use what is listed here.
+//!
+//! What the OS lacks, the platform module builds: on Linux the
+//! handle-counted lifetime of names (`linux/lifetime.rs`) and named sync
+//! objects made of futex words in a small section (`linux/sync/`), which
+//! Windows has as kernel objects.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::section::Lifetime;
+use crate::types::Lifetime;
 
 /// What a new named section is asked to be.
 pub(crate) struct Spec<'a> {
@@ -38,25 +47,144 @@ impl Spec<'_> {
     }
 }
 
+/// Where and how a named sync object lives (the options `sync` exposes).
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(target_os = "macos", allow(dead_code))]
+pub(crate) struct SyncSpec<'a> {
+    pub namespace: &'a crate::types::Namespace,
+    pub lifetime: Lifetime,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub allow_foreign_owner: bool,
+}
+
+/// A random word: std's randomly keyed hasher over this process and the
+/// time (for channel position-word keys and anonymous objects' names).
+pub(crate) fn random_word() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(process_token());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+/// One regular file of a namespace, as a listing finds it without changing
+/// anything (see `inspect.rs`).
+#[derive(Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) struct Listing {
+    pub name: String,
+    /// `(st_dev, st_ino)` of the entry.
+    pub id: (u64, u64),
+    pub size: u64,
+    pub uid: u32,
+    /// Permission bits (`0o777`), without the bits that mark how the
+    /// library made the entry.
+    pub mode: u32,
+    pub lifetime: Lifetime,
+    /// A record naming a backing file, rather than the memory itself.
+    pub file_record: bool,
+    /// Whether any process holds it; `None` when it could not be asked.
+    pub held: Option<bool>,
+    /// The backing file a record names, and its `(st_dev, st_ino)`.
+    pub backing: Option<(PathBuf, (u64, u64))>,
+    /// The first bytes of a memory entry (a sync object or channel says
+    /// what it is there), read without a mapping or a lock.
+    pub head: Vec<u8>,
+    /// A private name of a section being built whose builder is gone.
+    pub abandoned_build: bool,
+}
+
+/// One process's use of one file: a descriptor of it, mappings of it.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) struct ProcUse {
+    pub pid: u32,
+    pub comm: String,
+    pub has_fd: bool,
+    /// `(start, end, perms)` of each mapping.
+    pub maps: Vec<(u64, u64, String)>,
+}
+
+/// Which side of a channel sleeps or is woken (see `Waker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Receiver,
+    Senders,
+}
+
 #[cfg(unix)]
 mod unix;
-#[cfg(unix)]
-pub(crate) use unix::*;
 
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub(crate) use linux::*;
+use linux as imp;
 
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub(crate) use windows::*;
+use windows as imp;
 
 #[cfg(target_os = "macos")]
 mod macos;
 #[cfg(target_os = "macos")]
-pub(crate) use macos::*;
+use macos as imp;
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 compile_error!("sections supports Linux, macOS and Windows");
+
+mod mapping;
+#[cfg(not(target_os = "linux"))]
+mod unlisted;
+pub(crate) use mapping::Mapping;
+
+// The contract: what every platform provides.
+/// Whether `create_named` can run an initialiser before the name appears
+/// (Linux); elsewhere a section is visible the moment it is created.
+pub(crate) use imp::PUBLISHES_INITIALISED;
+pub(crate) use imp::{
+    // Views (a view's mapping is a `Mapping`).
+    advise,
+    // Section objects and their names.
+    anonymous,
+    create_named,
+    // Namespaces: listing and collecting stale names, one entry, who uses
+    // what (`Unsupported` where the OS cannot tell).
+    entry_type,
+    flush,
+    from_file,
+    from_inherited,
+    granularity,
+    list_entry,
+    list_namespace,
+    lock,
+    lock_limit_hint,
+    open_named,
+    open_path,
+    page_size,
+    prefetch,
+    reclaim_stale,
+    remove,
+    remove_abandoned_build,
+    resident_bytes,
+    resident_pages,
+    unlock,
+    users_of,
+    Object,
+};
+// For `Mapping` only.
+use imp::{unmap, Guard};
+
+// Processes, named sync objects and waking a channel's sides.
+pub(crate) use imp::{process_alive, process_token, sync, Waker};
+
+// Descriptors: passing them over Unix sockets, reopening them.
+#[cfg(unix)]
+pub(crate) use imp::reopen_read_only;
+#[cfg(unix)]
+pub(crate) use unix::{fd_writable, inheritable_dup, receive_fd, send_fd};

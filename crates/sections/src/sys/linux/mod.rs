@@ -1,21 +1,44 @@
 //! Linux: memfd, tmpfs files and regular files; the lifetime protocol for
-//! named sections; who uses a section, from /proc.
+//! named sections; who uses a section, from /proc; named sync objects and
+//! the channel's waker, on shared futex words.
+//!
+//! The contract items (`sys/mod.rs`) are named here; the rest is Linux's own.
 
-mod names;
+mod lifetime;
+mod listing;
 mod object;
 mod procfs;
+mod record;
 pub(crate) mod sync;
+mod waker;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{self as rfs, Mode, OFlags};
 
-pub(crate) use names::{
-    entry_type, list_entry, list_namespace, reclaim_stale, remove_abandoned_build, RawListing,
+pub(crate) use super::unix::{
+    advise, flush, from_file, granularity, lock, lock_limit_hint, open_path, page_size, prefetch,
+    resident_pages, unlock, unmap, Guard,
 };
+pub(crate) use lifetime::{entry_type, reclaim_stale};
+pub(crate) use listing::{list_entry, list_namespace, remove_abandoned_build};
 pub(crate) use object::{anonymous, create_named, from_inherited, open_named, remove, Object};
-pub(crate) use procfs::{file_key, resident_bytes, users_of, FileKey};
+pub(crate) use procfs::{resident_bytes, users_of};
+pub(crate) use waker::Waker;
+
+/// Runs a system call again while it is interrupted by a signal.
+pub(crate) fn retry_intr<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(Into::into),
+        }
+    }
+}
+
+/// Linux builds a section unnamed and links it in when it is ready.
+pub(crate) const PUBLISHES_INITIALISED: bool = true;
 
 /// This process's id (holds remember it; see `names`).
 pub(crate) fn pid() -> u32 {
@@ -40,7 +63,7 @@ pub(crate) fn memfd(size: u64, reserve: bool) -> io::Result<OwnedFd> {
         Err(rustix::io::Errno::INVAL) => rfs::memfd_create("sections", base)?,
         other => other?,
     };
-    crate::sys::resize(fd.as_fd(), 0, size, reserve)?;
+    crate::sys::unix::resize(fd.as_fd(), 0, size, reserve)?;
     rfs::fcntl_add_seals(&fd, rfs::SealFlags::SHRINK | rfs::SealFlags::SEAL)?;
     Ok(fd)
 }

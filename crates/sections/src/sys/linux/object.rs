@@ -4,13 +4,14 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use super::names::{self, Content, Entry, OpenError, Record};
+use super::lifetime::{self as names, Content, Entry, OpenError};
+use super::record::Record;
 use super::{can_shrink, is_memfd, memfd};
 use crate::error::{Error, ErrorKind, Result};
-use crate::name::Namespace;
-use crate::section::{Access, Kind, Lifetime};
+use crate::sys::unix::{fstat, open_file, resize};
 use crate::sys::Spec;
-use crate::sys::{fstat, open_file, resize};
+use crate::types::Namespace;
+use crate::types::{Access, Kind, Lifetime};
 
 /// The kernel object(s) behind a `Section`.
 #[derive(Debug)]
@@ -86,7 +87,7 @@ impl Object {
     /// Maps `len` bytes at `offset`.
     ///
     /// # Safety
-    /// As [`crate::sys::map`].
+    /// As [`crate::sys::unix::map`].
     pub(crate) unsafe fn map(
         &self,
         offset: u64,
@@ -94,24 +95,24 @@ impl Object {
         access: Access,
     ) -> io::Result<*mut u8> {
         // SAFETY: forwarded contract.
-        unsafe { crate::sys::map(self.fd(), offset, len, access) }
+        unsafe { crate::sys::unix::map(self.fd(), offset, len, access) }
     }
 
     /// A descriptor that a child started with `exec` inherits, and the
     /// token that tells the child what it is.
     pub(crate) fn inheritable(&self, access: Access, kind: Kind) -> io::Result<(OwnedFd, String)> {
-        crate::sys::inheritable_token(self.fd(), access, kind)
+        crate::sys::unix::inheritable_token(self.fd(), access, kind)
     }
 
     /// Makes written data durable (`fsync`).
     pub(crate) fn sync_data(&self) -> io::Result<()> {
-        crate::sys::fsync(self.fd())
+        crate::sys::unix::fsync(self.fd())
     }
 
     /// Adopts a descriptor: its access is the descriptor's; a memfd is an
     /// anonymous section, a regular file a file-backed one.
     pub(crate) fn adopt(fd: OwnedFd, op: &'static str) -> Result<(Object, Kind, Access)> {
-        let (st, access) = crate::sys::describe_fd(fd.as_fd(), op)?;
+        let (st, access) = crate::sys::unix::describe_fd(fd.as_fd(), op)?;
         if !st.is_regular {
             return Err(
                 Error::new(ErrorKind::WrongKind, op).with_detail("not a regular file or memfd")
@@ -240,7 +241,7 @@ fn no_room(dir: &std::path::Path) -> String {
     match free_space(dir) {
         Some((free, total)) => format!(
             "{} has {free} bytes free of {total}; a section's memory is reserved when it is \
-             created or grown (SectionOptions::sparse opts out)",
+             created or grown (a sparse section opts out)",
             dir.display()
         ),
         None => format!("{} is full", dir.display()),
@@ -330,9 +331,8 @@ fn open_error(op: &'static str, name: &str, ns: &Namespace, e: OpenError) -> Err
             .with_name(name)
             .with_detail(format!(
                 "owned by uid {uid}, not by this user (uid {}); opening another user's section \
-                 must be allowed explicitly: SectionOptions::allow_foreign_owner, or sect \
-                 --allow-foreign-owner",
-                crate::sys::euid()
+                 must be allowed explicitly",
+                crate::sys::unix::euid()
             )),
         OpenError::HardLinked(links) => Error::new(ErrorKind::PermissionDenied, op)
             .with_name(name)
@@ -348,13 +348,13 @@ fn open_error(op: &'static str, name: &str, ns: &Namespace, e: OpenError) -> Err
 
 /// Adopts an inherited section from the token [`Object::inheritable`] made.
 pub(crate) fn from_inherited(token: &str) -> Result<(Object, Kind, Access)> {
-    crate::sys::adopt_token(token, Object::adopt)
+    crate::sys::unix::adopt_token(token, Object::adopt)
 }
 
 /// Removes a name under its gate; see [`names::remove_named`].
-pub(crate) fn remove(ns: &Namespace, name: &str) -> Result<crate::section::Removed> {
+pub(crate) fn remove(ns: &Namespace, name: &str) -> Result<crate::types::Removed> {
     names::remove_named(&ns.dir().join(name))
-        .map(|removed| crate::section::Removed {
+        .map(|removed| crate::types::Removed {
             still_held: removed.held,
         })
         .map_err(|e| match e.kind() {

@@ -7,29 +7,30 @@ use std::io;
 use std::os::fd::AsFd;
 use std::path::Path;
 
+use crate::sys::ProcUse;
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, CWD};
 
 /// A file's identity as `/proc/PID/maps` shows it: device major, minor,
 /// inode.
-pub(crate) type FileKey = (u32, u32, u64);
+type FileKey = (u32, u32, u64);
 
-pub(crate) fn file_key(dev: u64, ino: u64) -> FileKey {
+fn file_key(dev: u64, ino: u64) -> FileKey {
     (rfs::major(dev), rfs::minor(dev), ino)
 }
 
-/// One process's use of one file.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ProcUse {
-    pub pid: u32,
-    pub comm: String,
-    pub has_fd: bool,
-    /// `(start, end, perms)` of each mapping.
-    pub maps: Vec<(u64, u64, String)>,
+/// Scans every process this user may inspect for descriptors and mappings
+/// of the files `ids` names (`(st_dev, st_ino)`). Processes that vanish or
+/// deny access are skipped.
+pub(crate) fn users_of(ids: &[(u64, u64)]) -> io::Result<HashMap<(u64, u64), Vec<ProcUse>>> {
+    let keys: Vec<FileKey> = ids.iter().map(|&(dev, ino)| file_key(dev, ino)).collect();
+    let by_key = users_by_key(&keys)?;
+    Ok(ids
+        .iter()
+        .filter_map(|&id| Some((id, by_key.get(&file_key(id.0, id.1))?.clone())))
+        .collect())
 }
 
-/// Scans every process this user may inspect for descriptors and mappings
-/// of the files in `keys`. Processes that vanish or deny access are skipped.
-pub(crate) fn users_of(keys: &[FileKey]) -> io::Result<HashMap<FileKey, Vec<ProcUse>>> {
+fn users_by_key(keys: &[FileKey]) -> io::Result<HashMap<FileKey, Vec<ProcUse>>> {
     let mut out: HashMap<FileKey, Vec<ProcUse>> = HashMap::new();
     if keys.is_empty() {
         return Ok(out);

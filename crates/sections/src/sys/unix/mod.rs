@@ -16,8 +16,8 @@ use rustix::mm::{self, MapFlags, MsyncFlags, ProtFlags};
 
 pub(crate) use transfer::{receive_fd, send_fd};
 
-use crate::section::Access;
-use crate::view::Advice;
+use crate::types::Access;
+use crate::types::Advice;
 
 /// The size of a page, which is also the alignment of view offsets.
 pub(crate) fn granularity() -> usize {
@@ -391,7 +391,7 @@ pub(crate) fn lock_limit_hint() -> String {
 }
 
 /// What adopting a descriptor yields: the object, its kind, its access.
-pub(crate) type Adopted<O> = crate::error::Result<(O, crate::section::Kind, Access)>;
+pub(crate) type Adopted<O> = crate::error::Result<(O, crate::types::Kind, Access)>;
 
 /// Parses a token made by `Object::inheritable` (`fd:N:ACCESS:FILE`) and
 /// adopts the descriptor with `adopt`; the token's access is narrowed to
@@ -401,7 +401,7 @@ pub(crate) fn adopt_token<O>(
     adopt: fn(OwnedFd, &'static str) -> Adopted<O>,
 ) -> Adopted<O> {
     use crate::error::{Error, ErrorKind};
-    use crate::section::Kind;
+    use crate::types::Kind;
     const OP: &str = "adopt inherited section";
     let bad = || {
         Error::new(ErrorKind::InvalidName, OP)
@@ -429,11 +429,7 @@ pub(crate) fn adopt_token<O>(
     // its number; nothing else in this process owns it.
     let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let (object, _, actual) = adopt(fd, OP)?;
-    let access = if sent.needs_writable_handle() && !actual.needs_writable_handle() {
-        Access::Read
-    } else {
-        sent
-    };
+    let access = sent.within(actual);
     Ok((
         object,
         if is_file { Kind::File } else { Kind::Anonymous },
@@ -466,7 +462,7 @@ pub(crate) fn from_file(file: &std::fs::File) -> Adopted<crate::sys::Object> {
 pub(crate) fn inheritable_token(
     fd: BorrowedFd<'_>,
     access: Access,
-    kind: crate::section::Kind,
+    kind: crate::types::Kind,
 ) -> io::Result<(OwnedFd, String)> {
     let fd = inheritable_dup(fd)?;
     let token = format!(

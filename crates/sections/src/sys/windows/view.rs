@@ -12,7 +12,7 @@ use windows_sys::Win32::System::ProcessStatus::{
 use windows_sys::Win32::System::Threading::GetCurrentProcess;
 
 use super::{last_error, page_size};
-use crate::view::Advice;
+use crate::types::Advice;
 
 /// # Safety
 /// `ptr` must be a view made by [`Object::map`] that nothing uses any more.

@@ -1,18 +1,20 @@
 //! Windows: the kernel's own named mutexes, events and semaphores. Their
 //! names share the object namespace with sections (`Local\NAME`), so a
 //! name is one object of one kind; opening it as another kind is
-//! `WrongKind`. The kernel counts handles, so lifetime is native.
+//! `WrongKind`. The kernel counts handles, so lifetime is native. A
+//! guarded value lives in a section of its own, `NAME.value`.
+
+mod raw;
 
 use std::os::windows::io::OwnedHandle;
 use std::time::Instant;
 
+use raw::{Object, Wait};
+
 use crate::error::{Error, ErrorKind, Result};
-use crate::name::validate_name;
-use crate::section::{Access, Lifetime, Section};
-use crate::sync::{Reset, SyncOptions};
-use crate::sys;
-use crate::sys::sync::{self as raw, Object, Wait};
-use crate::view::View;
+use crate::sys::windows::{create_named, object_name, open_named};
+use crate::sys::{Mapping, Spec, SyncSpec};
+use crate::types::{validate_name, Access, Lifetime, ObjectState};
 
 /// `ERROR_INVALID_HANDLE`: the name belongs to an object of another type.
 const ERROR_INVALID_HANDLE: i32 = 6;
@@ -33,26 +35,26 @@ fn error(op: &'static str, name: &str, e: std::io::Error) -> Error {
     }
 }
 
-fn check_options(op: &'static str, opts: &SyncOptions, name: &str) -> Result<String> {
+fn check_options(op: &'static str, spec: &SyncSpec<'_>, name: &str) -> Result<String> {
     validate_name(name).map_err(|e| e.with_op(op))?;
-    if opts.lifetime == Lifetime::Persistent {
+    if spec.lifetime == Lifetime::Persistent {
         return Err(Error::new(ErrorKind::Unsupported, op)
             .with_name(name)
             .with_detail(
                 "Windows removes a named object with its last handle; keep a process holding it",
             ));
     }
-    Ok(sys::object_name(&opts.namespace, name))
+    Ok(object_name(spec.namespace, name))
 }
 
-fn create(opts: &SyncOptions, name: &str, kind: Object) -> Result<OwnedHandle> {
-    let object = check_options("create", opts, name)?;
+fn create(spec: &SyncSpec<'_>, name: &str, kind: Object) -> Result<OwnedHandle> {
+    let object = check_options("create", spec, name)?;
     raw::create(&object, kind).map_err(|e| error("create", name, e))
 }
 
-fn open(opts: &SyncOptions, name: &str, kind: Object) -> Result<OwnedHandle> {
+fn open(spec: &SyncSpec<'_>, name: &str, kind: Object) -> Result<OwnedHandle> {
     validate_name(name).map_err(|e| e.with_op("open"))?;
-    let object = sys::object_name(&opts.namespace, name);
+    let object = object_name(spec.namespace, name);
     raw::open(&object, kind).map_err(|e| error("open", name, e))
 }
 
@@ -60,23 +62,26 @@ fn open(opts: &SyncOptions, name: &str, kind: Object) -> Result<OwnedHandle> {
 /// value's length and then the value.
 #[derive(Debug)]
 pub(crate) struct Data {
-    view: Option<View>,
+    /// The value's section, mapped whole (the object keeps it open).
+    map: Option<(Mapping, crate::sys::Object)>,
 }
+
+// SAFETY: the mapping is process-wide memory; the value is only reached
+// while its mutex is held.
+unsafe impl Send for Data {}
+// SAFETY: see `Send`.
+unsafe impl Sync for Data {}
 
 impl Data {
     pub(crate) fn ptr(&self) -> *mut u8 {
-        self.view
+        self.map
             .as_ref()
-            .map_or(std::ptr::null_mut(), |v| v.as_mut_ptr().wrapping_add(VALUE))
+            .map_or(std::ptr::null_mut(), |(m, _)| m.ptr().wrapping_add(VALUE))
     }
 }
 
-fn data_options(opts: &SyncOptions, len: usize) -> crate::SectionOptions {
-    let mut o = Section::options();
-    o.namespace(&opts.namespace)
-        .allow_foreign_owner(opts.allow_foreign_owner)
-        .size((VALUE + len) as u64);
-    o
+fn value_error<'a>(op: &'static str, name: &'a str) -> impl Fn(std::io::Error) -> Error + 'a {
+    move |e| Error::os(op, e).with_name(name)
 }
 
 #[derive(Debug)]
@@ -89,54 +94,89 @@ impl Mutex {
     /// Creates the value section (written before the mutex exists, so an
     /// opener, which opens the mutex first, always finds it complete) and
     /// then the mutex.
-    pub(crate) fn create(opts: &SyncOptions, name: &str, payload: &[u8]) -> Result<(Mutex, Data)> {
-        let view = if payload.is_empty() {
+    pub(crate) fn create(spec: &SyncSpec<'_>, name: &str, payload: &[u8]) -> Result<(Mutex, Data)> {
+        let map = if payload.is_empty() {
             None
         } else {
-            check_options("create", opts, name)?;
-            let section = data_options(opts, payload.len()).create(&format!("{name}.value"))?;
-            let view = section.map_all(Access::ReadWrite)?;
-            view.write_at(0, &(payload.len() as u64).to_le_bytes())?;
-            view.write_at(VALUE, payload)?;
-            Some(view)
+            check_options("create", spec, name)?;
+            let size = VALUE + payload.len();
+            let section = Spec {
+                size: Some(size as u64),
+                mode: 0o600,
+                lifetime: Lifetime::Counted,
+                file: None,
+                exec: false,
+                reserve: true,
+            };
+            let (object, _) =
+                create_named(spec.namespace, &format!("{name}.value"), &section, None)?;
+            let map = Mapping::new(&object, 0, size, Access::ReadWrite)
+                .map_err(value_error("create", name))?;
+            // SAFETY: nobody can open the value before the mutex exists
+            // (openers open the mutex first), so nothing else uses these
+            // bytes yet; both ranges are inside the mapping.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    (payload.len() as u64).to_le_bytes().as_ptr(),
+                    map.ptr(),
+                    8,
+                );
+                std::ptr::copy_nonoverlapping(
+                    payload.as_ptr(),
+                    map.ptr().add(VALUE),
+                    payload.len(),
+                );
+            }
+            Some((map, object))
         };
-        let handle = create(opts, name, Object::Mutex)?;
+        let handle = create(spec, name, Object::Mutex)?;
         Ok((
             Mutex {
                 handle,
                 name: name.to_owned(),
             },
-            Data { view },
+            Data { map },
         ))
     }
 
-    pub(crate) fn open(opts: &SyncOptions, name: &str, payload: usize) -> Result<(Mutex, Data)> {
-        let handle = open(opts, name, Object::Mutex)?;
-        let view = if payload == 0 {
+    pub(crate) fn open(spec: &SyncSpec<'_>, name: &str, payload: usize) -> Result<(Mutex, Data)> {
+        let handle = open(spec, name, Object::Mutex)?;
+        let map = if payload == 0 {
             None
         } else {
-            let section = data_options(opts, 0)
-                .access(Access::ReadWrite)
-                .open(&format!("{name}.value"))?;
-            let view = section.map_all(Access::ReadWrite)?;
-            let mut len = [0u8; 8];
-            view.read_at(0, &mut len)?;
-            let stored = u64::from_le_bytes(len);
-            if stored != payload as u64 || view.len() < VALUE + payload {
+            let (object, _, _) = open_named(
+                spec.namespace,
+                &format!("{name}.value"),
+                Access::ReadWrite,
+                spec.allow_foreign_owner,
+            )?;
+            let size = object.size().map_err(value_error("open", name))?;
+            let len = usize::try_from(size).unwrap_or(0);
+            if len < VALUE {
+                return Err(Error::new(ErrorKind::WrongKind, "open")
+                    .with_name(name)
+                    .with_detail("its value section is too small"));
+            }
+            let map = Mapping::new(&object, 0, len, Access::ReadWrite)
+                .map_err(value_error("open", name))?;
+            let lo = map.u32_at(0).load(std::sync::atomic::Ordering::Acquire);
+            let hi = map.u32_at(4).load(std::sync::atomic::Ordering::Acquire);
+            let stored = u64::from(lo) | u64::from(hi) << 32;
+            if stored != payload as u64 || len < VALUE + payload {
                 return Err(Error::new(ErrorKind::WrongKind, "open")
                     .with_name(name)
                     .with_detail(format!(
                         "it guards {stored} bytes, not {payload} (a different type?)"
                     )));
             }
-            Some(view)
+            Some((map, object))
         };
         Ok((
             Mutex {
                 handle,
                 name: name.to_owned(),
             },
-            Data { view },
+            Data { map },
         ))
     }
 
@@ -170,24 +210,26 @@ pub(crate) struct Event {
 }
 
 impl Event {
-    pub(crate) fn create(opts: &SyncOptions, name: &str, reset: Reset, set: bool) -> Result<Event> {
-        let kind = Object::Event {
-            manual: reset == Reset::Manual,
-            set,
-        };
+    pub(crate) fn create(
+        spec: &SyncSpec<'_>,
+        name: &str,
+        manual: bool,
+        set: bool,
+    ) -> Result<Event> {
+        let kind = Object::Event { manual, set };
         Ok(Event {
-            handle: create(opts, name, kind)?,
+            handle: create(spec, name, kind)?,
             name: name.to_owned(),
         })
     }
 
-    pub(crate) fn open(opts: &SyncOptions, name: &str) -> Result<Event> {
+    pub(crate) fn open(spec: &SyncSpec<'_>, name: &str) -> Result<Event> {
         let kind = Object::Event {
             manual: false,
             set: false,
         };
         Ok(Event {
-            handle: open(opts, name, kind)?,
+            handle: open(spec, name, kind)?,
             name: name.to_owned(),
         })
     }
@@ -216,7 +258,7 @@ pub(crate) struct Semaphore {
 
 impl Semaphore {
     pub(crate) fn create(
-        opts: &SyncOptions,
+        spec: &SyncSpec<'_>,
         name: &str,
         initial: u32,
         max: u32,
@@ -227,14 +269,14 @@ impl Semaphore {
                 .with_detail(format!("initial count {initial} with maximum {max}")));
         }
         Ok(Semaphore {
-            handle: create(opts, name, Object::Semaphore { initial, max })?,
+            handle: create(spec, name, Object::Semaphore { initial, max })?,
             name: name.to_owned(),
         })
     }
 
-    pub(crate) fn open(opts: &SyncOptions, name: &str) -> Result<Semaphore> {
+    pub(crate) fn open(spec: &SyncSpec<'_>, name: &str) -> Result<Semaphore> {
         Ok(Semaphore {
-            handle: open(opts, name, Object::Semaphore { initial: 0, max: 1 })?,
+            handle: open(spec, name, Object::Semaphore { initial: 0, max: 1 })?,
             name: name.to_owned(),
         })
     }
@@ -257,4 +299,9 @@ impl Semaphore {
             }
         })
     }
+}
+
+/// Windows sync objects are not in a namespace anyone can list.
+pub(crate) fn describe(_head: &[u8]) -> Option<ObjectState> {
+    None
 }

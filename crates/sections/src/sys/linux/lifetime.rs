@@ -1,4 +1,5 @@
-//! Named sections on Linux: publishing, opening, handle-counted lifetime.
+//! Named sections on Linux: publishing, opening, handle-counted lifetime
+//! (the protocol), and removal.
 //!
 //! # The lifetime protocol
 //!
@@ -77,10 +78,8 @@
 //! remembers the pid that took the hold); the parent's drop decides. A
 //! child that must hold the section independently opens it by name.
 
-use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -88,15 +87,12 @@ use std::time::{Duration, Instant};
 use rustix::fs::{self as rfs, AtFlags, FlockOperation, Mode, OFlags, RenameFlags, CWD};
 use rustix::io::Errno;
 
-use crate::name::RESERVED_PREFIX;
-use crate::section::{Access, Lifetime};
-use crate::sys::{fstat, oflags_for, FileStat};
+use super::record::Record;
+use super::retry_intr;
+use crate::sys::unix::{fstat, oflags_for, FileStat};
+use crate::types::RESERVED_PREFIX;
+use crate::types::{Access, Lifetime};
 
-const RECORD_MAGIC: &str = "sections-file 1";
-/// Records are tiny; a larger entry is not one of ours.
-const RECORD_MAX: usize = 8192;
-/// How many leading bytes of a memory entry a listing reads.
-pub(crate) const HEAD_LEN: usize = 512;
 /// How often an operation retries when the name changes under it.
 const RETRIES: usize = 16;
 const COUNTED_BIT: u32 = 0o1000;
@@ -142,7 +138,7 @@ pub(crate) const PERMISSION_BITS: u32 = 0o666;
 /// component (names cannot contain `/`, so that is the only one a name
 /// controls; the namespace directory itself is configuration and may be a
 /// link, as `/dev/shm` is on some systems).
-fn open_entry(path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+pub(super) fn open_entry(path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
     let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     match rfs::open(path, flags, Mode::empty()) {
         Ok(fd) => Ok(fd),
@@ -151,15 +147,6 @@ fn open_entry(path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
             "the entry is a symbolic link, which is never followed",
         )),
         Err(e) => Err(e.into()),
-    }
-}
-
-fn retry_intr<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
-    loop {
-        match f() {
-            Err(Errno::INTR) => continue,
-            other => return other.map_err(Into::into),
-        }
     }
 }
 
@@ -192,7 +179,7 @@ fn gate(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
-fn ungate(fd: BorrowedFd<'_>) {
+pub(super) fn ungate(fd: BorrowedFd<'_>) {
     // Unlocking cannot fail on a valid descriptor; if it somehow did, the
     // gate would still be released when the descriptor closes.
     let _ = rfs::flock(fd, FlockOperation::Unlock);
@@ -227,13 +214,13 @@ fn hold(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// Whether an OFD other than `fd`'s holds the section. Takes no lock.
-fn others_hold(fd: BorrowedFd<'_>) -> io::Result<bool> {
+pub(super) fn others_hold(fd: BorrowedFd<'_>) -> io::Result<bool> {
     let fl = ofd_lock(fd, libc::F_OFD_GETLK, libc::F_WRLCK as libc::c_short)?;
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
 /// Whether `path` still names the inode `st` describes.
-fn still_named(path: &Path, st: &FileStat) -> io::Result<bool> {
+pub(super) fn still_named(path: &Path, st: &FileStat) -> io::Result<bool> {
     match rfs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(now) => Ok(now.st_dev == st.dev && now.st_ino == st.ino),
         Err(Errno::NOENT) => Ok(false),
@@ -281,7 +268,7 @@ impl Drop for Entry {
     fn drop(&mut self) {
         // A forked child shares our OFD and hold; only the process that took
         // the hold may decide about the name.
-        if !self.marker.counted() || self.pid != crate::sys::pid() {
+        if !self.marker.counted() || self.pid != crate::sys::linux::pid() {
             return;
         }
         // Errors here cannot be reported from `drop`; the worst outcome is a
@@ -295,59 +282,6 @@ impl Drop for Entry {
             let _ = rfs::unlink(&self.path);
         }
         // Closing the descriptor releases the gate and the hold.
-    }
-}
-
-/// Where a named file-backed section's data lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Record {
-    pub path: PathBuf,
-    pub dev: u64,
-    pub ino: u64,
-}
-
-impl Record {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = format!("{RECORD_MAGIC}\n{} {}\n", self.dev, self.ino).into_bytes();
-        out.extend_from_slice(self.path.as_os_str().as_bytes());
-        out.push(b'\n');
-        out
-    }
-
-    /// Parses a record; its bytes are untrusted (anyone with write access to
-    /// the entry could have changed them).
-    fn read(fd: BorrowedFd<'_>) -> io::Result<Record> {
-        let mut buf = vec![0u8; RECORD_MAX + 1];
-        let mut len = 0;
-        while len < buf.len() {
-            let n = retry_intr(|| rustix::io::pread(fd, &mut buf[len..], len as u64))?;
-            if n == 0 {
-                break;
-            }
-            len += n;
-        }
-        let bad = || io::Error::new(io::ErrorKind::InvalidData, "damaged file-section record");
-        if len > RECORD_MAX {
-            return Err(bad());
-        }
-        let text = &buf[..len];
-        let mut lines = text.split(|&b| b == b'\n');
-        if lines.next() != Some(RECORD_MAGIC.as_bytes()) {
-            return Err(bad());
-        }
-        let ids = std::str::from_utf8(lines.next().ok_or_else(bad)?).map_err(|_| bad())?;
-        let (dev, ino) = ids.split_once(' ').ok_or_else(bad)?;
-        let dev = dev.parse().map_err(|_| bad())?;
-        let ino = ino.parse().map_err(|_| bad())?;
-        let path = lines.next().ok_or_else(bad)?;
-        if path.first() != Some(&b'/') || path.contains(&0) {
-            return Err(bad());
-        }
-        Ok(Record {
-            path: PathBuf::from(OsStr::from_bytes(path)),
-            dev,
-            ino,
-        })
     }
 }
 
@@ -368,7 +302,7 @@ fn temp_name() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    format!("{RESERVED_PREFIX}{}-{n}-{nanos}", crate::sys::pid())
+    format!("{RESERVED_PREFIX}{}-{n}-{nanos}", crate::sys::linux::pid())
 }
 
 /// How a file under construction gets its name.
@@ -422,7 +356,7 @@ pub(crate) fn create_named(
         }
         match content {
             Content::Memory { size, reserve } => {
-                crate::sys::resize(fd.as_fd(), 0, size, reserve)?;
+                crate::sys::unix::resize(fd.as_fd(), 0, size, reserve)?;
                 init(fd.as_fd())?;
             }
             Content::File(record) => {
@@ -467,7 +401,7 @@ pub(crate) fn create_named(
         fd,
         st: built?,
         marker,
-        pid: crate::sys::pid(),
+        pid: crate::sys::linux::pid(),
     })
 }
 
@@ -510,7 +444,8 @@ pub(crate) fn reclaim_stale(path: &Path) -> io::Result<bool> {
         Err(_) => return Ok(false),
     };
     let st = fstat(fd.as_fd())?;
-    if !st.is_regular || !Marker::from_mode(st.mode).counted() || st.uid != crate::sys::euid() {
+    if !st.is_regular || !Marker::from_mode(st.mode).counted() || st.uid != crate::sys::unix::euid()
+    {
         return Ok(false);
     }
     gate(fd.as_fd())?;
@@ -557,7 +492,7 @@ fn check_openable(st: &FileStat, allow_foreign_owner: bool) -> Result<(), OpenEr
     if !st.is_regular {
         return Err(OpenError::NotRegular);
     }
-    if st.uid != crate::sys::euid() && !allow_foreign_owner {
+    if st.uid != crate::sys::unix::euid() && !allow_foreign_owner {
         return Err(OpenError::ForeignOwner(st.uid));
     }
     // A section is published under exactly one name. More links mean
@@ -603,7 +538,7 @@ pub(crate) fn open_named(
             fd,
             st,
             marker,
-            pid: crate::sys::pid(),
+            pid: crate::sys::linux::pid(),
         });
     }
     Err(OpenError::Io(io::ErrorKind::NotFound.into()))
@@ -659,110 +594,4 @@ pub(crate) fn entry_type(path: &Path) -> Option<&'static str> {
         rfs::FileType::CharacterDevice | rfs::FileType::BlockDevice => "a device",
         rfs::FileType::Unknown => "of an unknown type",
     })
-}
-
-/// One entry of a namespace as found, without changing anything.
-#[derive(Debug)]
-pub(crate) struct RawListing {
-    pub name: String,
-    pub st: FileStat,
-    pub marker: Marker,
-    /// Whether any process holds a hold; `None` if the entry could not be
-    /// opened to ask.
-    pub held: Option<bool>,
-    pub record: Option<Record>,
-    /// The first bytes of a memory entry (a sync object says what it is
-    /// there); read with `pread`, no mapping and no lock.
-    pub head: Vec<u8>,
-    /// A private name of a section being built whose builder is gone.
-    pub abandoned_build: bool,
-}
-
-/// Lists the regular files of a namespace. Takes no lock that could change
-/// a decision of anyone else (only `F_OFD_GETLK`, which takes nothing, and a
-/// non-blocking `flock` probe on private build names).
-pub(crate) fn list_namespace(dir: &Path) -> io::Result<Vec<RawListing>> {
-    let mut out = Vec::new();
-    let dirfd = rfs::open(
-        dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    for ent in rfs::Dir::read_from(&dirfd)? {
-        let ent = ent?;
-        let Ok(name) = std::str::from_utf8(ent.file_name().to_bytes()) else {
-            continue;
-        };
-        if name == "." || name == ".." {
-            continue;
-        }
-        if let Some(raw) = list_entry(dir, name) {
-            out.push(raw);
-        }
-    }
-    Ok(out)
-}
-
-/// One regular file of a namespace, as [`list_namespace`] describes it;
-/// `None` if `dir/name` is missing or not a regular file.
-pub(crate) fn list_entry(dir: &Path, name: &str) -> Option<RawListing> {
-    let path = dir.join(name);
-    let st = rfs::statat(CWD, &path, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-    let st = crate::sys::to_filestat(&st);
-    if !st.is_regular {
-        return None;
-    }
-    let fd = open_entry(&path, OFlags::RDONLY).ok();
-    let marker = Marker::from_mode(st.mode);
-    let private = name.starts_with(RESERVED_PREFIX);
-    let abandoned_build = private
-        && fd.as_ref().is_some_and(|fd| {
-            let free = rfs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_ok();
-            if free {
-                ungate(fd.as_fd());
-            }
-            free
-        });
-    let held = fd
-        .as_ref()
-        .filter(|_| !private)
-        .and_then(|fd| others_hold(fd.as_fd()).ok());
-    let record = fd
-        .as_ref()
-        .filter(|_| marker.file && !private)
-        .and_then(|fd| Record::read(fd.as_fd()).ok());
-    let head = fd
-        .as_ref()
-        .filter(|_| !marker.file && !private)
-        .map(|fd| {
-            let mut buf = vec![0u8; HEAD_LEN];
-            let n = rustix::io::pread(fd, &mut buf[..], 0).unwrap_or(0);
-            buf.truncate(n);
-            buf
-        })
-        .unwrap_or_default();
-    Some(RawListing {
-        name: name.to_owned(),
-        st,
-        marker,
-        held,
-        record,
-        head,
-        abandoned_build,
-    })
-}
-
-/// Removes a private build name whose builder died (a crash between
-/// creating and publishing, on file systems without `O_TMPFILE`).
-pub(crate) fn remove_abandoned_build(path: &Path) -> io::Result<bool> {
-    let fd = open_entry(path, OFlags::RDONLY)?;
-    let st = fstat(fd.as_fd())?;
-    if rfs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_err() {
-        return Ok(false);
-    }
-    if !still_named(path, &st)? {
-        return Ok(false);
-    }
-    rfs::unlink(path)?;
-    Ok(true)
 }

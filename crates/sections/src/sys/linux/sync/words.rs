@@ -1,6 +1,6 @@
 //! The event and semaphore protocols over one shared word, free of the OS:
 //! waiting and waking come from a [`Word`], so the same code runs on
-//! shared futexes (Linux, `shared.rs`) and on loom's model of them (the
+//! shared futexes (`mod.rs`) and on loom's model of them (the
 //! tests at the end, `--cfg loom`).
 //!
 //! # Waking after a waiter dies

@@ -1,6 +1,7 @@
 //! The kernel and C-library pieces of the Linux sync objects: a
 //! process-shared robust pthread mutex (the robust-futex list belongs to
-//! the C library, so the mutex is its), and shared futex words.
+//! the C library, so the mutex is its), and shared futex words (also what
+//! the channel's waker sleeps on).
 
 use std::io;
 use std::sync::atomic::AtomicU32;

@@ -1,11 +1,15 @@
-//! Linux: sync objects in a small named section.
+//! Named sync objects on Linux, which has no kernel objects for them:
+//! futex words and a robust pthread mutex in a small named section, so
+//! they share the sections' handle-counted lifetime, stale detection and
+//! `gc`. Built on this layer's own section objects and mappings (it sits
+//! below `Section`).
 //!
 //! Layout (offsets in bytes):
 //!
 //! ```text
 //!   0  magic "SECTSYNC"
 //!   8  version (u32) = 2 (2: `set` and `release` wake every sleeper, see
-//!      `protocol.rs`; a version-1 peer would wake one and could lose it)
+//!      `words.rs`; a version-1 peer would wake one and could lose it)
 //!  12  kind (u32): 1 mutex, 2 event, 3 semaphore
 //!  16  payload length (u32): bytes of the guarded value, for a mutex
 //!  64  the object: pthread_mutex_t | event {signaled u32, manual u32}
@@ -13,20 +17,25 @@
 //! 128  the guarded value, for a mutex that guards one
 //! ```
 //!
-//! The header is written before the section is published (`create_with`),
-//! and checked on every open: bytes another process can write are
-//! untrusted, so a wrong magic, kind or length is a `WrongKind` error and
-//! another version a `WrongVersion` error, never a misreading.
+//! The header is written before the section is published, and checked on
+//! every open: bytes another process can write are untrusted, so a wrong
+//! magic, kind or length is a `WrongKind` error and another version a
+//! `WrongVersion` error, never a misreading.
+
+mod raw;
+mod words;
+
+pub(crate) use raw::{futex_wait, futex_wake};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
+use raw::LockState;
+
 use crate::error::{Error, ErrorKind, Result};
-use crate::section::{Access, Section};
-use crate::sync::protocol;
-use crate::sync::{Reset, SyncOptions};
-use crate::sys::sync::{self as raw, LockState};
-use crate::view::View;
+use crate::sys::linux::object::{create_named, open_named, Object};
+use crate::sys::{Mapping, Spec, SyncSpec};
+use crate::types::{validate_name, Access, ObjectState};
 
 const MAGIC: &[u8; 8] = b"SECTSYNC";
 const VERSION: u32 = 2;
@@ -52,55 +61,114 @@ impl Kind {
     }
 }
 
-fn options(opts: &SyncOptions, payload: usize) -> crate::SectionOptions {
-    let mut o = Section::options();
-    o.namespace(&opts.namespace)
-        .lifetime(opts.lifetime)
-        .allow_foreign_owner(opts.allow_foreign_owner)
-        .size((PAYLOAD + payload.next_multiple_of(8)) as u64);
-    o
+/// A sync object's section, mapped whole; the object keeps this process's
+/// hold on the name.
+#[derive(Debug)]
+struct Shared {
+    map: Mapping,
+    _object: Object,
+    name: String,
+}
+
+impl Shared {
+    fn word(&self, at: usize) -> &AtomicU32 {
+        self.map.u32_at(at)
+    }
+
+    fn err(&self, op: &'static str, e: std::io::Error) -> Error {
+        Error::os(op, e).with_name(&self.name)
+    }
+}
+
+/// The first eight bytes as the two native-endian words they are stored as.
+fn magic_words() -> (u32, u32) {
+    let word = |i: usize| u32::from_ne_bytes(MAGIC[i..i + 4].try_into().expect("4 bytes"));
+    (word(0), word(4))
 }
 
 /// Creates the section with its header, running `init` on the object area
 /// before the name is published.
 fn create(
-    opts: &SyncOptions,
+    spec: &SyncSpec<'_>,
     name: &str,
     kind: Kind,
     payload: &[u8],
-    init: impl Fn(&View) -> Result<()>,
-) -> Result<View> {
-    let section = options(opts, payload.len()).create_with(name, |view| {
-        view.write_at(0, MAGIC)?;
-        view.write_at(8, &VERSION.to_ne_bytes())?;
-        view.write_at(12, &(kind as u32).to_ne_bytes())?;
-        view.write_at(16, &(payload.len() as u32).to_ne_bytes())?;
-        view.write_at(PAYLOAD, payload)?;
-        init(view)
-    })?;
-    section.map_all(Access::ReadWrite)
+    init: impl Fn(&Mapping) -> Result<()>,
+) -> Result<Shared> {
+    const OP: &str = "create";
+    validate_name(name).map_err(|e| e.with_op(OP))?;
+    let size = PAYLOAD + payload.len().next_multiple_of(8);
+    let map = |object: &Object| {
+        Mapping::new(object, 0, size, Access::ReadWrite)
+            .map_err(|e| Error::os(OP, e).with_name(name))
+    };
+    let section = Spec {
+        size: Some(size as u64),
+        mode: 0o600,
+        lifetime: spec.lifetime,
+        file: None,
+        exec: false,
+        reserve: true,
+    };
+    let (object, _) = create_named(
+        spec.namespace,
+        name,
+        &section,
+        Some(&mut |object: Object| {
+            let m = map(&object)?;
+            let (a, b) = magic_words();
+            for (at, value) in [
+                (0, a),
+                (4, b),
+                (8, VERSION),
+                (12, kind as u32),
+                (16, payload.len() as u32),
+            ] {
+                m.u32_at(at).store(value, Ordering::Relaxed);
+            }
+            // SAFETY: the section is not published yet, so nothing else
+            // maps these bytes; the payload fits (the size was made for it).
+            unsafe {
+                std::ptr::copy_nonoverlapping(payload.as_ptr(), m.ptr().add(PAYLOAD), payload.len())
+            };
+            init(&m)
+        }),
+    )?;
+    Ok(Shared {
+        map: map(&object)?,
+        _object: object,
+        name: name.to_owned(),
+    })
 }
 
 /// Opens the section and checks that it is a `kind` with `payload` bytes.
-fn open(opts: &SyncOptions, name: &str, kind: Kind, payload: usize) -> Result<View> {
+fn open(spec: &SyncSpec<'_>, name: &str, kind: Kind, payload: usize) -> Result<Shared> {
     const OP: &str = "open";
-    let section = options(opts, 0).access(Access::ReadWrite).open(name)?;
+    validate_name(name).map_err(|e| e.with_op(OP))?;
+    let (object, _, _) = open_named(
+        spec.namespace,
+        name,
+        Access::ReadWrite,
+        spec.allow_foreign_owner,
+    )?;
     let wrong = |why: String| {
         Error::new(ErrorKind::WrongKind, OP)
             .with_name(name)
             .with_detail(why)
     };
-    let size = section.size()?;
+    let size = object
+        .size()
+        .map_err(|e| Error::os(OP, e).with_name(name))?;
     if size < PAYLOAD as u64 {
         return Err(wrong(format!(
             "{size} bytes is too small to be a sync object"
         )));
     }
-    let view = section.map_all(Access::ReadWrite)?;
-    let mut header = [0u8; 20];
-    view.read_at(0, &mut header)?;
-    let word = |at: usize| u32::from_ne_bytes(header[at..at + 4].try_into().expect("4 bytes"));
-    if &header[..8] != MAGIC {
+    let len = usize::try_from(size).map_err(|_| wrong(format!("{size} bytes")))?;
+    let map = Mapping::new(&object, 0, len, Access::ReadWrite)
+        .map_err(|e| Error::os(OP, e).with_name(name))?;
+    let word = |at: usize| map.u32_at(at).load(Ordering::Acquire);
+    if (word(0), word(4)) != magic_words() {
         return Err(wrong("a section, not a sync object".to_owned()));
     }
     if word(8) != VERSION {
@@ -124,7 +192,11 @@ fn open(opts: &SyncOptions, name: &str, kind: Kind, payload: usize) -> Result<Vi
             "it guards {stored} bytes, not {payload} (a different type?)"
         )));
     }
-    Ok(view)
+    Ok(Shared {
+        map,
+        _object: object,
+        name: name.to_owned(),
+    })
 }
 
 /// The guarded value's bytes.
@@ -148,48 +220,44 @@ unsafe impl Sync for Data {}
 /// A robust pthread mutex at offset 64 of its section.
 #[derive(Debug)]
 pub(crate) struct Mutex {
-    view: View,
+    shared: Shared,
 }
 
 impl Mutex {
     fn at(&self) -> *mut u8 {
-        self.view.as_mut_ptr().wrapping_add(OBJECT)
+        self.shared.map.ptr().wrapping_add(OBJECT)
     }
 
-    pub(crate) fn create(opts: &SyncOptions, name: &str, payload: &[u8]) -> Result<(Mutex, Data)> {
-        let view = create(opts, name, Kind::Mutex, payload, |view| {
+    pub(crate) fn create(spec: &SyncSpec<'_>, name: &str, payload: &[u8]) -> Result<(Mutex, Data)> {
+        let shared = create(spec, name, Kind::Mutex, payload, |map| {
             // SAFETY: the section is not published yet, so nothing else
             // uses these bytes; the offset is 64-aligned and in bounds.
-            unsafe { raw::mutex_init(view.as_mut_ptr().add(OBJECT)) }
+            unsafe { raw::mutex_init(map.ptr().add(OBJECT)) }
                 .map_err(|e| Error::os("create", e).with_name(name))
         })?;
-        Ok(Mutex::with_data(view))
+        Ok(Mutex::with_data(shared))
     }
 
-    pub(crate) fn open(opts: &SyncOptions, name: &str, payload: usize) -> Result<(Mutex, Data)> {
-        Ok(Mutex::with_data(open(opts, name, Kind::Mutex, payload)?))
+    pub(crate) fn open(spec: &SyncSpec<'_>, name: &str, payload: usize) -> Result<(Mutex, Data)> {
+        Ok(Mutex::with_data(open(spec, name, Kind::Mutex, payload)?))
     }
 
-    fn with_data(view: View) -> (Mutex, Data) {
+    fn with_data(shared: Shared) -> (Mutex, Data) {
         let data = Data {
-            ptr: view.as_mut_ptr().wrapping_add(PAYLOAD),
+            ptr: shared.map.ptr().wrapping_add(PAYLOAD),
         };
-        (Mutex { view }, data)
-    }
-
-    fn err(&self, op: &'static str, e: std::io::Error) -> Error {
-        self.view.section().err_os(op, e)
+        (Mutex { shared }, data)
     }
 
     /// `Some(abandoned)` when taken, `None` when `deadline` passed first.
     pub(crate) fn lock(&self, deadline: Option<Instant>) -> Result<Option<bool>> {
         // SAFETY: the mutex was initialised before the section was
-        // published and lives as long as `self.view`.
+        // published and lives as long as `self.shared`.
         let state = match deadline {
             Some(d) if d <= Instant::now() => unsafe { raw::mutex_try_lock(self.at()) },
             _ => unsafe { raw::mutex_lock(self.at(), deadline) },
         }
-        .map_err(|e| self.err("lock", e))?;
+        .map_err(|e| self.shared.err("lock", e))?;
         Ok(match state {
             LockState::Acquired => Some(false),
             LockState::OwnerDied => Some(true),
@@ -199,12 +267,13 @@ impl Mutex {
 
     pub(crate) fn unlock(&self) -> Result<()> {
         // SAFETY: called by the guard, on the thread that holds the mutex.
-        unsafe { raw::mutex_unlock(self.at()) }.map_err(|e| self.err("unlock", e))
+        unsafe { raw::mutex_unlock(self.at()) }.map_err(|e| self.shared.err("unlock", e))
     }
 
     pub(crate) fn mark_consistent(&self) -> Result<()> {
         // SAFETY: called by a guard that took the mutex as abandoned.
-        unsafe { raw::mutex_consistent(self.at()) }.map_err(|e| self.err("mark consistent", e))
+        unsafe { raw::mutex_consistent(self.at()) }
+            .map_err(|e| self.shared.err("mark consistent", e))
     }
 
     pub(crate) fn holder(&self) -> Option<u32> {
@@ -216,37 +285,13 @@ impl Mutex {
     }
 }
 
-/// The futex words of an event or semaphore.
-#[derive(Debug)]
-struct Words {
-    view: View,
-}
-
-impl Words {
-    fn first(&self) -> Futex<'_> {
-        Futex {
-            word: self
-                .view
-                .atomic_u32(OBJECT)
-                .expect("offset 64 of a checked sync section"),
-            section: self.view.section(),
-        }
-    }
-
-    fn second(&self) -> &AtomicU32 {
-        self.view
-            .atomic_u32(OBJECT + 4)
-            .expect("offset 68 of a checked sync section")
-    }
-}
-
 /// A word of the section as a shared futex (no `FUTEX_PRIVATE_FLAG`).
 struct Futex<'a> {
     word: &'a AtomicU32,
-    section: &'a Section,
+    shared: &'a Shared,
 }
 
-impl protocol::Word for Futex<'_> {
+impl words::Word for Futex<'_> {
     fn load(&self, order: Ordering) -> u32 {
         self.word.load(order)
     }
@@ -261,49 +306,61 @@ impl protocol::Word for Futex<'_> {
     }
 
     fn wait(&self, expected: u32, deadline: Option<Instant>) -> Result<()> {
-        raw::futex_wait(self.word, expected, deadline).map_err(|e| self.section.err_os("wait", e))
+        raw::futex_wait(self.word, expected, deadline).map_err(|e| self.shared.err("wait", e))
     }
 
     fn wake_all(&self) -> Result<()> {
-        raw::futex_wake(self.word, i32::MAX as u32).map_err(|e| self.section.err_os("wake", e))
+        raw::futex_wake(self.word, i32::MAX as u32).map_err(|e| self.shared.err("wake", e))
     }
 
     fn corrupted(&self, what: String) -> Error {
-        self.section
-            .err(ErrorKind::Corrupted, "wait")
+        Error::new(ErrorKind::Corrupted, "wait")
+            .with_name(&self.shared.name)
             .with_detail(what)
     }
 }
 
+impl Shared {
+    /// The object's first word, as a futex.
+    fn first(&self) -> Futex<'_> {
+        Futex {
+            word: self.word(OBJECT),
+            shared: self,
+        }
+    }
+
+    fn second(&self) -> &AtomicU32 {
+        self.word(OBJECT + 4)
+    }
+}
+
 /// An event: `signaled` (0 or 1) at 64, `manual` (0 or 1) at 68; the
-/// protocol is in `protocol.rs`.
+/// protocol is in `words.rs`.
 #[derive(Debug)]
 pub(crate) struct Event {
-    words: Words,
+    shared: Shared,
     manual: bool,
 }
 
 impl Event {
-    pub(crate) fn create(opts: &SyncOptions, name: &str, reset: Reset, set: bool) -> Result<Event> {
-        let manual = reset == Reset::Manual;
-        let view = create(opts, name, Kind::Event, &[], |view| {
-            view.atomic_u32(OBJECT)?
-                .store(u32::from(set), Ordering::Relaxed);
-            view.atomic_u32(OBJECT + 4)?
+    pub(crate) fn create(
+        spec: &SyncSpec<'_>,
+        name: &str,
+        manual: bool,
+        set: bool,
+    ) -> Result<Event> {
+        let shared = create(spec, name, Kind::Event, &[], |map| {
+            map.u32_at(OBJECT).store(u32::from(set), Ordering::Relaxed);
+            map.u32_at(OBJECT + 4)
                 .store(u32::from(manual), Ordering::Relaxed);
             Ok(())
         })?;
-        Ok(Event {
-            words: Words { view },
-            manual,
-        })
+        Ok(Event { shared, manual })
     }
 
-    pub(crate) fn open(opts: &SyncOptions, name: &str) -> Result<Event> {
-        let words = Words {
-            view: open(opts, name, Kind::Event, 0)?,
-        };
-        let manual = match words.second().load(Ordering::Relaxed) {
+    pub(crate) fn open(spec: &SyncSpec<'_>, name: &str) -> Result<Event> {
+        let shared = open(spec, name, Kind::Event, 0)?;
+        let manual = match shared.second().load(Ordering::Relaxed) {
             0 => false,
             1 => true,
             other => {
@@ -312,34 +369,33 @@ impl Event {
                     .with_detail(format!("damaged event (reset mode {other})")))
             }
         };
-        Ok(Event { words, manual })
+        Ok(Event { shared, manual })
     }
 
     pub(crate) fn set(&self) -> Result<()> {
-        protocol::set(&self.words.first())
+        words::set(&self.shared.first())
     }
 
     pub(crate) fn reset(&self) -> Result<()> {
-        protocol::reset(&self.words.first());
+        words::reset(&self.shared.first());
         Ok(())
     }
 
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<bool> {
-        protocol::wait(&self.words.first(), self.manual, deadline)
+        words::wait(&self.shared.first(), self.manual, deadline)
     }
 }
 
-/// A semaphore: `count` at 64, `max` at 68; the protocol is in
-/// `protocol.rs`.
+/// A semaphore: `count` at 64, `max` at 68; the protocol is in `words.rs`.
 #[derive(Debug)]
 pub(crate) struct Semaphore {
-    words: Words,
+    shared: Shared,
     max: u32,
 }
 
 impl Semaphore {
     pub(crate) fn create(
-        opts: &SyncOptions,
+        spec: &SyncSpec<'_>,
         name: &str,
         initial: u32,
         max: u32,
@@ -349,40 +405,33 @@ impl Semaphore {
                 .with_name(name)
                 .with_detail(format!("initial count {initial} with maximum {max}")));
         }
-        let view = create(opts, name, Kind::Semaphore, &[], |view| {
-            view.atomic_u32(OBJECT)?.store(initial, Ordering::Relaxed);
-            view.atomic_u32(OBJECT + 4)?.store(max, Ordering::Relaxed);
+        let shared = create(spec, name, Kind::Semaphore, &[], |map| {
+            map.u32_at(OBJECT).store(initial, Ordering::Relaxed);
+            map.u32_at(OBJECT + 4).store(max, Ordering::Relaxed);
             Ok(())
         })?;
-        Ok(Semaphore {
-            words: Words { view },
-            max,
-        })
+        Ok(Semaphore { shared, max })
     }
 
-    pub(crate) fn open(opts: &SyncOptions, name: &str) -> Result<Semaphore> {
-        let words = Words {
-            view: open(opts, name, Kind::Semaphore, 0)?,
-        };
-        let max = words.second().load(Ordering::Relaxed);
-        if max == 0 || words.first().word.load(Ordering::Relaxed) > max {
+    pub(crate) fn open(spec: &SyncSpec<'_>, name: &str) -> Result<Semaphore> {
+        let shared = open(spec, name, Kind::Semaphore, 0)?;
+        let max = shared.second().load(Ordering::Relaxed);
+        if max == 0 || shared.word(OBJECT).load(Ordering::Relaxed) > max {
             return Err(Error::new(ErrorKind::WrongKind, "open")
                 .with_name(name)
                 .with_detail("damaged semaphore (count above its maximum)"));
         }
-        Ok(Semaphore { words, max })
+        Ok(Semaphore { shared, max })
     }
 
     pub(crate) fn acquire(&self, deadline: Option<Instant>) -> Result<bool> {
-        protocol::acquire(&self.words.first(), self.max, deadline)
+        words::acquire(&self.shared.first(), self.max, deadline)
     }
 
     pub(crate) fn release(&self, n: u32) -> Result<()> {
-        protocol::release(&self.words.first(), self.max, n)?.map_err(|c| {
-            self.words
-                .view
-                .section()
-                .err(ErrorKind::InvalidRange, "release")
+        words::release(&self.shared.first(), self.max, n)?.map_err(|c| {
+            Error::new(ErrorKind::InvalidRange, "release")
+                .with_name(&self.shared.name)
                 .with_detail(format!(
                     "releasing {n} would pass the maximum {} (count is {c})",
                     self.max
@@ -393,8 +442,7 @@ impl Semaphore {
 
 /// What the first bytes of an entry say, if it is a sync object. The bytes
 /// are untrusted: anything unexpected is "not a sync object".
-pub(crate) fn describe(head: &[u8]) -> Option<crate::name::ObjectState> {
-    use crate::name::ObjectState;
+pub(crate) fn describe(head: &[u8]) -> Option<ObjectState> {
     if head.len() < OBJECT + 12 || &head[..8] != MAGIC {
         return None;
     }

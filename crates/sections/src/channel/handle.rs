@@ -1,0 +1,295 @@
+//! A channel's section and how to connect to it: creating (named or
+//! anonymous), opening by name or by an inherited token, checking the
+//! header, and what a listing may say about it.
+
+use std::time::{Duration, Instant};
+
+use super::layout::{
+    CAPACITY, HEADER, KEY, MAGIC, READ, RECORD, RESERVE, RX_STATE, RX_TOKEN, SENDERS, SLOTS,
+    SLOT_SIZE, SLOT_TOKEN, VERSION, VERSION_AT,
+};
+use super::peers::peer_alive;
+use super::receiver::Receiver;
+use super::ring::{round16, Mem, Ring};
+use super::sender::Sender;
+use super::wait::Shared;
+use super::{ChannelOptions, MAX_SENDERS};
+use crate::error::{Error, ErrorKind, Result};
+use crate::section::Section;
+use crate::share::Inheritable;
+use crate::sys::{self, Waker};
+use crate::types::Access;
+use crate::view::View;
+use std::sync::atomic::Ordering;
+
+/// The name errors of an anonymous channel carry.
+pub(crate) const ANONYMOUS: &str = "(anonymous channel)";
+
+/// A random name for what an anonymous channel needs besides its section
+/// (the kernel events of Windows).
+fn random_base() -> String {
+    format!(
+        "sections-channel-{:016x}{:016x}",
+        sys::random_word(),
+        sys::random_word()
+    )
+}
+
+/// Validates a channel's header; returns capacity and sender slots.
+fn check_header(name: &str, view: &View) -> Result<(u64, u32)> {
+    let size = view.len() as u64;
+    if size < (HEADER + 64) as u64 {
+        return Err(Error::new(ErrorKind::WrongKind, "open")
+            .with_name(name)
+            .with_detail("too small to be a channel"));
+    }
+    let magic = view.atomic_u64(0)?;
+    // A channel being made on Windows has its magic written last.
+    let waited = Instant::now();
+    while magic.load(Ordering::Acquire) == 0 && waited.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if magic.load(Ordering::Acquire) != MAGIC {
+        return Err(Error::new(ErrorKind::WrongKind, "open")
+            .with_name(name)
+            .with_detail("not a channel"));
+    }
+    let mut header = [0u8; HEADER];
+    view.read_at(0, &mut header)?;
+    let word = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+    let (version, capacity, senders) = (word(VERSION_AT), u64::from(word(CAPACITY)), word(SENDERS));
+    let bad = |what: String| super::corrupted(name, what);
+    if version != VERSION {
+        return Err(Error::new(ErrorKind::WrongVersion, "open")
+            .with_name(name)
+            .with_detail(format!(
+                "a channel of layout version {version}, and this library speaks {VERSION}"
+            )));
+    }
+    if capacity < 64 || capacity % RECORD != 0 || HEADER as u64 + capacity > size {
+        return Err(bad(format!(
+            "capacity {capacity} does not fit a {size}-byte section"
+        )));
+    }
+    if senders == 0 || senders > MAX_SENDERS {
+        return Err(bad(format!("{senders} sender slots")));
+    }
+    Ok((capacity, senders))
+}
+
+/// Maps `section` and checks that it is a channel.
+pub(crate) fn attach(
+    opts: &ChannelOptions,
+    name: &str,
+    section: &Section,
+    waker: impl FnOnce() -> Result<Waker>,
+) -> Result<Shared> {
+    let view = section.map_all(Access::ReadWrite)?;
+    let (capacity, senders) = check_header(name, &view)?;
+    // Every page of the ring mapped now, so that no message pays a
+    // page fault (a failure here is memory that is not there).
+    view.prefetch(0, view.len())?;
+    let waker = waker()?;
+    Ok(Shared {
+        ring: Ring::new(Mem::new(view), name, capacity, senders),
+        waker,
+        wait: opts.wait,
+    })
+}
+
+/// Bytes in use from the two positions (which a single sender's lag, or a
+/// hostile peer, may leave in any order).
+fn fill(reserve: u64, read: u64, capacity: u64) -> u64 {
+    reserve.saturating_sub(read).min(capacity)
+}
+
+/// A channel's section (and, elsewhere than Linux, its events); keeps them
+/// alive while it lives. Connect with [`ChannelOptions::open_sender`] and
+/// [`ChannelOptions::open_receiver`] by name, or with
+/// [`sender`](Self::sender) / [`receiver`](Self::receiver) from this handle,
+/// or hand an anonymous one to a child with [`inheritable`](Self::inheritable).
+#[derive(Debug)]
+pub struct Channel {
+    section: Section,
+    shared: Shared,
+    opts: ChannelOptions,
+    anonymous: bool,
+}
+
+/// A channel made inheritable for child processes started while this
+/// lives; pass [`token`](Self::token) to the child, which connects with
+/// [`ChannelOptions::sender_from_token`] or
+/// [`ChannelOptions::receiver_from_token`].
+#[derive(Debug)]
+pub struct InheritableChannel {
+    _section: Inheritable,
+    token: String,
+}
+
+impl InheritableChannel {
+    /// What the child passes to `sender_from_token` / `receiver_from_token`.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl Channel {
+    /// Creates a channel: named (`Some(name)`) or anonymous.
+    pub(crate) fn create(opts: &ChannelOptions, name: Option<&str>) -> Result<Channel> {
+        const OP: &str = "create channel";
+        let label = name.unwrap_or(ANONYMOUS);
+        let capacity = round16(u64::from(opts.capacity.max(64)));
+        if capacity > u64::from(u32::MAX) - HEADER as u64 {
+            return Err(Error::new(ErrorKind::InvalidSize, OP)
+                .with_name(label)
+                .with_detail("capacity too large"));
+        }
+        if opts.senders == 0 || opts.senders > MAX_SENDERS {
+            return Err(Error::new(ErrorKind::InvalidRange, OP)
+                .with_name(label)
+                .with_detail(format!("1 to {MAX_SENDERS} senders, not {}", opts.senders)));
+        }
+        let mut o = Section::options();
+        o.namespace(&opts.namespace)
+            .lifetime(opts.lifetime)
+            .size(HEADER as u64 + capacity);
+        let mut waker = None;
+        let mut init = |view: &View| -> Result<()> {
+            view.write_at(VERSION_AT, &VERSION.to_le_bytes())?;
+            view.write_at(CAPACITY, &(capacity as u32).to_le_bytes())?;
+            view.write_at(SENDERS, &opts.senders.to_le_bytes())?;
+            view.write_at(KEY, &sys::random_word().to_le_bytes())?;
+            let base = name.map_or_else(random_base, str::to_owned);
+            waker = Some(Waker::create(&opts.namespace, &base, name.is_none())?);
+            view.atomic_u64(0)?.store(MAGIC, Ordering::Release);
+            Ok(())
+        };
+        // Linux publishes a named section only once it is initialised;
+        // Windows cannot, so there the magic is written last and openers
+        // wait for it.
+        let section = match name {
+            None => {
+                let s = o.anonymous()?;
+                init(&s.map_all(Access::ReadWrite)?)?;
+                s
+            }
+            Some(name) => o.create_initialised(name, init)?,
+        };
+        let waker = waker.expect("made with the section");
+        let shared = attach(opts, label, &section, || Ok(waker))?;
+        Ok(Channel {
+            section,
+            shared,
+            opts: opts.clone(),
+            anonymous: name.is_none(),
+        })
+    }
+
+    /// The ring size in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.shared.ring.capacity
+    }
+
+    /// Bytes of the ring in use (messages not yet consumed).
+    pub fn fill(&self) -> u64 {
+        let mem = &self.shared.ring.mem;
+        fill(
+            mem.u64(RESERVE).load(Ordering::Acquire),
+            mem.u64(READ).load(Ordering::Acquire),
+            self.shared.ring.capacity,
+        )
+    }
+
+    fn attach(&self) -> Result<Shared> {
+        let base = self.shared.waker.token().map(str::to_owned);
+        attach(&self.opts, &self.shared.ring.name, &self.section, || {
+            Waker::open(&self.opts.namespace, base.as_deref(), self.anonymous)
+        })
+    }
+
+    /// Connects a sender in this process.
+    pub fn sender(&self) -> Result<Sender> {
+        Sender::connect(self.attach()?)
+    }
+
+    /// Connects the receiver in this process.
+    pub fn receiver(&self) -> Result<Receiver> {
+        Receiver::connect(self.attach()?)
+    }
+
+    /// Makes the channel inheritable by child processes started while the
+    /// returned value lives; the child connects with the token.
+    pub fn inheritable(&self) -> Result<InheritableChannel> {
+        let section = self.section.inheritable()?;
+        let token = match self.shared.waker.token() {
+            Some(base) => format!("channel:{base}:{}", section.token()),
+            None => format!("channel::{}", section.token()),
+        };
+        Ok(InheritableChannel {
+            _section: section,
+            token,
+        })
+    }
+}
+
+impl ChannelOptions {
+    /// Adopts the channel a parent passed as `token` (see
+    /// [`Channel::inheritable`]).
+    fn adopt(&self, token: &str) -> Result<Shared> {
+        let bad = || {
+            Error::new(ErrorKind::InvalidName, "open channel")
+                .with_detail(format!("'{token}' is not a channel token"))
+        };
+        let rest = token.strip_prefix("channel:").ok_or_else(bad)?;
+        let (base, section) = rest.split_once(':').ok_or_else(bad)?;
+        let base = (!base.is_empty()).then_some(base);
+        let section = Section::from_token(section)?;
+        attach(self, ANONYMOUS, &section, || {
+            Waker::open(&self.namespace, base, true)
+        })
+    }
+
+    /// Connects a sender to the channel a parent passed as `token`.
+    pub fn sender_from_token(&self, token: &str) -> Result<Sender> {
+        Sender::connect(self.adopt(token)?)
+    }
+
+    /// Connects the receiver to the channel a parent passed as `token`.
+    pub fn receiver_from_token(&self, token: &str) -> Result<Receiver> {
+        Receiver::connect(self.adopt(token)?)
+    }
+
+    pub(crate) fn open_named(&self, name: &str) -> Result<Shared> {
+        let section = crate::section::Section::options()
+            .namespace(&self.namespace)
+            .access(Access::ReadWrite)
+            .open(name)?;
+        attach(self, name, &section, || {
+            Waker::open(&self.namespace, Some(name), false)
+        })
+    }
+}
+
+/// What the first bytes of an entry say, if it is a channel (for listings;
+/// the bytes are untrusted and only reported).
+pub(crate) fn describe(head: &[u8]) -> Option<crate::types::ObjectState> {
+    if head.len() < HEADER || u64::from_le_bytes(head[0..8].try_into().ok()?) != MAGIC {
+        return None;
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"));
+    let capacity = u64::from(u32_at(CAPACITY));
+    let slots = u32_at(SENDERS).min(MAX_SENDERS);
+    let senders = (0..slots)
+        .filter(|&i| {
+            let at = SLOTS + i as usize * SLOT_SIZE;
+            peer_alive(u32_at(at), u64_at(at + SLOT_TOKEN))
+        })
+        .count() as u32;
+    Some(crate::types::ObjectState::Channel {
+        capacity,
+        fill: fill(u64_at(RESERVE), u64_at(READ), capacity),
+        senders,
+        receiver: peer_alive(u32_at(RX_STATE), u64_at(RX_TOKEN)),
+    })
+}

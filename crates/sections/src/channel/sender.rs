@@ -1,0 +1,305 @@
+//! The sending side: connecting a sender, reserving room (under the
+//! reservation lock when there are several senders), loans written in
+//! place, and sending.
+
+use std::cell::Cell;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::layout::{RX_STATE, RX_TOKEN, TX_EVER};
+use super::peers::{claim, sender_alive, CLOSED, FREE, TAKEN};
+use super::ring::{Look, Reservation, Ring};
+use super::wait::Shared;
+use super::ChannelOptions;
+use crate::error::{Error, ErrorKind, Result};
+use crate::named::deadline;
+use crate::sys::{self, Side};
+
+/// Attempts at a busy reservation lock before waiting between them: a
+/// holder keeps it for a few instructions.
+const LOCK_SPINS: u32 = 128;
+/// How often a sender waiting for the reservation lock asks whether its
+/// holder lives.
+const LOCK_CHECK: Duration = Duration::from_millis(1);
+
+/// One sender. Several may be connected if the channel was created for
+/// several (`ChannelOptions::senders`); each keeps its own order.
+#[derive(Debug)]
+pub struct Sender {
+    shared: Shared,
+    slot: u32,
+    generation: u32,
+    /// The read position last seen: reloaded only when the ring looks full
+    /// with it, so most sends never touch the receiver's line.
+    read: Cell<u64>,
+}
+
+impl Sender {
+    pub(crate) fn open(opts: &ChannelOptions, name: &str) -> Result<Sender> {
+        Sender::connect(opts.open_named(name)?)
+    }
+
+    pub(crate) fn connect(shared: Shared) -> Result<Sender> {
+        let ring = &shared.ring;
+        let token = sys::process_token();
+        for slot in 0..ring.senders {
+            if claim(ring.slot_state(slot), ring.slot_token(slot), token, &[FREE]) {
+                let generation = ring
+                    .slot_generation(slot)
+                    .fetch_add(1, Ordering::AcqRel)
+                    .wrapping_add(1);
+                ring.mem.u32(TX_EVER).store(1, Ordering::Release);
+                // A single sender that left between committing and
+                // publishing left its record behind `reserve`.
+                if let Err(e) = ring.repair_reserve() {
+                    ring.slot_state(slot).store(FREE, Ordering::Release);
+                    return Err(e);
+                }
+                return Ok(Sender {
+                    shared,
+                    slot,
+                    generation,
+                    read: Cell::new(0),
+                });
+            }
+        }
+        Err(Error::new(ErrorKind::AlreadyExists, "open sender")
+            .with_name(&ring.name)
+            .with_detail(format!("all {} sender slots are in use", ring.senders)))
+    }
+
+    /// Whether the receiver is gone: closed, or (`Look::Liveness`) its
+    /// process ended. `Look::Fast` does not look.
+    #[inline]
+    fn receiver_gone(&self, mode: Look) -> bool {
+        let mem = &self.shared.ring.mem;
+        if mode == Look::Fast {
+            return false;
+        }
+        match mem.u32(RX_STATE).load(Ordering::Acquire) {
+            CLOSED => true,
+            TAKEN if mode == Look::Liveness => {
+                !sys::process_alive(mem.u64(RX_TOKEN).load(Ordering::Acquire))
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes the reservation lock of a channel with several senders,
+    /// waiting at most until `deadline`: `false` if it passed first. The
+    /// holder keeps it for a few instructions, so this spins briefly, then
+    /// waits with short sleeps, asking now and then whether the holder
+    /// lives (a dead one's lock is taken over) and whether the receiver
+    /// does (`Disconnected`). Whatever a peer wrote into the lock word, a
+    /// timed call returns on time.
+    fn lock_reserve(&self, deadline: Option<Instant>) -> Result<bool> {
+        let ring = &self.shared.ring;
+        let me = Ring::lock_word(self.slot, self.generation);
+        let alive = |slot: u32, generation: u32| sender_alive(ring, slot, generation);
+        let mut attempts = 0u32;
+        let mut checked = Instant::now();
+        let mut pause = Duration::from_micros(20);
+        loop {
+            let check_holder = attempts > LOCK_SPINS && checked.elapsed() >= LOCK_CHECK;
+            if ring.try_lock(me, check_holder, &alive)? {
+                return Ok(true);
+            }
+            attempts += 1;
+            if attempts <= LOCK_SPINS {
+                std::hint::spin_loop();
+                continue;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(false);
+            }
+            if check_holder {
+                checked = now;
+                if self.receiver_gone(Look::Liveness) {
+                    return Err(ring
+                        .err(ErrorKind::Disconnected, "send")
+                        .with_detail("the receiver is gone"));
+                }
+            }
+            let nap = deadline.map_or(pause, |d| pause.min(d - now));
+            std::thread::sleep(nap);
+            pause = (pause * 2).min(LOCK_CHECK);
+        }
+    }
+
+    /// Reserves room, under the reservation lock if there are several
+    /// senders; `None` when full, or when the lock was not free before
+    /// `deadline`.
+    #[inline]
+    fn reserve(&self, len: usize, deadline: Option<Instant>) -> Result<Option<Reservation>> {
+        let ring = &self.shared.ring;
+        if ring.senders == 1 {
+            return ring.reserve(self.slot, self.generation, len, &self.read);
+        }
+        if !self.lock_reserve(deadline)? {
+            return Ok(None);
+        }
+        let result = ring.reserve(self.slot, self.generation, len, &self.read);
+        ring.unlock(Ring::lock_word(self.slot, self.generation));
+        result
+    }
+
+    #[inline]
+    fn loan_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Option<Loan<'_>>> {
+        let this = &*self;
+        let shared = &this.shared;
+        let reserved = shared.wait_for(Side::Senders, deadline, |mode| {
+            if this.receiver_gone(mode) {
+                return Err(shared
+                    .ring
+                    .err(ErrorKind::Disconnected, "send")
+                    .with_detail("the receiver is gone"));
+            }
+            this.reserve(len, deadline)
+        })?;
+        Ok(reserved.map(|res| Loan {
+            sender: self,
+            res,
+            done: false,
+        }))
+    }
+
+    /// A writable slot of `len` bytes in the ring, waiting for room.
+    #[inline]
+    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
+        let loan = self.loan_until(len, None)?;
+        Ok(loan.expect("an untimed wait does not time out"))
+    }
+
+    /// A slot if there is room now; `Full` otherwise.
+    #[inline]
+    pub fn try_loan(&mut self, len: usize) -> Result<Loan<'_>> {
+        let name = self.shared.ring.name.clone();
+        self.loan_until(len, Some(Instant::now()))?
+            .ok_or_else(|| Error::new(ErrorKind::Full, "send").with_name(&name))
+    }
+
+    /// A slot, waiting at most `timeout`; `TimedOut` otherwise.
+    pub fn loan_timeout(&mut self, len: usize, timeout: Duration) -> Result<Loan<'_>> {
+        let name = self.shared.ring.name.clone();
+        self.loan_until(len, Some(deadline(timeout)))?
+            .ok_or_else(|| Error::new(ErrorKind::TimedOut, "send").with_name(&name))
+    }
+
+    /// Copies `data` into the ring and sends it, waiting for room.
+    #[inline]
+    pub fn send(&mut self, data: &[u8]) -> Result<()> {
+        let loan = self.loan(data.len())?;
+        loan.fill_and_send(data)
+    }
+
+    /// Sends if there is room now; `Full` otherwise.
+    #[inline]
+    pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
+        let loan = self.try_loan(data.len())?;
+        loan.fill_and_send(data)
+    }
+
+    /// Sends, waiting at most `timeout` for room.
+    pub fn send_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
+        let loan = self.loan_timeout(data.len(), timeout)?;
+        loan.fill_and_send(data)
+    }
+}
+
+impl Drop for Sender {
+    #[inline]
+    fn drop(&mut self) {
+        let s = &self.shared;
+        s.ring.slot_state(self.slot).store(FREE, Ordering::Release);
+        // The receiver may be waiting to learn that every sender is gone.
+        let _ = s.wake(Side::Receiver);
+    }
+}
+
+/// A slot in the ring being written; [`send`](Self::send) publishes it,
+/// dropping it unsent cancels it.
+#[derive(Debug)]
+pub struct Loan<'a> {
+    sender: &'a mut Sender,
+    res: Reservation,
+    done: bool,
+}
+
+impl Loan<'_> {
+    /// The message length.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.res.len as usize
+    }
+
+    /// Whether the message is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.res.len == 0
+    }
+
+    /// Copies `data` into the message at `offset`.
+    #[inline]
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
+        let ring = &self.sender.shared.ring;
+        if offset
+            .checked_add(data.len())
+            .is_none_or(|end| end as u64 > self.res.len)
+        {
+            return Err(ring
+                .err(ErrorKind::InvalidRange, "write")
+                .with_detail(format!(
+                    "{} bytes at {offset} in a {}-byte message",
+                    data.len(),
+                    self.res.len
+                )));
+        }
+        ring.mem.write(ring.payload(&self.res) + offset, data)
+    }
+
+    /// The message's bytes, to write in place.
+    ///
+    /// # Safety
+    /// The protocol gives these bytes to this loan alone; a peer that
+    /// breaks it (a buggy or hostile process writing the ring) must not
+    /// touch them while the borrow lives.
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        let shared = &self.sender.shared;
+        let at = shared.ring.payload(&self.res);
+        // SAFETY: in bounds of the live view (checked at reservation);
+        // exclusivity per the contract and the protocol.
+        unsafe { std::slice::from_raw_parts_mut(shared.view().as_mut_ptr().add(at), self.len()) }
+    }
+
+    #[inline]
+    fn fill_and_send(mut self, data: &[u8]) -> Result<()> {
+        self.write_at(0, data)?;
+        self.send();
+        Ok(())
+    }
+
+    #[inline]
+    fn commit(&mut self, cancel: bool) {
+        let s = &self.sender.shared;
+        s.ring
+            .commit(&self.res, self.sender.slot, self.sender.generation, cancel);
+        self.done = true;
+        let _ = s.wake(Side::Receiver);
+    }
+
+    /// Publishes the message.
+    #[inline]
+    pub fn send(mut self) {
+        self.commit(false);
+    }
+}
+
+impl Drop for Loan<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.done {
+            self.commit(true);
+        }
+    }
+}

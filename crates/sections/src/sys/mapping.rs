@@ -1,0 +1,100 @@
+//! [`Mapping`]: one mapping of a range of a section object, owned (unmapped
+//! on drop) and guarded against truncation when its memory can shrink.
+//! Platform-neutral: built on the contract's `Object::map`, `unmap` and
+//! `Guard`. `View` is a mapping with a section and an access; the sync
+//! objects this layer provides map their words with it too.
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+
+use super::{unmap, Guard, Object};
+use crate::types::Access;
+
+/// An owned mapping of `len` bytes of an object.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    /// Catches accesses past the end of a file another process shrank.
+    guard: Guard,
+}
+
+// SAFETY: a mapping is process-wide memory, valid from any thread; what
+// may be done with its bytes is decided by the types built on it.
+unsafe impl Send for Mapping {}
+// SAFETY: see `Send`.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` (non-zero) bytes of `object` at `offset`, a multiple of
+    /// the granularity that the caller checked, with `access`. Memory that
+    /// can shrink under the mapping (a file, a named section, a memfd
+    /// without the shrink seal) is registered with the SIGBUS guard.
+    pub(crate) fn new(
+        object: &Object,
+        offset: u64,
+        len: usize,
+        access: Access,
+    ) -> io::Result<Mapping> {
+        // SAFETY: the caller checked the offset's alignment; the mapping
+        // is owned by the returned value and unmapped once, in `drop`.
+        let ptr = unsafe { object.map(offset, len, access) }?;
+        let ptr = NonNull::new(ptr).expect("mmap never returns null on success");
+        let guard = if object.can_shrink() {
+            Guard::register(ptr.as_ptr(), len)
+        } else {
+            Ok(Guard::none())
+        };
+        match guard {
+            Ok(guard) => Ok(Mapping { ptr, len, guard }),
+            Err(e) => {
+                // SAFETY: the mapping made above, not yet shared with anyone.
+                let _ = unsafe { unmap(ptr.as_ptr(), len) };
+                Err(e)
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The lowest address of the mapping that the guard patched (its page
+    /// is no longer the object's); `usize::MAX` when none was.
+    #[inline]
+    pub(crate) fn first_bad(&self) -> usize {
+        self.guard.first_bad()
+    }
+
+    /// The 32-bit word at `at`, which must be 4-byte aligned and inside the
+    /// mapping (callers pass offsets of a layout they checked).
+    ///
+    /// # Panics
+    /// If `at` is misaligned or out of bounds: a bug in the caller.
+    #[cfg_attr(target_os = "macos", allow(dead_code))]
+    pub(crate) fn u32_at(&self, at: usize) -> &AtomicU32 {
+        assert!(at % 4 == 0 && at + 4 <= self.len, "word {at}");
+        // SAFETY: in bounds and aligned (mappings start on a page); the
+        // memory lives as long as `&self`, and every access to shared
+        // words through this crate is atomic.
+        unsafe { AtomicU32::from_ptr(self.ptr().add(at).cast()) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // Unguard first: once unmapped, the addresses may be reused by a
+        // mapping that is not ours.
+        self.guard.release();
+        // SAFETY: the mapping was made in `new` and is unmapped only here;
+        // no borrow of it can outlive `self`.
+        let _ = unsafe { unmap(self.ptr.as_ptr(), self.len) };
+    }
+}
