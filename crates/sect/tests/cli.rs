@@ -671,11 +671,13 @@ fn ls_and_info_show_sync_objects() {
     assert!(text.contains("1 sender(s), receiver connected"), "{text}");
 }
 
-/// Runs `sect ARGS` and returns (exit code, stdout, stderr, peak resident
-/// kilobytes, CPU seconds), measured with `wait4` for this child alone.
-fn measured(ns: &Path, args: &[&str]) -> (i32, String, String, i64, f64) {
-    let out_path = ns.join(".out");
-    let err_path = ns.join(".err");
+/// Runs `sect ARGS` and returns (exit status, stdout, stderr, peak
+/// resident kilobytes, CPU seconds), measured with `wait4` for this child
+/// alone. Its output goes to files outside the namespace.
+fn measured(ns: &Path, args: &[&str]) -> (Result<i32, String>, String, String, i64, f64) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out_path = out_dir.path().join("out");
+    let err_path = out_dir.path().join("err");
     let child = StdCommand::new(SECT)
         .arg("--namespace")
         .arg(ns)
@@ -693,17 +695,33 @@ fn measured(ns: &Path, args: &[&str]) -> (i32, String, String, i64, f64) {
     assert_eq!(rc, pid);
     std::mem::forget(child);
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let out = std::fs::read_to_string(&out_path).unwrap();
-    let err = std::fs::read_to_string(&err_path).unwrap();
-    std::fs::remove_file(out_path).unwrap();
-    std::fs::remove_file(err_path).unwrap();
+    let ended = if libc::WIFEXITED(status) {
+        Ok(libc::WEXITSTATUS(status))
+    } else {
+        Err(format!("killed by signal {}", libc::WTERMSIG(status)))
+    };
     (
-        libc::WEXITSTATUS(status),
-        out,
-        err,
+        ended,
+        std::fs::read_to_string(&out_path).unwrap(),
+        std::fs::read_to_string(&err_path).unwrap(),
         usage.ru_maxrss,
         secs(usage.ru_utime) + secs(usage.ru_stime),
     )
+}
+
+/// Makes any read of `path` move its access time (even on `relatime`).
+fn make_reads_visible(path: &Path) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_times(
+        std::fs::FileTimes::new()
+            .set_accessed(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000))
+            .set_modified(std::time::SystemTime::now()),
+    )
+    .unwrap();
+}
+
+fn accessed(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().accessed().unwrap()
 }
 
 #[test]
@@ -723,14 +741,39 @@ fn huge_sparse_entries_cost_ls_info_and_rm_nothing() {
         &["info", "small", "--json"],
         &["rm", "small"],
     ] {
-        let (code, out, err, peak_kib, cpu) = measured(ns.path(), args);
-        assert_eq!(code, 0, "{args:?}: {err}");
+        let (ended, out, err, peak_kib, cpu) = measured(ns.path(), args);
+        assert_eq!(ended, Ok(0), "{args:?}: {err}");
         assert!(peak_kib < 64 * 1024, "{args:?} peaked at {peak_kib} KiB");
         assert!(cpu < 5.0, "{args:?} used {cpu} s of CPU");
         if args == ["info", "huge"] {
             assert!(out.contains("4.0 TiB"), "{out}");
         }
     }
+}
+
+#[test]
+fn info_and_rm_look_at_their_entry_only() {
+    let ns = namespace();
+    stdout_of(sect(ns.path()).args(["create", "small", "--size", "4K"]));
+    let neighbour = ns.path().join("neighbour");
+    std::fs::write(&neighbour, b"untouched").unwrap();
+    make_reads_visible(&neighbour);
+    let before = accessed(&neighbour);
+    stdout_of(sect(ns.path()).args(["info", "small"]));
+    stdout_of(sect(ns.path()).args(["info", "small", "--json"]));
+    stdout_of(sect(ns.path()).args(["rm", "small"]));
+    assert_eq!(
+        accessed(&neighbour),
+        before,
+        "info or rm read another entry"
+    );
+    // The probe works: ls reads every entry.
+    stdout_of(sect(ns.path()).args(["ls"]));
+    assert_ne!(
+        accessed(&neighbour),
+        before,
+        "the neighbour cannot show reads"
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! Floor 2: uses `section`, `sys` (its `Mapping`), `types` and `error`.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::section::Section;
@@ -146,6 +146,15 @@ impl View {
     /// the section.
     #[inline]
     fn check_truncation(&self, op: &'static str, offset: usize, len: usize) -> Result<()> {
+        // The copy's accesses happen before `first_bad` is read: a store
+        // that landed on a zero page another thread's fault just mapped
+        // finds `first_bad` lowered (the handler lowers it first). Loads
+        // keep their order with an acquire fence; stores need a full one.
+        if op == "write" {
+            fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::Acquire);
+        }
         let first_bad = self.mapping.first_bad();
         if first_bad == usize::MAX {
             return Ok(());
@@ -166,16 +175,17 @@ impl View {
                 "another process shrank the section's file to {size} bytes, below byte \
                  {at_section} of this view's range"
             ),
-            _ => format!(
-                "the page at byte {at_section} could not be provided: the file system \
-                 holding the section has no room for it (a sparse section, or a file \
-                 whose space was never reserved)"
+            Ok(size) => format!(
+                "the page at byte {at_section} could not be provided: the section's file \
+                 was shrunk below it (it is {size} bytes now), or its file system had no \
+                 room for the page (a sparse section)"
             ),
+            Err(_) => format!("the page at byte {at_section} could not be provided"),
         };
         self.section
             .err(ErrorKind::Truncated, op)
             .with_detail(format!(
-                "{why}; from byte {at_section} on this view reads zeros"
+                "{why}; from byte {at_section} on, this view reads zeros and takes no writes"
             ))
     }
 

@@ -996,15 +996,32 @@ fn remove_refuses_what_is_not_a_section() {
     );
 }
 
+/// Sets `path`'s access time far in the past and its modification time to
+/// now: any read of it (a listing reads the first bytes of every entry)
+/// then moves the access time, even on a `relatime` mount.
+fn make_reads_visible(path: &std::path::Path) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_times(
+        std::fs::FileTimes::new()
+            .set_accessed(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000))
+            .set_modified(std::time::SystemTime::now()),
+    )
+    .unwrap();
+}
+
+fn accessed(path: &std::path::Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().accessed().unwrap()
+}
+
 #[test]
 fn one_entry_is_described_without_the_others() {
     let (dir, ns) = namespace();
     let _s = create(&ns, "one", page());
-    // A neighbour no listing could afford to scan if it mapped whole files.
-    std::fs::File::create(dir.path().join("huge"))
-        .unwrap()
-        .set_len(1 << 62)
-        .unwrap();
+    // A neighbour that shows whether anything read it.
+    let neighbour = dir.path().join("neighbour");
+    std::fs::write(&neighbour, b"untouched").unwrap();
+    make_reads_visible(&neighbour);
+    let before = accessed(&neighbour);
     let e = sections::entry(&ns, "one").unwrap();
     assert_eq!(
         (e.name.as_str(), e.size, e.held),
@@ -1013,6 +1030,18 @@ fn one_entry_is_described_without_the_others() {
     let usage = sections::usage(&ns, &[e]).unwrap();
     assert_eq!(usage.len(), 1);
     assert_eq!(usage[0].users[0].pid, std::process::id());
+    assert_eq!(
+        accessed(&neighbour),
+        before,
+        "entry() or usage() read another entry"
+    );
+    // The probe works: a listing reads every entry.
+    list(&ns).unwrap();
+    assert_ne!(
+        accessed(&neighbour),
+        before,
+        "the neighbour cannot show reads"
+    );
     assert_eq!(
         sections::entry(&ns, "nothing").unwrap_err().kind(),
         ErrorKind::NotFound

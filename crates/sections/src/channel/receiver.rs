@@ -2,10 +2,10 @@
 //! message (skipping padding, cancelled records and records of senders that
 //! are gone), and messages read in place until dropped.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::layout::{RX_STATE, RX_TOKEN};
+use super::layout::{RX_STATE, RX_TOKEN, TX_EVER};
 use super::peers::{claim, peer_alive, sender_alive, CLOSED, FREE, TAKEN};
 use super::ring::{Found, Look};
 use super::wait::Shared;
@@ -18,6 +18,10 @@ use crate::sys::{self, Side};
 #[derive(Debug)]
 pub struct Receiver {
     shared: Shared,
+    /// Whether this receiver has seen a sender (connected, or by one of
+    /// its messages): then a channel without senders is disconnected,
+    /// whatever the shared "a sender came" word says.
+    seen_sender: AtomicBool,
 }
 
 impl Receiver {
@@ -33,7 +37,10 @@ impl Receiver {
                 .with_name(&shared.ring.name)
                 .with_detail("the channel already has a live receiver"));
         }
-        Ok(Receiver { shared })
+        Ok(Receiver {
+            shared,
+            seen_sender: AtomicBool::new(false),
+        })
     }
 
     /// Looks for a message; wakes waiting senders if records were skipped.
@@ -41,19 +48,30 @@ impl Receiver {
     fn look(&self, mode: Look) -> Result<Option<(usize, usize, u64)>> {
         let ring = &self.shared.ring;
         let alive = |slot: u32, generation: u32| sender_alive(ring, slot, generation);
-        // Connected senders; with `Look::Liveness` only those whose
-        // process still runs (a /proc read each, so not on every look).
-        let senders_alive = || {
-            (0..ring.senders).any(|i| {
+        // Every sender gone: one came (by the shared word, or as this
+        // receiver saw) and none is connected now, or with
+        // `Look::Liveness` none whose process still runs (a /proc read
+        // each, so not on every look).
+        let senders_gone = || {
+            let connected = (0..ring.senders).any(|i| {
                 let state = ring.slot_state(i).load(Ordering::Acquire);
                 if mode == Look::Liveness {
                     peer_alive(state, ring.slot_token(i).load(Ordering::Acquire))
                 } else {
                     state == TAKEN
                 }
-            })
+            });
+            if connected {
+                self.seen_sender.store(true, Ordering::Relaxed);
+                return false;
+            }
+            self.seen_sender.load(Ordering::Relaxed)
+                || ring.mem.u32(TX_EVER).load(Ordering::Acquire) != 0
         };
-        let (found, skipped) = ring.look(mode, &alive, &senders_alive)?;
+        let (found, skipped) = ring.look(mode, &alive, &senders_gone)?;
+        if matches!(found, Found::Message { .. }) {
+            self.seen_sender.store(true, Ordering::Relaxed);
+        }
         if skipped {
             // Room was freed: a sender may be waiting for it.
             self.shared.wake(Side::Senders)?;

@@ -15,7 +15,6 @@ use crate::error::{Error, ErrorKind, Result};
 
 use super::layout::{
     Meta, HEADER, KEY, LOCK, READ, RECORD, RESERVE, SLOTS, SLOT_GENERATION, SLOT_SIZE, SLOT_TOKEN,
-    TX_EVER,
 };
 
 /// The state bits of a position word (see the module docs of the channel).
@@ -447,15 +446,16 @@ impl Ring {
     /// (with `Look::Liveness`) records whose sender is gone (`alive(slot,
     /// generation)` false). `Look::Fast` leaves the senders' line alone
     /// unless a record is being written; the other modes also report
-    /// `Disconnected` once the ring is drained and `senders_alive()` (which
-    /// the caller makes as thorough as the mode) is false. Also says
+    /// `Disconnected` once the ring is drained and `senders_gone()` (which
+    /// the caller makes as thorough as the mode) says a sender came and
+    /// none is left. Also says
     /// whether records were skipped (room freed for senders).
     #[inline]
     pub(crate) fn look(
         &self,
         mode: Look,
         alive: &dyn Fn(u32, u32) -> bool,
-        senders_alive: &dyn Fn() -> bool,
+        senders_gone: &dyn Fn() -> bool,
     ) -> Result<(Found, bool)> {
         let cap = self.capacity;
         let mut skipped = false;
@@ -492,10 +492,8 @@ impl Ring {
                 if w <= r {
                     // Empty (a single sender's `reserve` may lag by the
                     // record it is publishing).
-                    let ever = self.mem.u32(TX_EVER).load(Ordering::Acquire) != 0;
                     if mode != Look::Fast
-                        && ever
-                        && !senders_alive()
+                        && senders_gone()
                         && self.mem.u64(RESERVE).load(Ordering::Acquire) <= r
                         && pos_word.load(Ordering::Acquire) != committed
                     {

@@ -18,6 +18,9 @@ use crate::sys::{self, Side};
 /// Attempts at a busy reservation lock before waiting between them: a
 /// holder keeps it for a few instructions.
 const LOCK_SPINS: u32 = 128;
+/// Then attempts with a yield of the CPU between them (a holder that was
+/// descheduled inside its few instructions gets to run), before sleeps.
+const LOCK_YIELDS: u32 = 64;
 /// How often a sender waiting for the reservation lock asks whether its
 /// holder lives.
 const LOCK_CHECK: Duration = Duration::from_millis(1);
@@ -120,6 +123,10 @@ impl Sender {
                         .err(ErrorKind::Disconnected, "send")
                         .with_detail("the receiver is gone"));
                 }
+            }
+            if attempts <= LOCK_SPINS + LOCK_YIELDS {
+                std::thread::yield_now();
+                continue;
             }
             let nap = deadline.map_or(pause, |d| pause.min(d - now));
             std::thread::sleep(nap);

@@ -98,3 +98,30 @@ impl Drop for Mapping {
         let _ = unsafe { unmap(self.ptr.as_ptr(), self.len) };
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::sys::unix::guard::{guarded, TABLE_TESTS};
+
+    /// A view of memory sealed against shrinking takes no guard slot (so
+    /// it can never free someone else's); a view of a file anyone can
+    /// truncate, here one on tmpfs, takes one.
+    #[test]
+    fn only_memory_that_can_shrink_is_guarded() {
+        let _one = TABLE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let sealed = crate::sys::anonymous(8192, false, true).unwrap();
+        let a = Mapping::new(&sealed, 0, 8192, Access::ReadWrite).unwrap();
+        assert!(!guarded(a.ptr()));
+        let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+        let path = dir.path().join("file");
+        std::fs::write(&path, [0u8; 8192]).unwrap();
+        let (file, _, _) = crate::sys::open_path(&path, Access::Read).unwrap();
+        let f = Mapping::new(&file, 0, 8192, Access::Read).unwrap();
+        assert!(guarded(f.ptr().wrapping_add(4096)));
+        drop(a);
+        let ptr = f.ptr();
+        drop(f);
+        assert!(!guarded(ptr));
+    }
+}

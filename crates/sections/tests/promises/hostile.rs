@@ -34,6 +34,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             "objects_of_another_layout_version_are_refused",
             other_versions_are_refused,
         ),
+        (
+            "a_receiver_learns_its_senders_left_whatever_the_header_says",
+            senders_left_whatever_the_header_says,
+        ),
     ]
 }
 
@@ -229,14 +233,16 @@ fn hostile_sync_words() -> Result<(), Failed> {
     };
     let t = Duration::from_millis(50);
 
-    // An event word the protocol never writes: an error at once, not a
-    // wait that spins (untimed or not).
+    // Every event word means something (a set bit, a count of sets):
+    // whatever a peer writes, timed waits return on time, and a set bit
+    // releases at once.
     let e = opts.create_event("e", Reset::Auto, false)?;
-    raw("e")?.atomic_u32(64)?.store(7, Ordering::Relaxed);
-    let err = on_time("wait_timeout", || e.wait_timeout(t)).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Corrupted, "{err}");
-    let err = on_time("wait", || e.wait()).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Corrupted, "{err}");
+    let word = raw("e")?;
+    for value in [7u32, u32::MAX, 0x8000_0000, 2, 0] {
+        word.atomic_u32(64)?.store(value, Ordering::Relaxed);
+        let got = on_time("wait_timeout", || e.wait_timeout(t))?;
+        assert_eq!(got, value & 1 == 1, "event word {value:#x}");
+    }
 
     // A semaphore count above its maximum: an error, for both sides.
     let s = opts.create_semaphore("s", 0, 4)?;
@@ -247,17 +253,30 @@ fn hostile_sync_words() -> Result<(), Failed> {
     assert_eq!(err.kind(), ErrorKind::Corrupted, "{err}");
 
     // A mutex whose lock word names a live thread that will never unlock
-    // it (this process's own main thread id, as a hostile peer would
-    // write): lock_timeout and try_lock return on time.
+    // it (a thread of this process, parked, whose id a hostile peer could
+    // write as well): lock_timeout waits its time and times out; try_lock
+    // says it is busy.
     let m = opts.create_mutex("m")?;
-    let tid = std::process::id();
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        tid_tx
+            .send(rustix::thread::gettid().as_raw_nonzero().get())
+            .unwrap();
+        let _ = stop_rx.recv();
+    });
+    let tid = tid_rx.recv()? as u32;
     let words = raw("m")?;
     words.atomic_u32(64)?.store(tid, Ordering::Relaxed);
     words.atomic_u32(72)?.store(tid, Ordering::Relaxed);
-    let got = on_time("lock_timeout", || m.lock_timeout(t).map(|l| l.is_some()));
-    assert!(matches!(got, Ok(false) | Err(_)), "{got:?}");
-    let got = on_time("try_lock", || m.try_lock().map(|l| l.is_some()));
-    assert!(matches!(got, Ok(false) | Err(_)), "{got:?}");
+    let start = Instant::now();
+    let got = on_time("lock_timeout", || m.lock_timeout(t).map(|l| l.is_some()))?;
+    assert!(!got, "took a lock a live thread holds");
+    assert!(start.elapsed() >= t, "gave up before its timeout");
+    let got = on_time("try_lock", || m.try_lock().map(|l| l.is_some()))?;
+    assert!(!got, "took a lock a live thread holds");
+    drop(stop_tx);
+    holder.join().unwrap();
     Ok(())
 }
 
@@ -288,6 +307,33 @@ fn other_versions_are_refused() -> Result<(), Failed> {
     ] {
         assert_eq!(err.kind(), ErrorKind::WrongVersion, "{err}");
         assert!(err.to_string().contains("version 2"), "{err}");
+    }
+    Ok(())
+}
+
+/// A peer that zeroes "a sender ever came" (or truncates and regrows the
+/// section, which zeroes the whole header) must not make a receiver that
+/// has seen a sender wait for ever once the senders are gone.
+fn senders_left_whatever_the_header_says() -> Result<(), Failed> {
+    for received_one in [true, false] {
+        let Rig {
+            mut tx,
+            mut rx,
+            raw,
+            ..
+        } = rig(1)?;
+        if received_one {
+            tx.send(b"hello")?;
+            assert_eq!(rx.recv()?.to_vec(), b"hello");
+        } else {
+            // Seen connected, while waiting for a message.
+            let err = rx.recv_timeout(Duration::from_millis(20)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::TimedOut);
+        }
+        raw.write_at(TX_EVER, &[0u8; 4])?;
+        drop(tx);
+        let err = on_time("recv_timeout", || rx.recv_timeout(LATE / 2)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}");
     }
     Ok(())
 }

@@ -34,6 +34,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             "a_sparse_section_on_a_full_namespace_fails_loudly_every_time",
             sparse_fails_loudly,
         ),
+        (
+            "a_full_disk_leaves_file_sections_as_they_were",
+            full_disk_file_sections,
+        ),
     ]
 }
 
@@ -63,6 +67,41 @@ fn small_tmpfs(size: u64) -> Result<Option<SmallTmpfs>, Failed> {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
+    finish_mount(dir, mounted)
+}
+
+/// A small ext4 file system on a loop device (its image in a temporary
+/// directory), where `fallocate` is not atomic as it is on tmpfs.
+fn small_ext4(size: u64) -> Result<Option<SmallTmpfs>, Failed> {
+    let dir = tempfile::Builder::new()
+        .prefix("sections-ext4-")
+        .tempdir()?;
+    let image = tempfile::Builder::new()
+        .prefix("sections-ext4-image-")
+        .tempfile()?;
+    image.as_file().set_len(size)?;
+    let quiet = || std::process::Stdio::null();
+    let made = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(image.path())
+        .stdout(quiet())
+        .stderr(quiet())
+        .status()
+        .is_ok_and(|s| s.success());
+    let mounted = made
+        && Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(image.path())
+            .arg(dir.path())
+            .stderr(quiet())
+            .status()
+            .is_ok_and(|s| s.success());
+    // The image may go once mounted: the loop device holds it open.
+    drop(image);
+    finish_mount(dir, mounted)
+}
+
+fn finish_mount(dir: tempfile::TempDir, mounted: bool) -> Result<Option<SmallTmpfs>, Failed> {
     if !mounted {
         if std::env::var_os("SECTIONS_REQUIRE_ROOT").is_some() {
             return Err("cannot mount a tmpfs, and SECTIONS_REQUIRE_ROOT is set".into());
@@ -230,4 +269,46 @@ fn sparse_fails_loudly() -> Result<(), Failed> {
         }
     }
     Ok(())
+}
+
+fn full_disk_file_sections() -> Result<(), Failed> {
+    let Some(fs) = small_ext4(16 * MIB)? else {
+        return Ok(());
+    };
+    let free_before = free_bytes(fs.dir.path());
+    // A new file-backed section larger than the disk: refused, and the file
+    // it would have made is not left behind.
+    let path = fs.dir.path().join("new.bin");
+    let err = Section::options()
+        .size(64 * MIB)
+        .file(&path)
+        .namespace(&Namespace::at("/dev/shm"))
+        .create(&format!("sections-ext4-{}", std::process::id()))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
+    assert!(!path.exists(), "the half-allocated file was left behind");
+    // Growing an existing file past the room: refused, and the file keeps
+    // its size (ext4 may have allocated part of it before giving up).
+    let path = fs.dir.path().join("grows.bin");
+    std::fs::write(&path, vec![1u8; MIB as usize])?;
+    let s = Section::from_path(&path, Access::ReadWrite)?;
+    let err = s.grow(64 * MIB).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
+    assert_eq!(s.size()?, MIB);
+    assert_eq!(std::fs::metadata(&path)?.len(), MIB);
+    // And the room is still there for what fits.
+    let free_after = free_bytes(fs.dir.path());
+    assert!(
+        free_after + 2 * MIB >= free_before - MIB,
+        "{free_before} bytes free before, {free_after} after"
+    );
+    s.grow(2 * MIB)?;
+    let v = s.map_all(Access::ReadWrite)?;
+    v.write_at(2 * MIB as usize - 1, b"z")?;
+    Ok(())
+}
+
+fn free_bytes(dir: &Path) -> u64 {
+    let st = rustix::fs::statvfs(dir).unwrap();
+    st.f_bavail * st.f_frsize
 }

@@ -242,6 +242,23 @@ fn manual_event() -> Result<(), Failed> {
         w.expect("released");
         w.finish();
     }
+    // Set and reset at once: every waiter waiting at the set is released,
+    // as Windows' SetEvent releases every waiting thread.
+    e.reset()?;
+    let mut waiters: Vec<Peer> = (0..3)
+        .map(|_| spawn("wait-event-forever", &[&p.arg, "go"]))
+        .collect();
+    for w in &mut waiters {
+        w.expect("waiting");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    e.set()?;
+    e.reset()?;
+    for mut w in waiters {
+        w.expect("released");
+        w.finish();
+    }
+    e.set()?;
     assert!(e.wait_timeout(Duration::ZERO)?, "stays set");
     e.reset()?;
     assert!(!e.wait_timeout(Duration::from_millis(20))?);

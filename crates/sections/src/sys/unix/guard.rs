@@ -5,17 +5,25 @@
 //! room for. Views whose file another process can shrink (file-backed
 //! sections, named tmpfs sections; sealed memfds cannot shrink) register
 //! their address range here. A SIGBUS handler that finds the faulting
-//! address in a registered view maps a zero-filled private page over the
-//! faulting page, lowers the view's *first bad address* to that page and
-//! returns, so the access completes (it reads zeros; a write goes nowhere).
-//! A fault outside every registered view goes to the previous handler (by
-//! default the process dies, as it would have).
+//! address in a registered view lowers the view's *first bad address* to
+//! the faulting page, maps zero-filled private pages from there to the end
+//! of the view and returns, so the access completes (it reads zeros; a
+//! write goes nowhere). Zero-filling the rest of the view splits its
+//! mapping once, however many pages fault later, so a process with many
+//! views stays below `vm.max_map_count`; if the kernel refuses even that,
+//! the whole view is zero-filled (which splits nothing) and all of it is
+//! bad. A fault outside every registered view, and a SIGBUS sent with
+//! `kill`, go to the previous handler (by default the process dies, as it
+//! would have: a sent signal is sent again once the default is restored).
 //!
 //! The safe accessors compare the end of every copy with the view's first
-//! bad address after the copy: a copy that reaches a patched page reports
-//! an error, whether the page was patched during this copy or long before.
-//! A patched page is never again part of the section for this view, so it
-//! can never again take a write that reports success.
+//! bad address after the copy (behind a fence, see `View`): a copy that
+//! reaches a patched page reports an error, whether the page was patched
+//! during this copy, by another thread, or long before. The handler lowers
+//! the first bad address before it maps the zero pages, so a store that
+//! lands on them always finds it lowered. A patched page is never again
+//! part of the section for this view, so it can never again take a write
+//! that reports success.
 //!
 //! # Slots
 //!
@@ -167,6 +175,10 @@ impl Guard {
             {
                 continue;
             }
+            // Release fence: a handler that reads any of the range below
+            // also reads the claimed state when it looks again (the
+            // writer's half of the seqlock).
+            fence(Ordering::Release);
             slot.start.store(start, Ordering::Relaxed);
             slot.end.store(start + len, Ordering::Relaxed);
             slot.first_bad.store(usize::MAX, Ordering::Relaxed);
@@ -270,87 +282,119 @@ fn find(addr: usize) -> Option<&'static Slot> {
     None
 }
 
+/// Maps private zero pages over `from..to`, replacing whatever mapping is
+/// there. Allocation-free and async-signal-safe.
+fn zero_fill(from: usize, to: usize) -> bool {
+    // SAFETY: the range lies inside a live view of ours (the caller found
+    // it in the table); MAP_FIXED replaces only that range.
+    let mapped = unsafe {
+        libc::mmap(
+            from as *mut c_void,
+            to - from,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    mapped != libc::MAP_FAILED
+}
+
+/// Whether the signal was raised by a memory access (rather than sent by
+/// a process with `kill`, whose `si_code` is zero or negative).
+fn from_a_fault(info: *mut libc::siginfo_t) -> bool {
+    // SAFETY: the kernel passes a valid siginfo.
+    unsafe { (*info).si_code > 0 }
+}
+
 extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
-    let addr = fault_address(info);
-    if let Some(slot) = find(addr) {
-        let page = crate::sys::page_size();
-        let base = addr & !(page - 1);
-        // SAFETY: replaces one page inside a live view of ours with a
-        // private zero page; nothing else is at that address.
-        let mapped = unsafe {
-            libc::mmap(
-                base as *mut c_void,
-                page,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                -1,
-                0,
-            )
-        };
-        if mapped != libc::MAP_FAILED {
-            // Lock-free and allocation-free: safe in a signal handler.
-            slot.first_bad.fetch_min(base, Ordering::AcqRel);
-            return;
+    let fault = from_a_fault(info);
+    if fault {
+        let addr = fault_address(info);
+        if let Some(slot) = find(addr) {
+            let page = crate::sys::page_size();
+            let base = addr & !(page - 1);
+            let (start, end) = (
+                slot.start.load(Ordering::Relaxed),
+                slot.end.load(Ordering::Relaxed),
+            );
+            // The view is no longer the section from this page on: say so
+            // before any thread can store into the zero pages (a store
+            // that lands there must find `first_bad` already lowered).
+            slot.first_bad.fetch_min(base, Ordering::SeqCst);
+            // Zero pages from here to the end of the view: one mapping
+            // split per view at most, however many pages fault. If even
+            // that is refused (the process is at `vm.max_map_count`), the
+            // whole view becomes zero pages, which splits nothing, and
+            // all of it reports the loss.
+            if zero_fill(base, end) {
+                return;
+            }
+            slot.first_bad.fetch_min(start, Ordering::SeqCst);
+            if zero_fill(start, end) {
+                return;
+            }
         }
     }
     // Not ours: behave as if we had never been here.
     // SAFETY: PREVIOUS was set before this handler was installed and is
-    // never written again; restoring it and returning re-runs the faulting
-    // access under the previous disposition, or calls its handler.
+    // never written again.
+    let previous = unsafe { std::ptr::addr_of!(PREVIOUS).read() };
+    let disposition = previous.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
+    if disposition != libc::SIG_DFL && disposition != libc::SIG_IGN {
+        let prev = previous.expect("a handler was recorded");
+        // SAFETY: calling the handler that was installed before ours, with
+        // the signature its flags declare.
+        unsafe {
+            if prev.sa_flags & libc::SA_SIGINFO != 0 {
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) =
+                    std::mem::transmute(prev.sa_sigaction);
+                f(signal, info, context);
+            } else {
+                let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev.sa_sigaction);
+                f(signal);
+            }
+        }
+        return;
+    }
+    if disposition == libc::SIG_IGN && !fault {
+        // A sent SIGBUS the process ignored before us: still ignored.
+        return;
+    }
+    // The default effect: restore it, then let the signal take it. A fault
+    // re-runs its access on return and faults again; a sent signal is sent
+    // again, and arrives once this handler returns. (A fault with SIGBUS
+    // ignored kills the process too: the kernel forces that.)
+    // SAFETY: a zeroed sigaction with SIG_DFL is the default disposition.
     unsafe {
-        let previous = std::ptr::addr_of!(PREVIOUS).read();
-        match previous {
-            Some(prev)
-                if prev.sa_sigaction != libc::SIG_DFL && prev.sa_sigaction != libc::SIG_IGN =>
-            {
-                if prev.sa_flags & libc::SA_SIGINFO != 0 {
-                    let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) =
-                        std::mem::transmute(prev.sa_sigaction);
-                    f(signal, info, context);
-                } else {
-                    let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev.sa_sigaction);
-                    f(signal);
-                }
-            }
-            Some(prev) => {
-                libc::sigaction(libc::SIGBUS, &prev, std::ptr::null_mut());
-            }
-            None => {
-                let mut default: libc::sigaction = std::mem::zeroed();
-                default.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(libc::SIGBUS, &default, std::ptr::null_mut());
-            }
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGBUS, &default, std::ptr::null_mut());
+        if !fault {
+            libc::raise(libc::SIGBUS);
         }
     }
 }
+
+/// Whether `addr` lies in a guarded view (for tests of who registers).
+#[cfg(test)]
+pub(crate) fn guarded(addr: *const u8) -> bool {
+    find(addr as usize).is_some()
+}
+
+/// Tests that fill or scan the table run one at a time.
+#[cfg(test)]
+pub(crate) static TABLE_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Views that need no guard never take a slot, so they can never free
-    /// someone else's (the bug an anonymous view used to cause).
-    #[test]
-    fn unguarded_views_take_no_slot() {
-        let mut buf = [0u8; 64];
-        let mut a = Guard::register(buf.as_mut_ptr(), 32).unwrap();
-        let mut none = Guard::none();
-        none.release();
-        drop(none);
-        assert!(find(buf.as_ptr() as usize + 4).is_some());
-        assert_eq!(a.first_bad(), usize::MAX);
-        a.release();
-        assert!(find(buf.as_ptr() as usize + 4).is_none());
-        // The slot is reusable, with a new generation.
-        let b = Guard::register(buf.as_mut_ptr().wrapping_add(32), 32).unwrap();
-        assert!(find(buf.as_ptr() as usize + 40).is_some());
-        assert!(find(buf.as_ptr() as usize + 4).is_none());
-        drop(b);
-    }
-
-    /// More views than one chunk holds are all guarded.
+    /// More views than one chunk holds are all guarded, and released
+    /// slots are found no more.
     #[test]
     fn grows_past_one_chunk() {
+        let _one = TABLE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let mut bufs = vec![0u8; 3 * CHUNK];
         let guards: Vec<Guard> = (0..3 * CHUNK)
             .map(|i| Guard::register(bufs[i..].as_mut_ptr(), 1).unwrap())
@@ -361,5 +405,32 @@ mod tests {
         }
         drop(guards);
         assert!(find(bufs.as_ptr() as usize + CHUNK).is_none());
+    }
+
+    /// Past `CAPACITY` live registrations, one more is an error (the view
+    /// is refused), never a view left unguarded; a freed slot serves the
+    /// next one.
+    #[test]
+    fn one_past_capacity_is_refused() {
+        let _one = TABLE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        // Fake ranges: only the table is exercised, nothing is mapped.
+        let base = 0x1000_0000_0000usize;
+        let mut guards = Vec::new();
+        let refused = loop {
+            match Guard::register((base + guards.len() * 16) as *mut u8, 16) {
+                Ok(g) => guards.push(g),
+                Err(e) => break e,
+            }
+            assert!(guards.len() <= CAPACITY, "registered past the capacity");
+        };
+        assert_eq!(refused.kind(), io::ErrorKind::OutOfMemory);
+        assert!(refused.to_string().contains("guarded"), "{refused}");
+        // Other tests' views may hold a few slots; all the rest are ours.
+        assert!(guards.len() > CAPACITY - 64, "{}", guards.len());
+        let freed = guards.pop().unwrap();
+        drop(freed);
+        guards.push(Guard::register(base as *mut u8, 16).unwrap());
+        drop(guards);
+        assert!(find(base + 8).is_none());
     }
 }

@@ -1,7 +1,7 @@
 //! What Linux and macOS share: descriptors, `mmap`, `msync`, `mincore`,
 //! `mlock`, and passing descriptors over Unix sockets.
 
-mod guard;
+pub(crate) mod guard;
 mod transfer;
 
 pub(crate) use guard::Guard;
@@ -100,16 +100,21 @@ pub(crate) fn resize(fd: BorrowedFd<'_>, from: u64, size: u64, reserve: bool) ->
     #[cfg(target_os = "linux")]
     if reserve && size > from {
         loop {
-            match rfs::fallocate(fd, rfs::FallocateFlags::empty(), from, size - from) {
+            let failed = match rfs::fallocate(fd, rfs::FallocateFlags::empty(), from, size - from) {
                 Ok(()) => return Ok(()),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => break,
                 // tmpfs over a memory cgroup's limit says ENOMEM.
-                Err(rustix::io::Errno::NOMEM) => {
-                    return Err(io::Error::from(io::ErrorKind::StorageFull))
-                }
-                Err(e) => return Err(e.into()),
+                Err(rustix::io::Errno::NOMEM) => io::Error::from(io::ErrorKind::StorageFull),
+                Err(e) => e.into(),
+            };
+            // tmpfs undoes a failed fallocate; ext4 and others may leave
+            // the file partly extended: give the bytes back, so that the
+            // file keeps its size as the error says.
+            if fstat(fd).is_ok_and(|st| st.size > from && st.size <= size) {
+                let _ = set_len(fd, from);
             }
+            return Err(failed);
         }
     }
     #[cfg(not(target_os = "linux"))]
@@ -133,11 +138,15 @@ pub(crate) fn open_file(
     create_size: Option<u64>,
     reserve: bool,
 ) -> io::Result<OwnedFd> {
-    let mut flags = oflags_for(access) | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
-    if create_size.is_some() {
-        flags |= OFlags::CREATE;
-    }
-    let fd = rfs::open(path, flags, Mode::from_raw_mode(0o600))?;
+    let flags = oflags_for(access) | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    let mode = Mode::from_raw_mode(0o600);
+    let (fd, created) = match rfs::open(path, flags, mode) {
+        Err(rustix::io::Errno::NOENT) if create_size.is_some() => (
+            rfs::open(path, flags | OFlags::CREATE | OFlags::EXCL, mode)?,
+            true,
+        ),
+        other => (other?, false),
+    };
     let st = fstat(fd.as_fd())?;
     if !st.is_regular {
         return Err(io::Error::new(
@@ -148,7 +157,13 @@ pub(crate) fn open_file(
     if let Some(size) = create_size {
         if st.size < size {
             // Only the bytes we add are reserved: the user's own holes stay.
-            resize(fd.as_fd(), st.size, size, reserve)?;
+            if let Err(e) = resize(fd.as_fd(), st.size, size, reserve) {
+                if created {
+                    // Leave nothing behind: the file was ours.
+                    let _ = rfs::unlink(path);
+                }
+                return Err(e);
+            }
         }
     }
     Ok(fd)

@@ -8,8 +8,9 @@
 //!
 //! ```text
 //!   0  magic "SECTSYNC"
-//!   8  version (u32) = 2 (2: `set` and `release` wake every sleeper, see
-//!      `words.rs`; a version-1 peer would wake one and could lose it)
+//!   8  version (u32) = 3 (2: `set` and `release` wake every sleeper, see
+//!      `words.rs`, where a version-1 peer woke one and could lose it;
+//!      3: an event word counts its sets above the set bit)
 //!  12  kind (u32): 1 mutex, 2 event, 3 semaphore
 //!  16  payload length (u32): bytes of the guarded value, for a mutex
 //!  64  the object: pthread_mutex_t | event {signaled u32, manual u32}
@@ -38,7 +39,7 @@ use crate::sys::{Mapping, Spec, SyncSpec};
 use crate::types::{validate_name, Access, ObjectState};
 
 const MAGIC: &[u8; 8] = b"SECTSYNC";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 const OBJECT: usize = 64;
 const PAYLOAD: usize = 128;
 const _: () = assert!(OBJECT + raw::MUTEX_SIZE <= PAYLOAD);
@@ -296,10 +297,6 @@ impl words::Word for Futex<'_> {
         self.word.load(order)
     }
 
-    fn store(&self, value: u32, order: Ordering) {
-        self.word.store(value, order)
-    }
-
     fn compare_exchange(&self, current: u32, new: u32) -> std::result::Result<u32, u32> {
         self.word
             .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
@@ -334,8 +331,8 @@ impl Shared {
     }
 }
 
-/// An event: `signaled` (0 or 1) at 64, `manual` (0 or 1) at 68; the
-/// protocol is in `words.rs`.
+/// An event: its word (set bit, count of sets) at 64, `manual` (0 or 1)
+/// at 68; the protocol is in `words.rs`.
 #[derive(Debug)]
 pub(crate) struct Event {
     shared: Shared,
@@ -464,7 +461,7 @@ pub(crate) fn describe(head: &[u8]) -> Option<ObjectState> {
             })
         }
         2 => Some(ObjectState::Event {
-            set: word(OBJECT) == 1,
+            set: word(OBJECT) & 1 == 1,
             manual: word(OBJECT + 4) == 1,
         }),
         3 => Some(ObjectState::Semaphore {

@@ -23,12 +23,13 @@
 //! # The words
 //!
 //! ```text
-//!  event      0 not set, 1 set
-//!    set      store 1 (Release), wake all
-//!    reset    store 0 (Release)
-//!    wait     manual: return when the word is 1 (Acquire);
-//!             auto: return when a swap 1 → 0 succeeds (AcqRel);
-//!             otherwise sleep while the word is 0, then look again
+//!  event      bit 0: set; bits 1..32: how many times it was set (wrapping)
+//!    set      swap in "set, one more set" (AcqRel), wake all
+//!    reset    swap the set bit off (the count stays)
+//!    wait     manual: return when the set bit is on, or when the count
+//!             moved since the wait began (set, then reset at once);
+//!             auto: return when a swap clears the set bit (AcqRel);
+//!             otherwise sleep while the word is unchanged, then look again
 //!  semaphore  the count (at most the maximum)
 //!    release  add n with a swap that refuses to pass the maximum, wake all
 //!    acquire  return when a swap c → c - 1 (c > 0) succeeds;
@@ -47,7 +48,6 @@ use crate::error::Result;
 /// A shared 32-bit word that threads of any process can sleep on.
 pub(crate) trait Word {
     fn load(&self, order: Ordering) -> u32;
-    fn store(&self, value: u32, order: Ordering);
     /// A strong compare-and-swap, `AcqRel` on success, `Acquire` on failure.
     fn compare_exchange(&self, current: u32, new: u32) -> std::result::Result<u32, u32>;
     /// Sleeps while the word is `expected`, at most until `deadline`. May
@@ -61,39 +61,65 @@ pub(crate) trait Word {
     fn corrupted(&self, what: String) -> crate::error::Error;
 }
 
-/// Sets an event.
+/// An event word's "set" bit; the bits above count `set` calls (wrapping).
+const SET: u32 = 1;
+/// One `set` in the count.
+const ONE_SET: u32 = 2;
+
+/// Sets an event: the set bit, and one more in the count of sets.
 pub(crate) fn set(word: &impl Word) -> Result<()> {
-    // Release: what the setter wrote before is visible to the waiter.
-    word.store(1, Ordering::Release);
+    let mut w = word.load(Ordering::Relaxed);
+    loop {
+        // Release (in the swap): what the setter wrote before is visible
+        // to the waiter that sees the new word.
+        match word.compare_exchange(w, (w | SET).wrapping_add(ONE_SET)) {
+            Ok(_) => break,
+            Err(now) => w = now,
+        }
+    }
     word.wake_all()
 }
 
-/// Clears an event.
+/// Clears an event's set bit (the count of sets stays).
 pub(crate) fn reset(word: &impl Word) {
-    word.store(0, Ordering::Release);
+    let mut w = word.load(Ordering::Relaxed);
+    while w & SET != 0 {
+        match word.compare_exchange(w, w & !SET) {
+            Ok(_) => return,
+            Err(now) => w = now,
+        }
+    }
 }
 
-/// Waits for an event; `false` if `deadline` passed first. A value other
-/// than 0 or 1 is `Corrupted` (sleeping "while it is 0" on it would spin).
+/// Waits for an event; `false` if `deadline` passed first.
+///
+/// A manual-reset event releases a waiter that finds it set, and one
+/// that was waiting when it was set even if it was reset before the
+/// waiter ran (the count of sets moved), as Windows releases every thread
+/// waiting at the moment of `SetEvent`. An auto-reset event releases the
+/// waiter whose swap clears the set bit: one per `set` (sets that come
+/// before anyone takes one coalesce, as on Windows). Every value of the
+/// word means something, so no value a peer writes makes a waiter spin.
 pub(crate) fn wait(word: &impl Word, manual: bool, deadline: Option<Instant>) -> Result<bool> {
+    // Acquire pairs with the setter's release.
+    let first = word.load(Ordering::Acquire);
+    let mut w = first;
     loop {
-        // Acquire pairs with the setter's Release.
         let released = if manual {
-            word.load(Ordering::Acquire) == 1
+            w & SET != 0 || (w >> 1) != (first >> 1)
         } else {
-            word.compare_exchange(1, 0).is_ok()
+            w & SET != 0 && word.compare_exchange(w, w & !SET).is_ok()
         };
         if released {
             return Ok(true);
         }
-        let seen = word.load(Ordering::Relaxed);
-        if seen > 1 {
-            return Err(word.corrupted(format!("event word {seen}")));
-        }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(false);
         }
-        word.wait(0, deadline)?;
+        if w & SET == 0 {
+            word.wait(w, deadline)?;
+        }
+        w = word.load(Ordering::Acquire);
     }
 }
 
@@ -159,6 +185,8 @@ mod model {
         value: AtomicU32,
         lock: Mutex<()>,
         sleepers: Condvar,
+        /// How many threads sleep in `wait` right now.
+        asleep: AtomicU32,
     }
 
     impl Futex {
@@ -167,6 +195,7 @@ mod model {
                 value: AtomicU32::new(value),
                 lock: Mutex::new(()),
                 sleepers: Condvar::new(),
+                asleep: AtomicU32::new(0),
             })
         }
     }
@@ -175,9 +204,6 @@ mod model {
         fn load(&self, order: Ordering) -> u32 {
             self.value.load(order)
         }
-        fn store(&self, value: u32, order: Ordering) {
-            self.value.store(value, order)
-        }
         fn compare_exchange(&self, current: u32, new: u32) -> std::result::Result<u32, u32> {
             self.value
                 .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
@@ -185,7 +211,10 @@ mod model {
         fn wait(&self, expected: u32, _: Option<Instant>) -> Result<()> {
             let guard = self.lock.lock().unwrap();
             if self.value.load(Ordering::SeqCst) == expected {
-                drop(self.sleepers.wait(guard).unwrap());
+                self.asleep.fetch_add(1, Ordering::SeqCst);
+                let guard = self.sleepers.wait(guard).unwrap();
+                self.asleep.fetch_sub(1, Ordering::SeqCst);
+                drop(guard);
             }
             Ok(())
         }
@@ -223,9 +252,6 @@ mod model {
                 return 0;
             }
             self.word.load(order)
-        }
-        fn store(&self, value: u32, order: Ordering) {
-            self.word.store(value, order)
         }
         fn compare_exchange(&self, current: u32, _new: u32) -> std::result::Result<u32, u32> {
             let actual = self.word.load(Ordering::Acquire);
@@ -273,9 +299,35 @@ mod model {
             waiter.join().unwrap();
             // The one set was taken by the live waiter. Another set ends
             // the doomed one if it is still asleep.
-            assert_eq!(word.load(Ordering::SeqCst), 0);
+            assert_eq!(word.load(Ordering::SeqCst) & SET, 0);
             set(&*word).unwrap();
             doomed.join().unwrap();
+        });
+    }
+
+    /// A manual-reset event set and at once reset releases the waiters
+    /// that were waiting, as Windows' `SetEvent` does. (When waiters
+    /// looked only at the set bit, the model deadlocked: woken, they found
+    /// it cleared and slept again.)
+    #[test]
+    fn manual_event_releases_its_waiters_even_if_reset_at_once() {
+        loom::model(|| {
+            let word = Futex::new(0);
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let word = word.clone();
+                    thread::spawn(move || assert!(wait(&*word, true, None).unwrap()))
+                })
+                .collect();
+            // Set once both sleep in their wait.
+            while word.asleep.load(Ordering::SeqCst) < 2 {
+                thread::yield_now();
+            }
+            set(&*word).unwrap();
+            reset(&*word);
+            for w in waiters {
+                w.join().unwrap();
+            }
         });
     }
 
