@@ -25,6 +25,18 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             "a_patched_view_never_reports_a_successful_write",
             patched_view_stays_failed,
         ),
+        (
+            "more_views_than_the_map_count_allows_to_split_never_crash",
+            past_the_map_count,
+        ),
+        (
+            "a_large_view_read_page_by_page_after_truncation_never_crashes",
+            large_view_page_by_page,
+        ),
+        (
+            "a_sigbus_sent_with_kill_keeps_its_default_effect",
+            sent_sigbus_kills,
+        ),
     ]
 }
 
@@ -35,6 +47,18 @@ pub fn role(role: &str, args: &[String]) -> Option<RoleResult> {
     match role {
         "guard-mix" => Some(guard_mix(&ns)),
         "guard-many" => Some(guard_many(&ns, args[1].parse().unwrap_or(0))),
+        "guard-plain" => Some(guard_plain(&ns, args[1].parse().unwrap_or(0))),
+        "guard-large" => Some(guard_large(&ns)),
+        "guard-wait" => Some((|| {
+            let s = Section::options()
+                .size(8192)
+                .namespace(&ns)
+                .create("held")?;
+            let _v = s.map_all(Access::ReadWrite)?;
+            println!("ready");
+            crate::peer::wait_stdin_eof();
+            Ok(())
+        })()),
         _ => None,
     }
 }
@@ -239,5 +263,103 @@ fn patched_view_stays_failed() -> Result<(), Failed> {
     let mut back = [0u8; 3];
     fresh.read_at(3 * page, &mut back)?;
     assert_eq!(&back, b"new");
+    Ok(())
+}
+
+/// `n` views of one two-page named section, truncated under them; every
+/// read of every view is counted.
+fn guard_plain(ns: &Namespace, n: usize) -> RoleResult {
+    let page = granularity();
+    let s = Section::options()
+        .size(2 * page as u64)
+        .namespace(ns)
+        .create("plain")?;
+    let views = (0..n)
+        .map(|_| s.map_all(Access::ReadWrite))
+        .collect::<sections::Result<Vec<_>>>()?;
+    truncate(ns, "plain", 0)?;
+    let mut truncated = 0;
+    for v in &views {
+        if v.read_at(page, &mut [0u8; 8]).map_err(|e| e.kind()) == Err(ErrorKind::Truncated) {
+            truncated += 1;
+        }
+    }
+    println!("truncated {truncated} of {n}");
+    Ok(())
+}
+
+/// Each view's first fault used to split its mapping around one page;
+/// past `vm.max_map_count` mappings the kernel refused the next split and
+/// the process died of SIGBUS.
+fn past_the_map_count() -> Result<(), Failed> {
+    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")?
+        .trim()
+        .parse()?;
+    // More than half the limit: one split each would pass it.
+    let n = limit / 2 + 2_000;
+    let ns = private_namespace("guard-plain");
+    let (lines, status) = run_to_end("guard-plain", &[&ns.arg, &n.to_string()]);
+    assert_ne!(
+        status.signal(),
+        Some(libc::SIGBUS),
+        "died of SIGBUS: {lines:?}"
+    );
+    assert!(status.success(), "{status}: {lines:?}");
+    assert_eq!(lines, [format!("truncated {n} of {n}")]);
+    Ok(())
+}
+
+/// A 256 MiB view whose file is truncated, read every other page: every
+/// read is `Truncated`, however many pages fault.
+fn guard_large(ns: &Namespace) -> RoleResult {
+    let page = granularity();
+    let len = 256usize << 20;
+    let s = Section::options()
+        .size(len as u64)
+        .sparse(true)
+        .namespace(ns)
+        .create("large")?;
+    let v = s.map_all(Access::ReadWrite)?;
+    truncate(ns, "large", 0)?;
+    let mut truncated = 0;
+    let mut reads = 0;
+    for off in (0..len).step_by(2 * page) {
+        reads += 1;
+        if v.read_at(off, &mut [0u8; 8]).map_err(|e| e.kind()) == Err(ErrorKind::Truncated) {
+            truncated += 1;
+        }
+    }
+    println!("truncated {truncated} of {reads}");
+    Ok(())
+}
+
+fn large_view_page_by_page() -> Result<(), Failed> {
+    let ns = private_namespace("guard-large");
+    let (lines, status) = run_to_end("guard-large", &[&ns.arg]);
+    assert_ne!(
+        status.signal(),
+        Some(libc::SIGBUS),
+        "died of SIGBUS: {lines:?}"
+    );
+    assert!(status.success(), "{status}: {lines:?}");
+    let reads = (256usize << 20) / (2 * granularity());
+    assert_eq!(lines, [format!("truncated {reads} of {reads}")]);
+    Ok(())
+}
+
+/// The guard handles faults in its own views only: a SIGBUS another
+/// process sends with `kill` has its default effect (it used to be
+/// swallowed, and the guard switched off for good).
+fn sent_sigbus_kills() -> Result<(), Failed> {
+    let ns = private_namespace("guard-sent");
+    let mut peer = spawn("guard-wait", &[&ns.arg]);
+    peer.expect("ready");
+    // SAFETY: sending a signal to our own child.
+    assert_eq!(
+        unsafe { libc::kill(peer.child.id() as i32, libc::SIGBUS) },
+        0
+    );
+    let status = peer.child.wait()?;
+    assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
     Ok(())
 }

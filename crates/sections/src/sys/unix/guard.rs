@@ -300,6 +300,46 @@ fn zero_fill(from: usize, to: usize) -> bool {
     mapped != libc::MAP_FAILED
 }
 
+/// Unmaps `from..to` (whole mappings of a view, so nothing splits) and
+/// maps private zero pages at exactly that range again.
+fn refill(from: usize, to: usize) -> bool {
+    const MAP_FIXED_NOREPLACE: libc::c_int = 0x10_0000;
+    // SAFETY: the range is a live view of ours; its accesses after this
+    // return read the zero pages mapped below, or fault as any access to
+    // an unmapped address would.
+    unsafe {
+        if libc::munmap(from as *mut c_void, to - from) != 0 {
+            return false;
+        }
+        let mapped = libc::mmap(
+            from as *mut c_void,
+            to - from,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        );
+        if mapped as usize == from {
+            return true;
+        }
+        if mapped != libc::MAP_FAILED {
+            // A kernel that ignores the flag put it elsewhere.
+            libc::munmap(mapped, to - from);
+        }
+        false
+    }
+}
+
+/// Whether SIGBUS has its default disposition now.
+fn disposition_is_default() -> bool {
+    // SAFETY: querying the disposition into a zeroed, valid sigaction.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_DFL
+    }
+}
+
 /// Whether the signal was raised by a memory access (rather than sent by
 /// a process with `kill`, whose `si_code` is zero or negative).
 fn from_a_fault(info: *mut libc::siginfo_t) -> bool {
@@ -330,8 +370,14 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
             if zero_fill(base, end) {
                 return;
             }
+            // Refused: the process is at `vm.max_map_count`, and even a
+            // mapping that replaces the whole view needs one more for a
+            // moment. Give the view back, then take the same range as zero
+            // pages: the same count of mappings. (`MAP_FIXED_NOREPLACE`:
+            // if another thread mapped into the hole in between, it is not
+            // clobbered, and this fault keeps its default effect.)
             slot.first_bad.fetch_min(start, Ordering::SeqCst);
-            if zero_fill(start, end) {
+            if refill(start, end) {
                 return;
             }
         }
@@ -354,6 +400,13 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
                 let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev.sa_sigaction);
                 f(signal);
             }
+        }
+        // A handler that gave up on a sent signal by restoring the default
+        // (as Rust's stack-overflow handler does, expecting a fault to come
+        // again) would swallow it: send it again, to take that default.
+        if !fault && disposition_is_default() {
+            // SAFETY: raising a signal is async-signal-safe.
+            unsafe { libc::raise(libc::SIGBUS) };
         }
         return;
     }
