@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use sections::{EntryInfo, EntryKind, Lifetime, ObjectState, Usage};
+use sections::{EntryInfo, EntryKind, Lifetime, ObjectState, PeerProcess, Usage};
 
 use crate::units::human;
 
@@ -31,6 +31,8 @@ pub struct EntryReport {
     pub held: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub holder_pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder_in_other_pid_namespace: Option<bool>,
     /// For an event: whether it is set, and its reset mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub set: Option<bool>,
@@ -50,8 +52,41 @@ pub struct EntryReport {
     pub senders: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receiver: Option<bool>,
+    /// For a channel: the processes its peer slots name (information for
+    /// people; a pid from another PID namespace names another process, or
+    /// none, here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receiver_process: Option<ProcessReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_processes: Option<Vec<ProcessReport>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maps: Option<Vec<MapReport>>,
+}
+
+/// A process a channel's peer slot names.
+#[derive(Debug, Serialize)]
+pub struct ProcessReport {
+    pub pid: u32,
+    pub other_pid_namespace: bool,
+}
+
+impl From<&PeerProcess> for ProcessReport {
+    fn from(p: &PeerProcess) -> Self {
+        ProcessReport {
+            pid: p.pid,
+            other_pid_namespace: p.other_pid_namespace,
+        }
+    }
+}
+
+impl std::fmt::Display for ProcessReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        if self.other_pid_namespace {
+            write!(f, " in another PID namespace")?;
+        }
+        Ok(())
+    }
 }
 
 /// One mapping of the section in one process.
@@ -111,6 +146,7 @@ impl EntryReport {
             object: None,
             held: None,
             holder_pid: None,
+            holder_in_other_pid_namespace: None,
             set: None,
             manual_reset: None,
             count: None,
@@ -119,35 +155,43 @@ impl EntryReport {
             fill: None,
             senders: None,
             receiver: None,
+            receiver_process: None,
+            sender_processes: None,
             maps,
         };
-        match entry.object {
+        match &entry.object {
             Some(ObjectState::Mutex { held, holder }) => {
                 report.object = Some("mutex");
-                report.held = Some(held);
-                report.holder_pid = holder;
+                report.held = Some(*held);
+                report.holder_pid = holder.map(|p| p.pid);
+                report.holder_in_other_pid_namespace = holder.map(|p| p.other_pid_namespace);
             }
             Some(ObjectState::Event { set, manual }) => {
                 report.object = Some("event");
-                report.set = Some(set);
-                report.manual_reset = Some(manual);
+                report.set = Some(*set);
+                report.manual_reset = Some(*manual);
             }
             Some(ObjectState::Semaphore { count, max }) => {
                 report.object = Some("semaphore");
-                report.count = Some(count);
-                report.max = Some(max);
+                report.count = Some(*count);
+                report.max = Some(*max);
             }
             Some(ObjectState::Channel {
                 capacity,
                 fill,
                 senders,
                 receiver,
+                receiver_process,
+                sender_processes,
             }) => {
                 report.object = Some("channel");
-                report.capacity = Some(capacity);
-                report.fill = Some(fill);
-                report.senders = Some(senders);
-                report.receiver = Some(receiver);
+                report.capacity = Some(*capacity);
+                report.fill = Some(*fill);
+                report.senders = Some(*senders);
+                report.receiver = Some(*receiver);
+                report.receiver_process = receiver_process.as_ref().map(ProcessReport::from);
+                report.sender_processes =
+                    Some(sender_processes.iter().map(ProcessReport::from).collect());
             }
             _ => {}
         }
@@ -163,6 +207,9 @@ impl EntryReport {
     pub fn object_state(&self) -> Option<String> {
         match self.object? {
             "mutex" => Some(match (self.held, self.holder_pid) {
+                (Some(true), Some(pid)) if self.holder_in_other_pid_namespace == Some(true) => {
+                    format!("held by pid {pid} in another PID namespace")
+                }
                 (Some(true), Some(pid)) => format!("held by pid {pid}"),
                 (Some(true), None) => "held (by a process that is gone: abandoned)".to_owned(),
                 _ => "free".to_owned(),
@@ -185,17 +232,27 @@ impl EntryReport {
                 self.count.unwrap_or(0),
                 self.max.unwrap_or(0)
             )),
-            "channel" => Some(format!(
-                "{} of {} queued, {} sender(s), receiver {}",
-                human(self.fill.unwrap_or(0)),
-                human(self.capacity.unwrap_or(0)),
-                self.senders.unwrap_or(0),
-                if self.receiver == Some(true) {
-                    "connected"
-                } else {
-                    "not connected"
+            "channel" => {
+                let senders = self.senders.unwrap_or(0);
+                let mut out = format!(
+                    "{} of {} queued, {} sender(s)",
+                    human(self.fill.unwrap_or(0)),
+                    human(self.capacity.unwrap_or(0)),
+                    senders,
+                );
+                let named = self.sender_processes.as_deref().unwrap_or_default();
+                if senders > 0 && !named.is_empty() {
+                    let list: Vec<String> = named.iter().map(ToString::to_string).collect();
+                    out += &format!(" ({})", list.join(", "));
                 }
-            )),
+                out += match (self.receiver, &self.receiver_process) {
+                    (Some(true), Some(p)) => format!(", receiver connected ({p})"),
+                    (Some(true), None) => ", receiver connected".to_owned(),
+                    _ => ", receiver not connected".to_owned(),
+                }
+                .as_str();
+                Some(out)
+            }
             _ => None,
         }
     }

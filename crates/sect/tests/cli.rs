@@ -667,8 +667,22 @@ fn ls_and_info_show_sync_objects() {
         (pipe["senders"].as_u64(), pipe["receiver"].as_bool()),
         (Some(1), Some(true))
     );
+    let me = u64::from(std::process::id());
+    assert_eq!(
+        (
+            pipe["receiver_process"]["pid"].as_u64(),
+            pipe["receiver_process"]["other_pid_namespace"].as_bool(),
+            pipe["sender_processes"][0]["pid"].as_u64(),
+        ),
+        (Some(me), Some(false), Some(me))
+    );
     let text = stdout_of(sect(ns.path()).args(["info", "pipe"]));
-    assert!(text.contains("1 sender(s), receiver connected"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "1 sender(s) (pid {me}), receiver connected (pid {me})"
+        )),
+        "{text}"
+    );
 }
 
 /// Runs `sect ARGS` and returns (exit status, stdout, stderr, peak

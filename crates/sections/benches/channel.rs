@@ -4,6 +4,9 @@
 //! cross-process round trip pays this twice besides the cache-line
 //! transfers (`sect bench ipc` measures those). Linux only.
 //!
+//! Also what connecting costs: opening a sender and the receiver of an
+//! existing channel by name (the peer slots' claims included).
+//!
 //! Run with `cargo bench -p sections --bench channel`.
 
 fn main() {
@@ -31,6 +34,21 @@ mod linux {
             loan.write_at(0, divan::black_box(&[7u8; 8])).unwrap();
             loan.send();
             rx.recv().unwrap().read_at(0, &mut word).unwrap();
+        });
+    }
+
+    /// Open a sender and the receiver of a live channel, then drop them.
+    #[divan::bench(sample_size = 10)]
+    fn open_sender_and_receiver(bencher: divan::Bencher) {
+        let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+        let mut opts = ChannelOptions::new();
+        opts.namespace(&sections::Namespace::at(dir.path()))
+            .capacity(64 << 10);
+        let _channel = opts.create("bench").unwrap();
+        bencher.bench_local(|| {
+            let tx = opts.open_sender("bench").unwrap();
+            let rx = opts.open_receiver("bench").unwrap();
+            drop((tx, rx));
         });
     }
 

@@ -66,7 +66,7 @@ pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
     let mut out: Vec<EntryInfo> = raw
         .into_iter()
         .filter(|r| !r.name.starts_with(RESERVED_PREFIX))
-        .map(entry_info)
+        .map(|r| entry_info(namespace.dir(), r))
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
@@ -83,7 +83,7 @@ pub fn entry(namespace: &Namespace, name: &str) -> Result<EntryInfo> {
     let found = sys::list_entry(namespace.dir(), name)
         .map_err(|e| dir_error(OP, namespace, e).with_name(name))?;
     match found {
-        Some(raw) => Ok(entry_info(raw)),
+        Some(raw) => Ok(entry_info(namespace.dir(), raw)),
         None => Err(match sys::entry_type(&namespace.dir().join(name)) {
             Some(what) => Error::new(ErrorKind::WrongKind, OP)
                 .with_name(name)
@@ -95,7 +95,8 @@ pub fn entry(namespace: &Namespace, name: &str) -> Result<EntryInfo> {
     }
 }
 
-fn entry_info(r: sys::Listing) -> EntryInfo {
+fn entry_info(dir: &std::path::Path, r: sys::Listing) -> EntryInfo {
+    let path = dir.join(&r.name);
     let file = r.backing.as_ref().map(|(path, _)| path.clone());
     let mut ids = vec![r.id];
     ids.extend(r.backing.as_ref().map(|(_, id)| *id));
@@ -118,7 +119,9 @@ fn entry_info(r: sys::Listing) -> EntryInfo {
         held: r.held,
         stale: r.lifetime == Lifetime::Counted && r.held == Some(false),
         file,
-        object: crate::sync::describe(&r.head).or_else(|| crate::channel::describe(&r.head)),
+        object: crate::sync::describe(&r.head).or_else(|| {
+            crate::channel::describe(&r.head, &|index| sys::peer_held_at(&path, index))
+        }),
         ids,
     }
 }

@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use super::layout::{
-    CAPACITY, HEADER, KEY, MAGIC, READ, RECORD, RESERVE, RX_STATE, RX_TOKEN, SENDERS, SLOTS,
-    SLOT_SIZE, SLOT_TOKEN, VERSION, VERSION_AT,
+    CAPACITY, HEADER, KEY, MAGIC, READ, RECORD, RESERVE, RX_OWNER, SENDERS, SLOTS, SLOT_OWNER,
+    SLOT_SIZE, VERSION, VERSION_AT,
 };
-use super::peers::peer_alive;
+use super::peers::{connected, sender_index, RECEIVER};
 use super::receiver::Receiver;
 use super::ring::{round16, Mem, Ring};
 use super::sender::Sender;
@@ -152,6 +152,7 @@ impl Channel {
         let mut o = Section::options();
         o.namespace(&opts.namespace)
             .lifetime(opts.lifetime)
+            .mode(opts.mode)
             .size(HEADER as u64 + capacity);
         let mut waker = None;
         let mut init = |view: &View| -> Result<()> {
@@ -263,6 +264,7 @@ impl ChannelOptions {
         let section = crate::section::Section::options()
             .namespace(&self.namespace)
             .access(Access::ReadWrite)
+            .allow_foreign_owner(self.allow_foreign_owner)
             .open(name)?;
         attach(self, name, &section, || {
             Waker::open(&self.namespace, Some(name), false)
@@ -271,25 +273,37 @@ impl ChannelOptions {
 }
 
 /// What the first bytes of an entry say, if it is a channel (for listings;
-/// the bytes are untrusted and only reported).
-pub(crate) fn describe(head: &[u8]) -> Option<crate::types::ObjectState> {
+/// the bytes are untrusted and only reported). `held(index)` says whether
+/// the peer slot with that lock index is held (`None`: cannot tell).
+pub(crate) fn describe(
+    head: &[u8],
+    held: &dyn Fn(u32) -> Option<bool>,
+) -> Option<crate::types::ObjectState> {
     if head.len() < HEADER || u64::from_le_bytes(head[0..8].try_into().ok()?) != MAGIC {
         return None;
     }
     let u32_at = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().expect("4 bytes"));
     let u64_at = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"));
+    if u32_at(VERSION_AT) != VERSION {
+        return None;
+    }
     let capacity = u64::from(u32_at(CAPACITY));
     let slots = u32_at(SENDERS).min(MAX_SENDERS);
-    let senders = (0..slots)
-        .filter(|&i| {
-            let at = SLOTS + i as usize * SLOT_SIZE;
-            peer_alive(u32_at(at), u64_at(at + SLOT_TOKEN))
-        })
-        .count() as u32;
+    let alive = |index: u32, owner: u64| connected(owner) && held(index).unwrap_or(true);
+    let senders: Vec<u64> = (0..slots)
+        .map(|i| u64_at(SLOTS + i as usize * SLOT_SIZE + SLOT_OWNER))
+        .enumerate()
+        .filter(|&(i, owner)| alive(sender_index(i as u32), owner))
+        .map(|(_, owner)| owner)
+        .collect();
+    let rx_owner = u64_at(RX_OWNER);
+    let receiver = alive(RECEIVER, rx_owner);
     Some(crate::types::ObjectState::Channel {
         capacity,
         fill: fill(u64_at(RESERVE), u64_at(READ), capacity),
-        senders,
-        receiver: peer_alive(u32_at(RX_STATE), u64_at(RX_TOKEN)),
+        senders: senders.len() as u32,
+        receiver,
+        receiver_process: receiver.then(|| sys::process_of(rx_owner)).flatten(),
+        sender_processes: senders.into_iter().filter_map(sys::process_of).collect(),
     })
 }

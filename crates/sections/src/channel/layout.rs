@@ -12,16 +12,19 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SECTCHAN");
 /// 2: position words are keyed and a single sender publishes at commit.
 /// 3: the reservation lock is a word of this crate's protocol (`lock`),
 /// never a C library mutex, and is waited for with the caller's deadline.
-pub(crate) const VERSION: u32 = 3;
+/// 4: a peer slot is one owner word (free, closed or the owner's token),
+/// claimed under the platform's peer lock (`peers.rs`).
+pub(crate) const VERSION: u32 = 4;
 
 /// One sender slot (see `peers.rs` for its states).
 #[repr(C)]
 pub(crate) struct SlotWords {
-    pub state: u32,
+    /// Free (0), or the owner's process token (for people; the peer lock
+    /// decides who owns the slot).
+    pub owner: u64,
     /// Bumped by every claim; records carry its low 16 bits.
     pub generation: u32,
-    /// The owner's process token.
-    pub token: u64,
+    _pad: u32,
 }
 
 /// The header, 512 bytes before the ring; each group of fields that one
@@ -39,9 +42,9 @@ pub(crate) struct Header {
     _line0: [u8; 32],
     // Line 1: the receiver's.
     pub read: u64,
-    _pad1: u32,
-    pub rx_state: u32,
-    pub rx_token: u64,
+    _pad1: u64,
+    /// Free (0), closed (1: the receiver left) or the receiver's token.
+    pub rx_owner: u64,
     _line1: [u8; 40],
     // Line 2: the senders'.
     pub reserve: u64,
@@ -66,14 +69,13 @@ pub(crate) const CAPACITY: usize = offset_of!(Header, capacity);
 pub(crate) const SENDERS: usize = offset_of!(Header, senders);
 pub(crate) const KEY: usize = offset_of!(Header, key);
 pub(crate) const READ: usize = offset_of!(Header, read);
-pub(crate) const RX_STATE: usize = offset_of!(Header, rx_state);
-pub(crate) const RX_TOKEN: usize = offset_of!(Header, rx_token);
+pub(crate) const RX_OWNER: usize = offset_of!(Header, rx_owner);
 pub(crate) const RESERVE: usize = offset_of!(Header, reserve);
 pub(crate) const TX_EVER: usize = offset_of!(Header, tx_ever);
 pub(crate) const SLOTS: usize = offset_of!(Header, slots);
 pub(crate) const SLOT_SIZE: usize = size_of::<SlotWords>();
+pub(crate) const SLOT_OWNER: usize = offset_of!(SlotWords, owner);
 pub(crate) const SLOT_GENERATION: usize = offset_of!(SlotWords, generation);
-pub(crate) const SLOT_TOKEN: usize = offset_of!(SlotWords, token);
 pub(crate) const RX_WAITING: usize = offset_of!(Header, rx_waiting);
 pub(crate) const TX_WAITING: usize = offset_of!(Header, tx_waiting);
 pub(crate) const LOCK: usize = offset_of!(Header, lock);
@@ -156,7 +158,7 @@ impl Meta {
 mod tests {
     use super::*;
 
-    /// The offsets peers of layout version 3 use.
+    /// The offsets peers of layout version 4 use.
     #[test]
     fn the_header_keeps_its_offsets() {
         let pinned = [
@@ -165,14 +167,13 @@ mod tests {
             (SENDERS, 16),
             (KEY, 24),
             (READ, 64),
-            (RX_STATE, 76),
-            (RX_TOKEN, 80),
+            (RX_OWNER, 80),
             (RESERVE, 128),
             (TX_EVER, 140),
             (SLOTS, 192),
             (SLOT_SIZE, 16),
-            (SLOT_GENERATION, 4),
-            (SLOT_TOKEN, 8),
+            (SLOT_OWNER, 0),
+            (SLOT_GENERATION, 8),
             (RX_WAITING, 448),
             (TX_WAITING, 452),
             (LOCK, 456),

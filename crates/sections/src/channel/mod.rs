@@ -150,7 +150,10 @@ pub use sender::{Loan, Sender};
 
 /// Model builds check the ring alone.
 #[cfg(loom)]
-pub(crate) fn describe(_: &[u8]) -> Option<crate::types::ObjectState> {
+pub(crate) fn describe(
+    _: &[u8],
+    _: &dyn Fn(u32) -> Option<bool>,
+) -> Option<crate::types::ObjectState> {
     None
 }
 
@@ -174,6 +177,8 @@ pub struct ChannelOptions {
     pub(crate) namespace: Namespace,
     pub(crate) lifetime: Lifetime,
     pub(crate) wait: WaitStrategy,
+    pub(crate) mode: u32,
+    pub(crate) allow_foreign_owner: bool,
 }
 
 impl Default for ChannelOptions {
@@ -184,6 +189,8 @@ impl Default for ChannelOptions {
             namespace: Namespace::default(),
             lifetime: Lifetime::Counted,
             wait: WaitStrategy::default(),
+            mode: 0o600,
+            allow_foreign_owner: false,
         }
     }
 }
@@ -220,6 +227,22 @@ impl ChannelOptions {
     /// Handle-counted (default) or persistent.
     pub fn lifetime(&mut self, lifetime: Lifetime) -> &mut Self {
         self.lifetime = lifetime;
+        self
+    }
+
+    /// Permission bits of a new channel's section (default `0o600`: its
+    /// owner only; `0o666` lets a peer of any user that can reach the
+    /// namespace connect, as peers in containers with other uids need,
+    /// `0o660` the owner's group). Only read and write bits count.
+    pub fn mode(&mut self, mode: u32) -> &mut Self {
+        self.mode = mode & 0o666;
+        self
+    }
+
+    /// Allow connecting to a channel another user created (off by default:
+    /// a name another user took first may be a trap).
+    pub fn allow_foreign_owner(&mut self, allow: bool) -> &mut Self {
+        self.allow_foreign_owner = allow;
         self
     }
 

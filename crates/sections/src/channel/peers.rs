@@ -1,62 +1,81 @@
-//! Peer slots: who the receiver and each sender are, and whether they
-//! still run. A slot is a state word and an owner word (the process token)
-//! in the header; the receiver has one, each sender one of `senders`.
+//! Peer slots: who the receiver and each sender are, and whether they are
+//! still there. A slot is an owner word in the header (and, for a sender,
+//! a generation that its records carry); who owns it is decided by the
+//! platform's peer lock (`sys::PeerLock`): on Linux an open-file-
+//! description lock the kernel drops when its process dies, seen alike
+//! from every PID namespace; on Windows one swap of the owner word from a
+//! free word or the token of a process that is gone.
 //!
 //! ```text
-//!  state     event                                        next
-//!  FREE      a peer connects: swap FREE → TAKEN, store    TAKEN
-//!            its token
-//!  TAKEN     the peer drops its end: store FREE (a         FREE / CLOSED
-//!            sender) or CLOSED (the receiver)
-//!  CLOSED    a receiver connects: swap CLOSED → TAKEN      TAKEN
-//!  TAKEN     a peer connects and finds the owner's         TAKEN (its own)
-//!            process gone: swap the owner word
+//!  owner word   event                                         next
+//!  FREE (0)     an endpoint claims the slot (the platform's    its token
+//!               one atomic decision; a sender then bumps the
+//!               generation)
+//!  CLOSED (1)   (the receiver's slot) a receiver claims it     its token
+//!  token        the endpoint drops its end: FREE (a sender)    FREE / CLOSED
+//!               or CLOSED (the receiver, so that senders
+//!               learn it at once), then lets go of the claim
+//!  token        the endpoint's process dies: the word stays;   claimable
+//!               the claim is gone (Linux: the kernel dropped
+//!               its lock; Windows: its process is gone)
+//!  anything     a claimer that dies at any step: the claim is   claimable
+//!               not held, so the next claim takes the slot
 //! ```
 //!
-//! Liveness is asked of the process token (`sys::process_alive`).
+//! Looking costs: a word read says "connected" (the word is a token) while
+//! spinning; asking whether the claim is held is a system call, made now
+//! and then and before sleeping.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::ring::Ring;
-use crate::sys;
+use super::wait::Shared;
+use crate::error::{Error, Result};
+use crate::sys::{self, PeerLock, PEER_CLOSED, PEER_FREE};
 
-/// Peer slot states.
-pub(crate) const FREE: u32 = 0;
-pub(crate) const TAKEN: u32 = 1;
-pub(crate) const CLOSED: u32 = 2;
+/// The receiver's peer-lock index; sender slot `i` has index `1 + i`.
+pub(crate) const RECEIVER: u32 = 0;
 
-/// Takes a peer slot for the process `token` names: a slot in one of the
-/// `reusable` states, or one whose process is gone.
-pub(crate) fn claim(state: &AtomicU32, owner: &AtomicU64, token: u64, reusable: &[u32]) -> bool {
-    let taken = reusable.iter().any(|&from| {
-        state
-            .compare_exchange(from, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    });
-    let taken = taken || {
-        let old = owner.load(Ordering::Acquire);
-        !sys::process_alive(old)
-            && owner
-                .compare_exchange(old, token, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-    };
-    if taken {
-        owner.store(token, Ordering::Release);
-    }
-    taken
+pub(crate) fn sender_index(slot: u32) -> u32 {
+    1 + slot
 }
 
-/// Whether a peer slot is held by a running process.
-pub(crate) fn peer_alive(state: u32, token: u64) -> bool {
-    state == TAKEN && sys::process_alive(token)
+/// Whether an owner word names an endpoint (not free, not closed).
+pub(crate) fn connected(owner: u64) -> bool {
+    owner != PEER_FREE && owner != PEER_CLOSED
 }
 
-/// Whether sender `slot` of `generation` is connected in a live process
-/// (for the reservation lock and for skipping its records).
-pub(crate) fn sender_alive(ring: &Ring, slot: u32, generation: u32) -> bool {
+/// Claims the slot with peer-lock `index` and owner word `owner` for a new
+/// endpoint of this process; `None` when a live endpoint holds it.
+pub(crate) fn claim(shared: &Shared, index: u32, owner: &AtomicU64) -> Result<Option<PeerLock>> {
+    PeerLock::claim(shared.object(), index, owner)
+        .map_err(|e| Error::os("connect", e).with_name(&shared.ring.name))
+}
+
+/// Whether the slot with peer-lock `index`, whose owner word reads
+/// `owner`, is held by a live endpoint (a system call on Linux).
+pub(crate) fn held(shared: &Shared, index: u32, owner: u64) -> bool {
+    connected(owner) && sys::peer_held(shared.object(), index, owner)
+}
+
+/// The error for an endpoint used in a process forked from the one that
+/// opened it: the slot is the parent's.
+#[cold]
+pub(crate) fn forked_copy(ring: &super::ring::Ring, op: &'static str) -> Error {
+    ring.err(crate::error::ErrorKind::Disconnected, op)
+        .with_detail(
+            "this endpoint was opened by the parent of this forked process and is the parent's; \
+         open one in this process",
+        )
+}
+
+/// Whether sender `slot` of `generation` is connected and alive (for the
+/// reservation lock and for skipping its records).
+pub(crate) fn sender_alive(shared: &Shared, slot: u32, generation: u32) -> bool {
+    let ring = &shared.ring;
     ring.slot_generation(slot).load(Ordering::Acquire) & 0xffff == generation & 0xffff
-        && peer_alive(
-            ring.slot_state(slot).load(Ordering::Acquire),
-            ring.slot_token(slot).load(Ordering::Acquire),
+        && held(
+            shared,
+            sender_index(slot),
+            ring.slot_owner(slot).load(Ordering::Acquire),
         )
 }

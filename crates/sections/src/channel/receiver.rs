@@ -5,19 +5,21 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::layout::{RX_STATE, RX_TOKEN, TX_EVER};
-use super::peers::{claim, peer_alive, sender_alive, CLOSED, FREE, TAKEN};
+use super::layout::{RX_OWNER, TX_EVER};
+use super::peers::{claim, connected, held, sender_alive, sender_index, RECEIVER};
 use super::ring::{Found, Look};
 use super::wait::Shared;
 use super::ChannelOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::named::deadline;
-use crate::sys::{self, Side};
+use crate::sys::{PeerLock, Side, PEER_CLOSED};
 
 /// The receiver; one per channel at a time.
 #[derive(Debug)]
 pub struct Receiver {
     shared: Shared,
+    /// This receiver's claim on the receiver slot.
+    claim: PeerLock,
     /// Whether this receiver has seen a sender (connected, or by one of
     /// its messages): then a channel without senders is disconnected,
     /// whatever the shared "a sender came" word says.
@@ -30,15 +32,15 @@ impl Receiver {
     }
 
     pub(crate) fn connect(shared: Shared) -> Result<Receiver> {
-        let mem = &shared.ring.mem;
-        let token = sys::process_token();
-        if !claim(mem.u32(RX_STATE), mem.u64(RX_TOKEN), token, &[FREE, CLOSED]) {
+        let owner = shared.ring.mem.u64(RX_OWNER);
+        let Some(lock) = claim(&shared, RECEIVER, owner)? else {
             return Err(Error::new(ErrorKind::AlreadyExists, "open receiver")
                 .with_name(&shared.ring.name)
                 .with_detail("the channel already has a live receiver"));
-        }
+        };
         Ok(Receiver {
             shared,
+            claim: lock,
             seen_sender: AtomicBool::new(false),
         })
     }
@@ -47,21 +49,21 @@ impl Receiver {
     #[inline]
     fn look(&self, mode: Look) -> Result<Option<(usize, usize, u64)>> {
         let ring = &self.shared.ring;
-        let alive = |slot: u32, generation: u32| sender_alive(ring, slot, generation);
+        let alive = |slot: u32, generation: u32| sender_alive(&self.shared, slot, generation);
         // Every sender gone: one came (by the shared word, or as this
         // receiver saw) and none is connected now, or with
-        // `Look::Liveness` none whose process still runs (a /proc read
+        // `Look::Liveness` none still holding its slot (a system call
         // each, so not on every look).
         let senders_gone = || {
-            let connected = (0..ring.senders).any(|i| {
-                let state = ring.slot_state(i).load(Ordering::Acquire);
+            let any = (0..ring.senders).any(|i| {
+                let owner = ring.slot_owner(i).load(Ordering::Acquire);
                 if mode == Look::Liveness {
-                    peer_alive(state, ring.slot_token(i).load(Ordering::Acquire))
+                    held(&self.shared, sender_index(i), owner)
                 } else {
-                    state == TAKEN
+                    connected(owner)
                 }
             });
-            if connected {
+            if any {
                 self.seen_sender.store(true, Ordering::Relaxed);
                 return false;
             }
@@ -84,6 +86,9 @@ impl Receiver {
 
     #[inline]
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Message<'_>>> {
+        if !self.claim.claimed_here() {
+            return Err(super::peers::forked_copy(&self.shared.ring, "receive"));
+        }
         let found = self
             .shared
             .wait_for(Side::Receiver, deadline, |mode| self.look(mode))?;
@@ -133,8 +138,16 @@ impl Drop for Receiver {
     #[inline]
     fn drop(&mut self) {
         let s = &self.shared;
-        s.ring.mem.u32(RX_STATE).store(CLOSED, Ordering::Release);
+        if !self.claim.claimed_here() {
+            // A forked child's copy: the slot is the parent's.
+            return;
+        }
+        s.ring
+            .mem
+            .u64(RX_OWNER)
+            .store(PEER_CLOSED, Ordering::Release);
         let _ = s.wake(Side::Senders);
+        // The claim goes when `self.claim` drops, after the slot is closed.
     }
 }
 

@@ -14,7 +14,7 @@ pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::error::{Error, ErrorKind, Result};
 
 use super::layout::{
-    Meta, HEADER, KEY, LOCK, READ, RECORD, RESERVE, SLOTS, SLOT_GENERATION, SLOT_SIZE, SLOT_TOKEN,
+    Meta, HEADER, KEY, LOCK, READ, RECORD, RESERVE, SLOTS, SLOT_GENERATION, SLOT_OWNER, SLOT_SIZE,
 };
 
 /// The state bits of a position word (see the module docs of the channel).
@@ -189,17 +189,14 @@ impl Ring {
         Error::new(kind, op).with_name(&self.name)
     }
 
-    pub(crate) fn slot_state(&self, i: u32) -> &AtomicU32 {
-        self.mem.u32(SLOTS + i as usize * SLOT_SIZE)
+    /// Sender slot `i`'s owner word (see `peers.rs`).
+    pub(crate) fn slot_owner(&self, i: u32) -> &AtomicU64 {
+        self.mem.u64(SLOTS + i as usize * SLOT_SIZE + SLOT_OWNER)
     }
 
     pub(crate) fn slot_generation(&self, i: u32) -> &AtomicU32 {
         self.mem
             .u32(SLOTS + i as usize * SLOT_SIZE + SLOT_GENERATION)
-    }
-
-    pub(crate) fn slot_token(&self, i: u32) -> &AtomicU64 {
-        self.mem.u64(SLOTS + i as usize * SLOT_SIZE + SLOT_TOKEN)
     }
 
     /// The header words of the record at ring offset `off` (a multiple of

@@ -6,14 +6,14 @@ use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::layout::{RX_STATE, RX_TOKEN, TX_EVER};
-use super::peers::{claim, sender_alive, CLOSED, FREE, TAKEN};
+use super::layout::{RX_OWNER, TX_EVER};
+use super::peers::{claim, forked_copy, held, sender_alive, sender_index, RECEIVER};
 use super::ring::{Look, Reservation, Ring};
 use super::wait::Shared;
 use super::ChannelOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::named::deadline;
-use crate::sys::{self, Side};
+use crate::sys::{PeerLock, Side, PEER_CLOSED, PEER_FREE};
 
 /// Attempts at a busy reservation lock before waiting between them: a
 /// holder keeps it for a few instructions.
@@ -30,6 +30,8 @@ const LOCK_CHECK: Duration = Duration::from_millis(1);
 #[derive(Debug)]
 pub struct Sender {
     shared: Shared,
+    /// This sender's claim on its slot (dropped after the slot is freed).
+    claim: PeerLock,
     slot: u32,
     generation: u32,
     /// The read position last seen: reloaded only when the ring looks full
@@ -44,46 +46,46 @@ impl Sender {
 
     pub(crate) fn connect(shared: Shared) -> Result<Sender> {
         let ring = &shared.ring;
-        let token = sys::process_token();
         for slot in 0..ring.senders {
-            if claim(ring.slot_state(slot), ring.slot_token(slot), token, &[FREE]) {
-                let generation = ring
-                    .slot_generation(slot)
-                    .fetch_add(1, Ordering::AcqRel)
-                    .wrapping_add(1);
-                ring.mem.u32(TX_EVER).store(1, Ordering::Release);
-                // A single sender that left between committing and
-                // publishing left its record behind `reserve`.
-                if let Err(e) = ring.repair_reserve() {
-                    ring.slot_state(slot).store(FREE, Ordering::Release);
-                    return Err(e);
-                }
-                return Ok(Sender {
-                    shared,
-                    slot,
-                    generation,
-                    read: Cell::new(0),
-                });
+            let Some(lock) = claim(&shared, sender_index(slot), ring.slot_owner(slot))? else {
+                continue;
+            };
+            let generation = ring
+                .slot_generation(slot)
+                .fetch_add(1, Ordering::AcqRel)
+                .wrapping_add(1);
+            ring.mem.u32(TX_EVER).store(1, Ordering::Release);
+            // A single sender that left between committing and
+            // publishing left its record behind `reserve`.
+            if let Err(e) = ring.repair_reserve() {
+                ring.slot_owner(slot).store(PEER_FREE, Ordering::Release);
+                return Err(e);
             }
+            return Ok(Sender {
+                shared,
+                claim: lock,
+                slot,
+                generation,
+                read: Cell::new(0),
+            });
         }
         Err(Error::new(ErrorKind::AlreadyExists, "open sender")
             .with_name(&ring.name)
             .with_detail(format!("all {} sender slots are in use", ring.senders)))
     }
 
-    /// Whether the receiver is gone: closed, or (`Look::Liveness`) its
-    /// process ended. `Look::Fast` does not look.
+    /// Whether the receiver is gone: closed, or (`Look::Liveness`) no
+    /// longer holding its slot (its process ended). `Look::Fast` does not
+    /// look.
     #[inline]
     fn receiver_gone(&self, mode: Look) -> bool {
-        let mem = &self.shared.ring.mem;
         if mode == Look::Fast {
             return false;
         }
-        match mem.u32(RX_STATE).load(Ordering::Acquire) {
-            CLOSED => true,
-            TAKEN if mode == Look::Liveness => {
-                !sys::process_alive(mem.u64(RX_TOKEN).load(Ordering::Acquire))
-            }
+        let owner = self.shared.ring.mem.u64(RX_OWNER).load(Ordering::Acquire);
+        match owner {
+            PEER_CLOSED => true,
+            _ if mode == Look::Liveness => !held(&self.shared, RECEIVER, owner),
             _ => false,
         }
     }
@@ -98,7 +100,7 @@ impl Sender {
     fn lock_reserve(&self, deadline: Option<Instant>) -> Result<bool> {
         let ring = &self.shared.ring;
         let me = Ring::lock_word(self.slot, self.generation);
-        let alive = |slot: u32, generation: u32| sender_alive(ring, slot, generation);
+        let alive = |slot: u32, generation: u32| sender_alive(&self.shared, slot, generation);
         let mut attempts = 0u32;
         let mut checked = Instant::now();
         let mut pause = Duration::from_micros(20);
@@ -155,6 +157,9 @@ impl Sender {
     fn loan_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Option<Loan<'_>>> {
         let this = &*self;
         let shared = &this.shared;
+        if !this.claim.claimed_here() {
+            return Err(forked_copy(&shared.ring, "send"));
+        }
         let reserved = shared.wait_for(Side::Senders, deadline, |mode| {
             if this.receiver_gone(mode) {
                 return Err(shared
@@ -218,9 +223,16 @@ impl Drop for Sender {
     #[inline]
     fn drop(&mut self) {
         let s = &self.shared;
-        s.ring.slot_state(self.slot).store(FREE, Ordering::Release);
+        if !self.claim.claimed_here() {
+            // A forked child's copy: the slot is the parent's.
+            return;
+        }
+        s.ring
+            .slot_owner(self.slot)
+            .store(PEER_FREE, Ordering::Release);
         // The receiver may be waiting to learn that every sender is gone.
         let _ = s.wake(Side::Receiver);
+        // The claim goes when `self.claim` drops, after the slot is free.
     }
 }
 

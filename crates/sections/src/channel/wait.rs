@@ -40,6 +40,12 @@ impl Shared {
         self.ring.mem.view()
     }
 
+    /// The section object (for peer locks).
+    #[inline]
+    pub(crate) fn object(&self) -> &crate::sys::Object {
+        self.view().section().object()
+    }
+
     /// Wakes `side` if it said it is going to sleep.
     #[inline]
     pub(crate) fn wake(&self, side: Side) -> Result<()> {

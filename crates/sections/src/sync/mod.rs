@@ -56,12 +56,25 @@ use crate::types::Namespace;
 
 pub use bytemuck::Pod;
 
-/// Options shared by every sync object: namespace, lifetime, owner check.
-#[derive(Debug, Clone, Default)]
+/// Options shared by every sync object: namespace, lifetime, owner check,
+/// permission bits.
+#[derive(Debug, Clone)]
 pub struct SyncOptions {
     pub(crate) namespace: Namespace,
     pub(crate) lifetime: Lifetime,
     pub(crate) allow_foreign_owner: bool,
+    pub(crate) mode: u32,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            namespace: Namespace::default(),
+            lifetime: Lifetime::default(),
+            allow_foreign_owner: false,
+            mode: 0o600,
+        }
+    }
 }
 
 /// Whether `create_or_open` made the object or found it.
@@ -88,6 +101,7 @@ impl SyncOptions {
             namespace: &self.namespace,
             lifetime: self.lifetime,
             allow_foreign_owner: self.allow_foreign_owner,
+            mode: self.mode,
         }
     }
 
@@ -108,9 +122,19 @@ impl SyncOptions {
         self
     }
 
-    /// Allow opening objects owned by another user.
+    /// Allow opening objects owned by another user (as processes of
+    /// another user, or in a container with other uids, must).
     pub fn allow_foreign_owner(&mut self, allow: bool) -> &mut Self {
         self.allow_foreign_owner = allow;
+        self
+    }
+
+    /// Permission bits of a new object's section on Linux (default
+    /// `0o600`: its owner only; `0o666` lets any user that can reach the
+    /// namespace use it, `0o660` the owner's group). Only read and write
+    /// bits count. Windows gives a named kernel object its default security.
+    pub fn mode(&mut self, mode: u32) -> &mut Self {
+        self.mode = mode & 0o666;
         self
     }
 
@@ -299,9 +323,11 @@ impl Mutex {
             .map(|a| self.guard(a)))
     }
 
-    /// The process holding the mutex, where the OS tells (Linux); `None`
-    /// when it is free or the OS does not say.
-    pub fn holder(&self) -> Option<u32> {
+    /// The process holding the mutex, where the OS tells (Linux), for
+    /// people to read; `None` when it is free, its holder is gone, or the OS
+    /// does not say. A holder in another PID namespace is marked so: its
+    /// pid names another process, or none, here.
+    pub fn holder(&self) -> Option<crate::types::PeerProcess> {
         self.imp.holder()
     }
 }

@@ -18,8 +18,8 @@ pub(crate) use crate::sys::unix::{
     resident_pages, unlock, unmap, Guard,
 };
 pub(crate) use crate::sys::unlisted::{
-    entry_type, list_entry, list_namespace, reclaim_stale, remove_abandoned_build, resident_bytes,
-    users_of,
+    entry_type, list_entry, list_namespace, peer_held_at, reclaim_stale, remove_abandoned_build,
+    resident_bytes, users_of,
 };
 
 use crate::error::{Error, ErrorKind, Result};
@@ -239,17 +239,19 @@ pub(crate) fn reopen_read_only(_fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     ))
 }
 
-/// This process, for liveness checks: its pid (macOS builds no channels,
-/// which are what compare tokens).
+/// This process, for people reading a peer slot: its pid (macOS builds no
+/// channels).
 pub(crate) fn process_token() -> u64 {
     u64::from(std::process::id()) << 32
 }
 
-/// Whether the process `token` names still runs.
-pub(crate) fn process_alive(token: u64) -> bool {
-    let pid = (token >> 32) as i32;
-    // SAFETY: signal 0 only asks whether the process exists.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+/// The process a token names (macOS has no PID namespaces).
+pub(crate) fn process_of(token: u64) -> Option<crate::types::PeerProcess> {
+    let pid = (token >> 32) as u32;
+    (pid != 0).then_some(crate::types::PeerProcess {
+        pid,
+        other_pid_namespace: false,
+    })
 }
 
 /// Named sync objects: not built on macOS, whose shared memory has no
@@ -295,7 +297,7 @@ pub(crate) mod sync {
         pub(crate) fn mark_consistent(&self) -> Result<()> {
             match self.0 {}
         }
-        pub(crate) fn holder(&self) -> Option<u32> {
+        pub(crate) fn holder(&self) -> Option<crate::types::PeerProcess> {
             match self.0 {}
         }
     }
@@ -375,4 +377,29 @@ impl Waker {
     pub(crate) fn wake(&self, _: crate::sys::Side, _: &std::sync::atomic::AtomicU32) -> Result<()> {
         match self.0 {}
     }
+}
+
+/// Peer slots: no channels on macOS (see `sync`).
+#[derive(Debug)]
+pub(crate) struct PeerLock(std::convert::Infallible);
+
+impl PeerLock {
+    pub(crate) fn claim(
+        _object: &Object,
+        _index: u32,
+        _owner: &std::sync::atomic::AtomicU64,
+    ) -> io::Result<Option<PeerLock>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "channels are built for Linux and Windows only",
+        ))
+    }
+
+    pub(crate) fn claimed_here(&self) -> bool {
+        match self.0 {}
+    }
+}
+
+pub(crate) fn peer_held(_object: &Object, _index: u32, _owner: u64) -> bool {
+    false
 }

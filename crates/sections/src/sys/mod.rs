@@ -55,6 +55,9 @@ pub(crate) struct SyncSpec<'a> {
     pub lifetime: Lifetime,
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub allow_foreign_owner: bool,
+    /// Permission bits of a new object's section (Linux).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub mode: u32,
 }
 
 /// A random word: std's randomly keyed hasher over this process and the
@@ -110,6 +113,12 @@ pub(crate) struct ProcUse {
     pub maps: Vec<(u64, u64, String)>,
 }
 
+/// A peer slot's owner word when no endpoint has it (see `PeerLock`).
+pub(crate) const PEER_FREE: u64 = 0;
+/// A peer slot's owner word when its endpoint left in order (a receiver
+/// that closed: its senders are told at once).
+pub(crate) const PEER_CLOSED: u64 = 1;
+
 /// Which side of a channel sleeps or is woken (see `Waker`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -138,6 +147,7 @@ use macos as imp;
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 compile_error!("sections supports Linux, macOS and Windows");
 
+mod claim;
 mod mapping;
 #[cfg(not(target_os = "linux"))]
 mod unlisted;
@@ -180,8 +190,9 @@ pub(crate) use imp::{
 // For `Mapping` only.
 use imp::{unmap, Guard};
 
-// Processes, named sync objects and waking a channel's sides.
-pub(crate) use imp::{process_alive, process_token, sync, Waker};
+// Processes, named sync objects, a channel's peer slots and waking its
+// sides.
+pub(crate) use imp::{peer_held, peer_held_at, process_of, process_token, sync, PeerLock, Waker};
 
 // Descriptors: passing them over Unix sockets, reopening them.
 #[cfg(unix)]

@@ -40,3 +40,7 @@ pub(crate) fn resident_bytes(_path: &Path) -> io::Result<u64> {
 pub(crate) fn users_of(_ids: &[(u64, u64)]) -> io::Result<HashMap<(u64, u64), Vec<ProcUse>>> {
     Err(unsupported())
 }
+
+pub(crate) fn peer_held_at(_path: &Path, _index: u32) -> Option<bool> {
+    None
+}

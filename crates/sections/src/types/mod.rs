@@ -115,16 +115,30 @@ pub enum EntryKind {
     File,
 }
 
+/// A process a channel's peer slot or a mutex names, for people to read:
+/// nothing is decided by it (a channel's peer lock decides liveness), and
+/// a pid from another PID namespace names another process, or none, in the
+/// reader's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerProcess {
+    /// Its process id, as its own PID namespace numbers it.
+    pub pid: u32,
+    /// Whether it runs in a PID namespace other than the reader's (as a
+    /// process in another container does).
+    pub other_pid_namespace: bool,
+}
+
 /// The state of a sync object or channel as a listing sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ObjectState {
     /// A mutex.
     Mutex {
         /// Whether it is held (or was, by a holder that died).
         held: bool,
-        /// The holding process, when it is alive and the OS tells.
-        holder: Option<u32>,
+        /// The holding process, when it is alive and the OS tells (a
+        /// holder in another PID namespace is named, not looked at).
+        holder: Option<PeerProcess>,
     },
     /// An event.
     Event {
@@ -150,5 +164,10 @@ pub enum ObjectState {
         senders: u32,
         /// Whether a receiver is connected.
         receiver: bool,
+        /// The connected receiver's process, when its slot names one.
+        receiver_process: Option<PeerProcess>,
+        /// The connected senders' processes, in slot order (a sender whose
+        /// slot names no process is left out).
+        sender_processes: Vec<PeerProcess>,
     },
 }

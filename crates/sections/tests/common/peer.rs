@@ -59,12 +59,50 @@ pub fn spawn(role: &str, args: &[&str]) -> Peer {
 
 pub fn spawn_with(role: &str, args: &[&str], setup: impl FnOnce(&mut Command)) -> Peer {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(args);
+    setup(&mut cmd);
+    spawn_command(role, cmd)
+}
+
+/// A peer in a PID namespace of its own (`unshare --pid --fork
+/// --kill-child --mount-proc`, as root): it is pid 1 there, and killing it
+/// (the `unshare` process) kills the namespace. `None` when `unshare`
+/// cannot make one here.
+#[cfg(target_os = "linux")]
+pub fn spawn_in_new_pid_namespace(role: &str, args: &[&str]) -> Option<Peer> {
+    spawn_in_new_pid_namespace_with(role, args, &[])
+}
+
+/// As `spawn_in_new_pid_namespace`, with more `unshare` options (such as
+/// `--setuid`).
+#[cfg(target_os = "linux")]
+pub fn spawn_in_new_pid_namespace_with(
+    role: &str,
+    args: &[&str],
+    unshare: &[&str],
+) -> Option<Peer> {
+    let probe = Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "--mount-proc", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !probe {
+        return None;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--kill-child", "--mount-proc"])
+        .args(unshare)
+        .arg(std::env::current_exe().unwrap())
+        .args(args);
+    Some(spawn_command(role, cmd))
+}
+
+/// Starts `cmd` (which runs this test binary) as a peer playing `role`.
+pub fn spawn_command(role: &str, mut cmd: Command) -> Peer {
     cmd.env(ROLE, role)
-        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    setup(&mut cmd);
     // Wine now and then fails a CreateProcess with ERROR_INTERNAL_ERROR
     // (1359) while the suites start and kill hundreds of processes; the
     // spawn is tried again a few times before the test fails.
@@ -135,6 +173,18 @@ impl Peer {
     pub fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+}
+
+/// A test that fails (panics) while a peer runs must not leave it running:
+/// a peer that spins until killed would spin on, and would keep the test
+/// run's output pipe open.
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

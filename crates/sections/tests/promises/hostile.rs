@@ -58,13 +58,14 @@ pub fn role(role: &str, args: &[String]) -> Option<RoleResult> {
     }
 }
 
-// The channel's header, as its module docs lay it out (version 3).
+// The channel's header, as its module docs lay it out (version 4).
 const READ: usize = 64;
-const RX_STATE: usize = 76;
-const RX_TOKEN: usize = 80;
+const RX_OWNER: usize = 80;
 const RESERVE: usize = 128;
 const TX_EVER: usize = 140;
 const SLOTS: usize = 192;
+/// A sender slot: owner word, then generation.
+const SLOT_GENERATION: usize = 8;
 const RX_WAITING: usize = 448;
 const TX_WAITING: usize = 452;
 const LOCK: usize = 456;
@@ -121,10 +122,14 @@ fn lock_word_values() -> Result<(), Failed> {
     peer.expect("connected");
     let lock = raw.atomic_u32(LOCK)?;
     // The live peer is in slot 1; its generation is in its slot.
-    let generation = raw.atomic_u32(SLOTS + 16 + 4)?.load(Ordering::Relaxed);
+    let generation = raw
+        .atomic_u32(SLOTS + 16 + SLOT_GENERATION)?
+        .load(Ordering::Relaxed);
     let live_peer = ((generation & 0xffff) << 16) | 2;
     let ours = {
-        let g = raw.atomic_u32(SLOTS + 4)?.load(Ordering::Relaxed);
+        let g = raw
+            .atomic_u32(SLOTS + SLOT_GENERATION)?
+            .load(Ordering::Relaxed);
         ((g & 0xffff) << 16) | 1
     };
     let timeout = Duration::from_millis(50);
@@ -164,14 +169,13 @@ fn lock_word_values() -> Result<(), Failed> {
 /// hostile values, in an SPSC and an MPSC channel: timed sends and
 /// receives return on time with an outcome they are allowed to have.
 fn every_header_word() -> Result<(), Failed> {
-    let words: [(usize, usize); 11] = [
+    let words: [(usize, usize); 10] = [
         (READ, 8),
-        (RX_STATE, 4),
-        (RX_TOKEN, 8),
+        (RX_OWNER, 8),
         (RESERVE, 8),
         (TX_EVER, 4),
-        (SLOTS, 4),
-        (SLOTS + 8, 8),
+        (SLOTS, 8),
+        (SLOTS + SLOT_GENERATION, 4),
         (RX_WAITING, 4),
         (TX_WAITING, 4),
         (LOCK, 4),
@@ -291,7 +295,7 @@ fn other_versions_are_refused() -> Result<(), Failed> {
     chan.capacity(4096).namespace(&ns.ns);
     let _e = sync.create_event("old-event", Reset::Auto, false)?;
     let _c = chan.create("old-channel")?;
-    for (name, at, old) in [("old-event", 8, 1u32), ("old-channel", 8, 2u32)] {
+    for (name, at, old) in [("old-event", 8, 1u32), ("old-channel", 8, 3u32)] {
         Section::options()
             .namespace(&ns.ns)
             .open(name)?
@@ -306,7 +310,7 @@ fn other_versions_are_refused() -> Result<(), Failed> {
         chan.open_receiver("old-channel").unwrap_err(),
     ] {
         assert_eq!(err.kind(), ErrorKind::WrongVersion, "{err}");
-        assert!(err.to_string().contains("version 2"), "{err}");
+        assert!(err.to_string().contains("version 3"), "{err}");
     }
     Ok(())
 }

@@ -5,6 +5,8 @@
 //! kernel objects, and its suites are `portable`, `sync` and `channel`.
 
 #[cfg(target_os = "linux")]
+mod containers;
+#[cfg(target_os = "linux")]
 mod guard;
 #[cfg(target_os = "linux")]
 mod hostile;
@@ -27,10 +29,12 @@ fn main() {
     tests.extend(space::tests());
     tests.extend(wakeups::tests());
     tests.extend(hostile::tests());
+    tests.extend(containers::tests());
     peer::main(tests, |role, args| {
         guard::role(role, args)
             .or_else(|| wakeups::role(role, args))
             .or_else(|| hostile::role(role, args))
+            .or_else(|| containers::role(role, args))
             .unwrap_or_else(|| Err(format!("unknown role {role}").into()))
     });
 }

@@ -87,6 +87,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::{self as rfs, AtFlags, FlockOperation, Mode, OFlags, RenameFlags, CWD};
 use rustix::io::Errno;
 
+use super::ofd::ofd_lock;
 use super::record::Record;
 use super::retry_intr;
 use crate::sys::unix::{fstat, oflags_for, FileStat};
@@ -185,37 +186,14 @@ pub(super) fn ungate(fd: BorrowedFd<'_>) {
     let _ = rfs::flock(fd, FlockOperation::Unlock);
 }
 
-fn ofd_lock(fd: BorrowedFd<'_>, cmd: libc::c_int, kind: libc::c_short) -> io::Result<libc::flock> {
-    // SAFETY: `flock` is plain old data; all-zero is a valid value.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = 0;
-    fl.l_len = 1;
-    // l_pid must be 0 for OFD locks.
-    fl.l_pid = 0;
-    loop {
-        // SAFETY: `fl` is a valid, initialised `struct flock` that outlives
-        // the call; `fd` is a valid descriptor.
-        let rc = unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut fl) };
-        if rc == 0 {
-            return Ok(fl);
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
-        }
-    }
-}
-
 /// Takes this OFD's hold (a read lock on byte 0).
 fn hold(fd: BorrowedFd<'_>) -> io::Result<()> {
-    ofd_lock(fd, libc::F_OFD_SETLK, libc::F_RDLCK as libc::c_short).map(drop)
+    ofd_lock(fd, libc::F_OFD_SETLK, libc::F_RDLCK as libc::c_short, 0).map(drop)
 }
 
 /// Whether an OFD other than `fd`'s holds the section. Takes no lock.
 pub(super) fn others_hold(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    let fl = ofd_lock(fd, libc::F_OFD_GETLK, libc::F_WRLCK as libc::c_short)?;
+    let fl = ofd_lock(fd, libc::F_OFD_GETLK, libc::F_WRLCK as libc::c_short, 0)?;
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 

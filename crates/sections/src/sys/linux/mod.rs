@@ -7,6 +7,8 @@
 mod lifetime;
 mod listing;
 mod object;
+mod ofd;
+mod peers;
 mod procfs;
 mod record;
 pub(crate) mod sync;
@@ -24,6 +26,7 @@ pub(crate) use super::unix::{
 pub(crate) use lifetime::{entry_type, reclaim_stale};
 pub(crate) use listing::{list_entry, list_namespace, remove_abandoned_build};
 pub(crate) use object::{anonymous, create_named, from_inherited, open_named, remove, Object};
+pub(crate) use peers::{peer_held, peer_held_at, PeerLock};
 pub(crate) use procfs::{resident_bytes, users_of};
 pub(crate) use waker::Waker;
 
@@ -99,22 +102,27 @@ pub(crate) fn reopen_read_only(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     )?)
 }
 
-/// Identifies this process for liveness checks by other processes: its
-/// pid and its start time (so that a reused pid is not mistaken for it).
+/// Identifies this process to people reading a peer slot: its pid, as
+/// its own PID namespace numbers it, and the low 32 bits of that
+/// namespace's inode number, so that a reader can tell a pid from another
+/// namespace. Liveness is never decided by it on Linux (see `peers.rs`).
 pub(crate) fn process_token() -> u64 {
-    token_of(std::process::id()).unwrap_or(u64::from(std::process::id()) << 32)
+    u64::from(pid()) << 32 | u64::from(pid_namespace())
 }
 
-/// Whether the process `token` names still runs.
-pub(crate) fn process_alive(token: u64) -> bool {
-    token_of((token >> 32) as u32) == Some(token)
+/// The process a token names, for people (see `process_token`).
+pub(crate) fn process_of(token: u64) -> Option<crate::types::PeerProcess> {
+    let pid = (token >> 32) as u32;
+    (pid != 0).then(|| crate::types::PeerProcess {
+        pid,
+        other_pid_namespace: token as u32 != pid_namespace(),
+    })
 }
 
-/// `pid << 32 | starttime` (field 22 of /proc/PID/stat, low 32 bits).
-fn token_of(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain anything.
-    let after = &stat[stat.rfind(')')? + 1..];
-    let start: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
-    Some(u64::from(pid) << 32 | (start & 0xffff_ffff))
+/// This process's PID namespace (low 32 bits of its inode number; 0 when
+/// `/proc` does not tell). A process never changes its own PID namespace,
+/// so it is read once.
+fn pid_namespace() -> u32 {
+    static NAMESPACE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *NAMESPACE.get_or_init(|| rfs::stat("/proc/self/ns/pid").map_or(0, |st| st.st_ino as u32))
 }

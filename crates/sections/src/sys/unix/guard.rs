@@ -430,7 +430,7 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
 }
 
 /// Whether `addr` lies in a guarded view (for tests of who registers).
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 pub(crate) fn guarded(addr: *const u8) -> bool {
     find(addr as usize).is_some()
 }

@@ -6,6 +6,7 @@
 //! `Unsupported` error that says what to use instead.
 
 mod object;
+mod peers;
 pub(crate) mod sync;
 mod view;
 mod waker;
@@ -15,9 +16,10 @@ pub(crate) use object::{
 };
 
 pub(crate) use crate::sys::unlisted::{
-    entry_type, list_entry, list_namespace, reclaim_stale, remove_abandoned_build, resident_bytes,
-    users_of,
+    entry_type, list_entry, list_namespace, peer_held_at, reclaim_stale, remove_abandoned_build,
+    resident_bytes, users_of,
 };
+pub(crate) use peers::{peer_held, PeerLock};
 pub(crate) use view::{
     advise, flush, lock, lock_limit_hint, prefetch, resident_pages, unlock, unmap, Guard,
 };
@@ -123,26 +125,50 @@ pub(crate) const LISTING_UNSUPPORTED: &str =
 pub(crate) fn process_token() -> u64 {
     // SAFETY: plain call.
     let pid = unsafe { windows_sys::Win32::System::Threading::GetCurrentProcessId() };
-    token_of(pid).unwrap_or(u64::from(pid) << 32)
+    token_of(pid).ok().flatten().unwrap_or(u64::from(pid) << 32)
 }
 
-/// Whether the process `token` names still runs.
+/// The process a token names (Windows has no PID namespaces).
+pub(crate) fn process_of(token: u64) -> Option<crate::types::PeerProcess> {
+    let pid = (token >> 32) as u32;
+    (pid != 0).then_some(crate::types::PeerProcess {
+        pid,
+        other_pid_namespace: false,
+    })
+}
+
+/// Whether the process `token` names still runs. When Windows will not say
+/// (a process of another user, say), it counts as running: a peer is never
+/// declared dead on a refusal.
 pub(crate) fn process_alive(token: u64) -> bool {
-    token_of((token >> 32) as u32) == Some(token)
+    match token_of((token >> 32) as u32) {
+        Ok(Some(now)) => now == token,
+        Ok(None) => false,
+        Err(()) => true,
+    }
 }
 
-fn token_of(pid: u32) -> Option<u64> {
-    use windows_sys::Win32::Foundation::FILETIME;
+/// The token of process `pid`: `Ok(None)` if there is no such running
+/// process, `Err` if Windows does not say.
+fn token_of(pid: u32) -> Result<Option<u64>, ()> {
+    use windows_sys::Win32::Foundation::{ERROR_INVALID_PARAMETER, FILETIME};
     use windows_sys::Win32::System::Threading::{
         GetExitCodeProcess, GetProcessTimes, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
     };
     const STILL_ACTIVE: u32 = 259;
     // SAFETY: plain calls on a handle we own and close (OwnedHandle).
     unsafe {
-        let process = owned(OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid)).ok()?;
+        let process = match owned(OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid)) {
+            Ok(p) => p,
+            Err(e) if e.raw_os_error() == Some(ERROR_INVALID_PARAMETER as i32) => return Ok(None),
+            Err(_) => return Err(()),
+        };
         let mut code = 0u32;
-        if GetExitCodeProcess(raw(&process), &mut code) == 0 || code != STILL_ACTIVE {
-            return None;
+        if GetExitCodeProcess(raw(&process), &mut code) == 0 {
+            return Err(());
+        }
+        if code != STILL_ACTIVE {
+            return Ok(None);
         }
         let zero = FILETIME {
             dwLowDateTime: 0,
@@ -157,8 +183,10 @@ fn token_of(pid: u32) -> Option<u64> {
             &mut user,
         ) == 0
         {
-            return None;
+            return Err(());
         }
-        Some(u64::from(pid) << 32 | u64::from(created.dwLowDateTime))
+        Ok(Some(
+            u64::from(pid) << 32 | u64::from(created.dwLowDateTime),
+        ))
     }
 }

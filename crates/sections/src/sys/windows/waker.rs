@@ -37,6 +37,7 @@ impl Waker {
             namespace: &ns,
             lifetime,
             allow_foreign_owner: false,
+            mode: 0o600,
         };
         Ok(Waker {
             rx: Event::create(&spec, &format!("{base}.rx"), false, false)?,
@@ -55,6 +56,7 @@ impl Waker {
             namespace: &ns,
             lifetime,
             allow_foreign_owner: false,
+            mode: 0o600,
         };
         Ok(Waker {
             rx: Event::open(&spec, &format!("{base}.rx"))?,

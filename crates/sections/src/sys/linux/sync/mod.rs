@@ -36,10 +36,18 @@ use raw::LockState;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys::linux::object::{create_named, open_named, Object};
 use crate::sys::{Mapping, Spec, SyncSpec};
-use crate::types::{validate_name, Access, ObjectState};
+use crate::types::{validate_name, Access, ObjectState, PeerProcess};
 
 const MAGIC: &[u8; 8] = b"SECTSYNC";
 const VERSION: u32 = 3;
+// The header: MAGIC at 0, VERSION at 8, the kind at 12, the payload's
+// length at 16, then:
+/// Who took the mutex last, for people (`sect info`): the low 32 bits of
+/// its PID namespace's inode and its pid there (0: not recorded). The lock
+/// word's thread id names a thread of the holder's own PID namespace; these
+/// say which namespace that is. Never read to decide anything.
+const HOLDER_NAMESPACE: usize = 24;
+const HOLDER_PID: usize = 28;
 const OBJECT: usize = 64;
 const PAYLOAD: usize = 128;
 const _: () = assert!(OBJECT + raw::MUTEX_SIZE <= PAYLOAD);
@@ -105,7 +113,7 @@ fn create(
     };
     let section = Spec {
         size: Some(size as u64),
-        mode: 0o600,
+        mode: spec.mode,
         lifetime: spec.lifetime,
         file: None,
         exec: false,
@@ -259,6 +267,14 @@ impl Mutex {
             _ => unsafe { raw::mutex_lock(self.at(), deadline) },
         }
         .map_err(|e| self.shared.err("lock", e))?;
+        if state != LockState::TimedOut {
+            let token = crate::sys::process_token();
+            let (namespace, pid) = (token as u32, (token >> 32) as u32);
+            self.shared
+                .word(HOLDER_NAMESPACE)
+                .store(namespace, Ordering::Relaxed);
+            self.shared.word(HOLDER_PID).store(pid, Ordering::Relaxed);
+        }
         Ok(match state {
             LockState::Acquired => Some(false),
             LockState::OwnerDied => Some(true),
@@ -277,13 +293,37 @@ impl Mutex {
             .map_err(|e| self.shared.err("mark consistent", e))
     }
 
-    pub(crate) fn holder(&self) -> Option<u32> {
+    pub(crate) fn holder(&self) -> Option<PeerProcess> {
         // SAFETY: the mutex bytes are mapped while `self` lives.
-        match unsafe { raw::mutex_owner_tid(self.at()) } {
-            0 => None,
-            tid => raw::process_of_thread(tid),
-        }
+        let tid = unsafe { raw::mutex_owner_tid(self.at()) };
+        holder_of(
+            tid,
+            self.shared.word(HOLDER_NAMESPACE).load(Ordering::Relaxed),
+            self.shared.word(HOLDER_PID).load(Ordering::Relaxed),
+        )
     }
+}
+
+/// The process holding a mutex whose lock word names thread `tid`, given
+/// the holder's recorded PID namespace and pid: a holder in another PID
+/// namespace is named by its recorded pid and marked so (this namespace
+/// cannot see whether it lives); a holder here is the thread's process, if
+/// it still runs.
+fn holder_of(tid: u32, namespace: u32, pid: u32) -> Option<PeerProcess> {
+    if tid == 0 {
+        return None;
+    }
+    let here = crate::sys::process_token() as u32;
+    if namespace != 0 && namespace != here && pid != 0 {
+        return Some(PeerProcess {
+            pid,
+            other_pid_namespace: true,
+        });
+    }
+    raw::process_of_thread(tid).map(|pid| PeerProcess {
+        pid,
+        other_pid_namespace: false,
+    })
 }
 
 /// A word of the section as a shared futex (no `FUTEX_PRIVATE_FLAG`).
@@ -453,11 +493,7 @@ pub(crate) fn describe(head: &[u8]) -> Option<ObjectState> {
             let tid = word(OBJECT + 8);
             Some(ObjectState::Mutex {
                 held: tid != 0,
-                holder: if tid == 0 {
-                    None
-                } else {
-                    raw::process_of_thread(tid)
-                },
+                holder: holder_of(tid, word(HOLDER_NAMESPACE), word(HOLDER_PID)),
             })
         }
         2 => Some(ObjectState::Event {

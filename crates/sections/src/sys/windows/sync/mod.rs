@@ -198,7 +198,7 @@ impl Mutex {
     }
 
     /// Windows does not say which process owns a mutex.
-    pub(crate) fn holder(&self) -> Option<u32> {
+    pub(crate) fn holder(&self) -> Option<crate::types::PeerProcess> {
         None
     }
 }
