@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use sections::{EntryInfo, EntryKind, Lifetime, ObjectState, PeerProcess, Usage};
+use sections::{EntryInfo, EntryKind, Lifetime, ObjectState, PeerProcess, PidNamespace, Usage};
 
 use crate::units::human;
 
@@ -32,7 +32,7 @@ pub struct EntryReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub holder_pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub holder_in_other_pid_namespace: Option<bool>,
+    pub holder_pid_namespace: Option<&'static str>,
     /// For an event: whether it is set, and its reset mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub set: Option<bool>,
@@ -67,14 +67,15 @@ pub struct EntryReport {
 #[derive(Debug, Serialize)]
 pub struct ProcessReport {
     pub pid: u32,
-    pub other_pid_namespace: bool,
+    /// "ours", "another" or "unknown" (seen from this process).
+    pub pid_namespace: &'static str,
 }
 
 impl From<&PeerProcess> for ProcessReport {
     fn from(p: &PeerProcess) -> Self {
         ProcessReport {
             pid: p.pid,
-            other_pid_namespace: p.other_pid_namespace,
+            pid_namespace: namespace_label(p.pid_namespace),
         }
     }
 }
@@ -82,10 +83,24 @@ impl From<&PeerProcess> for ProcessReport {
 impl std::fmt::Display for ProcessReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "pid {}", self.pid)?;
-        if self.other_pid_namespace {
-            write!(f, " in another PID namespace")?;
-        }
-        Ok(())
+        write!(f, "{}", namespace_note(self.pid_namespace))
+    }
+}
+
+fn namespace_label(ns: PidNamespace) -> &'static str {
+    match ns {
+        PidNamespace::Ours => "ours",
+        PidNamespace::Another => "another",
+        PidNamespace::Unknown => "unknown",
+    }
+}
+
+/// What follows a pid in text: where it is to be found.
+fn namespace_note(label: &str) -> &'static str {
+    match label {
+        "another" => " in another PID namespace",
+        "unknown" => " (PID namespace unknown)",
+        _ => "",
     }
 }
 
@@ -146,7 +161,7 @@ impl EntryReport {
             object: None,
             held: None,
             holder_pid: None,
-            holder_in_other_pid_namespace: None,
+            holder_pid_namespace: None,
             set: None,
             manual_reset: None,
             count: None,
@@ -164,7 +179,7 @@ impl EntryReport {
                 report.object = Some("mutex");
                 report.held = Some(*held);
                 report.holder_pid = holder.map(|p| p.pid);
-                report.holder_in_other_pid_namespace = holder.map(|p| p.other_pid_namespace);
+                report.holder_pid_namespace = holder.map(|p| namespace_label(p.pid_namespace));
             }
             Some(ObjectState::Event { set, manual }) => {
                 report.object = Some("event");
@@ -207,10 +222,10 @@ impl EntryReport {
     pub fn object_state(&self) -> Option<String> {
         match self.object? {
             "mutex" => Some(match (self.held, self.holder_pid) {
-                (Some(true), Some(pid)) if self.holder_in_other_pid_namespace == Some(true) => {
-                    format!("held by pid {pid} in another PID namespace")
-                }
-                (Some(true), Some(pid)) => format!("held by pid {pid}"),
+                (Some(true), Some(pid)) => format!(
+                    "held by pid {pid}{}",
+                    namespace_note(self.holder_pid_namespace.unwrap_or("ours"))
+                ),
                 (Some(true), None) => "held (by a process that is gone: abandoned)".to_owned(),
                 _ => "free".to_owned(),
             }),

@@ -671,10 +671,10 @@ fn ls_and_info_show_sync_objects() {
     assert_eq!(
         (
             pipe["receiver_process"]["pid"].as_u64(),
-            pipe["receiver_process"]["other_pid_namespace"].as_bool(),
+            pipe["receiver_process"]["pid_namespace"].as_str(),
             pipe["sender_processes"][0]["pid"].as_u64(),
         ),
-        (Some(me), Some(false), Some(me))
+        (Some(me), Some("ours"), Some(me))
     );
     let text = stdout_of(sect(ns.path()).args(["info", "pipe"]));
     assert!(

@@ -89,7 +89,7 @@ pub use section::{remove, Section};
 pub use share::Inheritable;
 pub use types::{
     validate_name, Access, Advice, Disposition, EntryKind, Kind, Lifetime, Namespace, ObjectState,
-    PeerProcess, Removed, Residency, MAX_NAME_LEN,
+    PeerProcess, PidNamespace, Removed, Residency, MAX_NAME_LEN,
 };
 pub use usage::{usage, MappedRange, SectionUser, Usage};
 pub use view::View;

@@ -289,7 +289,8 @@ pub(crate) fn describe(
     }
     let capacity = u64::from(u32_at(CAPACITY));
     let slots = u32_at(SENDERS).min(MAX_SENDERS);
-    let alive = |index: u32, owner: u64| connected(owner) && held(index).unwrap_or(true);
+    // The lock decides where it can be asked; the word where it cannot.
+    let alive = |index: u32, owner: u64| held(index).unwrap_or_else(|| connected(owner));
     let senders: Vec<u64> = (0..slots)
         .map(|i| u64_at(SLOTS + i as usize * SLOT_SIZE + SLOT_OWNER))
         .enumerate()

@@ -52,9 +52,11 @@ pub(crate) fn claim(shared: &Shared, index: u32, owner: &AtomicU64) -> Result<Op
 }
 
 /// Whether the slot with peer-lock `index`, whose owner word reads
-/// `owner`, is held by a live endpoint (a system call on Linux).
+/// `owner`, is held by a live endpoint: on Linux the lock alone decides (a
+/// system call; the word is anyone's to write), on Windows the word and
+/// whether its process runs.
 pub(crate) fn held(shared: &Shared, index: u32, owner: u64) -> bool {
-    connected(owner) && sys::peer_held(shared.object(), index, owner)
+    sys::peer_held(shared.object(), index, owner)
 }
 
 /// The error for an endpoint used in a process forked from the one that

@@ -51,24 +51,25 @@ impl Receiver {
         let ring = &self.shared.ring;
         let alive = |slot: u32, generation: u32| sender_alive(&self.shared, slot, generation);
         // Every sender gone: one came (by the shared word, or as this
-        // receiver saw) and none is connected now, or with
-        // `Look::Liveness` none still holding its slot (a system call
-        // each, so not on every look).
+        // receiver saw) and none holds its slot. The owner words answer
+        // "connected" without a system call; "none" is confirmed with the
+        // locks (a system call each), and `Look::Liveness` asks the locks
+        // only (not on every look).
+        let owner = |i: u32| ring.slot_owner(i).load(Ordering::Acquire);
+        let lock_held = |i: u32| held(&self.shared, sender_index(i), owner(i));
         let senders_gone = || {
-            let any = (0..ring.senders).any(|i| {
-                let owner = ring.slot_owner(i).load(Ordering::Acquire);
-                if mode == Look::Liveness {
-                    held(&self.shared, sender_index(i), owner)
-                } else {
-                    connected(owner)
-                }
-            });
+            let any = if mode == Look::Liveness {
+                (0..ring.senders).any(lock_held)
+            } else {
+                (0..ring.senders).any(|i| connected(owner(i)))
+            };
             if any {
                 self.seen_sender.store(true, Ordering::Relaxed);
                 return false;
             }
-            self.seen_sender.load(Ordering::Relaxed)
-                || ring.mem.u32(TX_EVER).load(Ordering::Acquire) != 0
+            let came = self.seen_sender.load(Ordering::Relaxed)
+                || ring.mem.u32(TX_EVER).load(Ordering::Acquire) != 0;
+            came && (mode == Look::Liveness || !(0..ring.senders).any(lock_held))
         };
         let (found, skipped) = ring.look(mode, &alive, &senders_gone)?;
         if matches!(found, Found::Message { .. }) {
@@ -146,8 +147,9 @@ impl Drop for Receiver {
             .mem
             .u64(RX_OWNER)
             .store(PEER_CLOSED, Ordering::Release);
+        // Let go of the slot, then wake the senders (which ask the lock).
+        self.claim.release();
         let _ = s.wake(Side::Senders);
-        // The claim goes when `self.claim` drops, after the slot is closed.
     }
 }
 
@@ -241,6 +243,11 @@ impl Message<'_> {
 impl Drop for Message<'_> {
     #[inline]
     fn drop(&mut self) {
+        if !self.receiver.claim.claimed_here() {
+            // A forked child's copy of its parent's message: the parent
+            // frees it.
+            return;
+        }
         let shared = &self.receiver.shared;
         shared.ring.advance(self.next);
         let _ = shared.wake(Side::Senders);

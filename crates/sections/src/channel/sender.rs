@@ -74,19 +74,18 @@ impl Sender {
             .with_detail(format!("all {} sender slots are in use", ring.senders)))
     }
 
-    /// Whether the receiver is gone: closed, or (`Look::Liveness`) no
-    /// longer holding its slot (its process ended). `Look::Fast` does not
-    /// look.
+    /// Whether the receiver is gone: no longer holding its slot (closed,
+    /// or its process ended). `Look::Fast` does not look; `Look::Reserve`
+    /// asks only when the owner word says closed.
     #[inline]
     fn receiver_gone(&self, mode: Look) -> bool {
-        if mode == Look::Fast {
-            return false;
-        }
-        let owner = self.shared.ring.mem.u64(RX_OWNER).load(Ordering::Acquire);
-        match owner {
-            PEER_CLOSED => true,
-            _ if mode == Look::Liveness => !held(&self.shared, RECEIVER, owner),
-            _ => false,
+        let owner = || self.shared.ring.mem.u64(RX_OWNER).load(Ordering::Acquire);
+        match mode {
+            Look::Fast => false,
+            // The word says closed: the lock confirms (the word alone is
+            // anyone's to write).
+            Look::Reserve => owner() == PEER_CLOSED && !held(&self.shared, RECEIVER, owner()),
+            Look::Liveness => !held(&self.shared, RECEIVER, owner()),
         }
     }
 
@@ -230,9 +229,10 @@ impl Drop for Sender {
         s.ring
             .slot_owner(self.slot)
             .store(PEER_FREE, Ordering::Release);
-        // The receiver may be waiting to learn that every sender is gone.
+        // Let go of the slot, then wake the receiver, which may be waiting
+        // to learn that every sender is gone (and asks the lock).
+        self.claim.release();
         let _ = s.wake(Side::Receiver);
-        // The claim goes when `self.claim` drops, after the slot is free.
     }
 }
 
@@ -262,6 +262,9 @@ impl Loan<'_> {
     #[inline]
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
         let ring = &self.sender.shared.ring;
+        if !self.sender.claim.claimed_here() {
+            return Err(forked_copy(ring, "write"));
+        }
         if offset
             .checked_add(data.len())
             .is_none_or(|end| end as u64 > self.res.len)
@@ -300,14 +303,20 @@ impl Loan<'_> {
 
     #[inline]
     fn commit(&mut self, cancel: bool) {
+        self.done = true;
+        if !self.sender.claim.claimed_here() {
+            // A forked child's copy of its parent's loan: the parent sends
+            // or cancels it.
+            return;
+        }
         let s = &self.sender.shared;
         s.ring
             .commit(&self.res, self.sender.slot, self.sender.generation, cancel);
-        self.done = true;
         let _ = s.wake(Side::Receiver);
     }
 
-    /// Publishes the message.
+    /// Publishes the message. (In a process forked while the loan was
+    /// taken, the copy sends nothing: the loan is its parent's.)
     #[inline]
     pub fn send(mut self) {
         self.commit(false);

@@ -250,7 +250,7 @@ pub(crate) fn process_of(token: u64) -> Option<crate::types::PeerProcess> {
     let pid = (token >> 32) as u32;
     (pid != 0).then_some(crate::types::PeerProcess {
         pid,
-        other_pid_namespace: false,
+        pid_namespace: crate::types::PidNamespace::Ours,
     })
 }
 
@@ -396,6 +396,10 @@ impl PeerLock {
     }
 
     pub(crate) fn claimed_here(&self) -> bool {
+        match self.0 {}
+    }
+
+    pub(crate) fn release(&mut self) {
         match self.0 {}
     }
 }

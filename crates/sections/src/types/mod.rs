@@ -123,9 +123,21 @@ pub enum EntryKind {
 pub struct PeerProcess {
     /// Its process id, as its own PID namespace numbers it.
     pub pid: u32,
-    /// Whether it runs in a PID namespace other than the reader's (as a
-    /// process in another container does).
-    pub other_pid_namespace: bool,
+    /// Whether that is the reader's PID namespace.
+    pub pid_namespace: PidNamespace,
+}
+
+/// Where a [`PeerProcess`] runs, seen from the process that reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PidNamespace {
+    /// The reader's PID namespace: the pid names the process here.
+    Ours,
+    /// Another PID namespace (as a process in another container): the pid
+    /// names another process, or none, here.
+    Another,
+    /// Not recorded (the process had no `/proc` to tell, or the reader
+    /// has none): the pid may name another process here.
+    Unknown,
 }
 
 /// The state of a sync object or channel as a listing sees it.

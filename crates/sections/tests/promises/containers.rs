@@ -7,12 +7,13 @@
 
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::Failed;
 use sections::channel::{ChannelOptions, Receiver, Sender};
 use sections::sync::{Locked, SyncOptions};
-use sections::{ErrorKind, Namespace, ObjectState, PeerProcess};
+use sections::{ErrorKind, Namespace, ObjectState, PeerProcess, PidNamespace};
 
 use crate::ns::private_namespace;
 use crate::peer::{
@@ -43,7 +44,7 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             foreign_user,
         ),
         (
-            "a_peer_without_proc_gets_an_error_that_says_so",
+            "a_peer_without_proc_locks_by_the_entry_or_is_told_why",
             without_proc,
         ),
         (
@@ -55,8 +56,8 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             claim_by_lock_alone,
         ),
         (
-            "a_forked_child_does_not_keep_its_parents_slot_alive",
-            forked_child,
+            "hostile_owner_words_never_make_a_live_peer_look_gone",
+            hostile_owner_words,
         ),
     ]
 }
@@ -65,7 +66,7 @@ type RoleResult = Result<(), Box<dyn std::error::Error>>;
 
 const MESSAGES: u64 = 100_000;
 
-fn opts(dir: &str) -> ChannelOptions {
+pub(crate) fn opts(dir: &str) -> ChannelOptions {
     let mut o = ChannelOptions::new();
     // A small ring: both sides wait often, which is when liveness is asked.
     o.namespace(&Namespace::at(dir)).capacity(4096).senders(2);
@@ -174,47 +175,23 @@ pub fn role(role: &str, args: &[String]) -> Option<RoleResult> {
             if unsafe { libc::umount2(proc_path.as_ptr(), libc::MNT_DETACH) } != 0 {
                 return Err(std::io::Error::last_os_error().into());
             }
-            match opts(arg(0)).open_sender(arg(1)) {
-                Ok(_) => println!("connected"),
-                Err(e) => println!("{:?}: {e}", e.kind()),
+            // A named channel's slot is locked through its entry.
+            let named = opts(arg(0)).open_sender(arg(1));
+            match &named {
+                Ok(_) => println!("named connected"),
+                Err(e) => println!("named {:?}: {e}", e.kind()),
             }
+            // An anonymous one has nothing but /proc to reopen it by.
+            let anonymous = ChannelOptions::new().anonymous()?;
+            match anonymous.sender() {
+                Ok(_) => println!("anonymous connected"),
+                Err(e) => println!("anonymous {:?}: {e}", e.kind()),
+            }
+            wait_stdin_eof();
+            drop(named);
             Ok(())
         }),
         "claimer" => run(&|| claimer(arg(0))),
-        "fork-sender" => run(&|| {
-            let mut tx = opts(arg(0)).open_sender(arg(1))?;
-            let mut pipe = [0; 2];
-            // SAFETY: a pipe for the child's answer.
-            assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
-            // SAFETY: this process has one thread, so the child may run
-            // anything the parent could.
-            let child = unsafe { libc::fork() };
-            if child == 0 {
-                // The child's copy of the sender: sending is refused, and
-                // dropping it leaves the parent's slot as it was.
-                let refused = tx
-                    .send(b"from the child")
-                    .is_err_and(|e| e.kind() == ErrorKind::Disconnected);
-                drop(tx);
-                // SAFETY: writing one byte to our pipe, then sleeping and
-                // leaving without running the parent's destructors.
-                unsafe {
-                    libc::write(pipe[1], [u8::from(refused)].as_ptr().cast(), 1);
-                    libc::sleep(60);
-                    libc::_exit(0);
-                }
-            }
-            let mut answer = [0u8];
-            // SAFETY: reading one byte from our pipe.
-            assert_eq!(
-                unsafe { libc::read(pipe[0], answer.as_mut_ptr().cast(), 1) },
-                1
-            );
-            println!("forked {child} refused {}", answer[0]);
-            wait_stdin_eof();
-            drop(tx);
-            Ok(())
-        }),
         _ => None,
     }
 }
@@ -317,7 +294,7 @@ fn second_receiver_across_namespaces() -> Result<(), Failed> {
             receiver: true,
             receiver_process: Some(p),
             ..
-        }) => assert!(p.other_pid_namespace, "{p:?}"),
+        }) => assert_eq!(p.pid_namespace, PidNamespace::Another, "{p:?}"),
         other => panic!("listed as {other:?}"),
     }
     receiver.finish();
@@ -348,7 +325,7 @@ fn mutex_across_namespaces() -> Result<(), Failed> {
         .parse()?;
     let expected = PeerProcess {
         pid,
-        other_pid_namespace: true,
+        pid_namespace: PidNamespace::Another,
     };
     assert_eq!(m.holder(), Some(expected));
     match sections::entry(&ns.ns, "m")?.object {
@@ -411,8 +388,10 @@ fn foreign_user() -> Result<(), Failed> {
     Ok(())
 }
 
-/// A peer whose `/proc` is gone (a hardened sandbox) cannot lock a slot
-/// of its own; it is told why, and nothing is left claimed.
+/// A peer whose `/proc` is gone (a hardened sandbox) locks a named
+/// channel's slot through the channel's entry, and that lock goes with the
+/// peer; an anonymous channel, which has no entry, is refused with a
+/// reason, and nothing is left claimed.
 fn without_proc() -> Result<(), Failed> {
     if !is_root() {
         return skip_unless_required("a mount namespace needs root");
@@ -425,15 +404,21 @@ fn without_proc() -> Result<(), Failed> {
         .arg(std::env::current_exe()?)
         .args([&ns.arg, "c"]);
     let mut peer = spawn_command("no-proc", cmd);
+    peer.expect("named connected");
     let line = peer.line();
     assert!(
-        line.starts_with("Unsupported:") && line.contains("is /proc mounted?"),
+        line.starts_with("anonymous Unsupported:") && line.contains("is /proc mounted?"),
         "the peer without /proc said: {line}"
     );
-    peer.finish();
-    // Both sender slots are free.
-    let _a = o.open_sender("c")?;
+    // Its slot is held: one of the two is left.
+    let a = o.open_sender("c")?;
+    let refused = o.open_sender("c").map(drop).map_err(|e| e.kind());
+    assert_eq!(refused, Err(ErrorKind::AlreadyExists));
+    // Killed, it holds nothing: both slots connect.
+    peer.kill();
     let _b = o.open_sender("c")?;
+    drop(a);
+    let _a = o.open_sender("c")?;
     Ok(())
 }
 
@@ -596,35 +581,94 @@ fn claim_by_lock_alone() -> Result<(), Failed> {
     Ok(())
 }
 
-/// A process forked while it has a sender (as Python's multiprocessing
-/// forks) does not keep the sender's slot alive: its copy refuses to send
-/// and its drop changes nothing; killed, the parent is seen gone while the
-/// child lives on.
-fn forked_child() -> Result<(), Failed> {
-    let ns = private_namespace("fork");
+/// The receiver's and both sender slots' owner words (version 4 layout).
+const OWNER_WORDS: [usize; 3] = [80, 192, 192 + 16];
+
+/// While `run` streams messages between a peer process and this one, a
+/// thread here writes hostile values (free, closed, a dead process's token,
+/// all ones) into every owner word, as a peer that can write the section
+/// could. On Linux the peer locks alone say who is there: neither side is
+/// told the other is gone while it runs, and once the peer is killed the
+/// survivor is told so, whatever the words say.
+fn hostile_owner_words() -> Result<(), Failed> {
+    let ns = private_namespace("containers-owner-words");
     let o = opts(&ns.arg);
-    let _c = o.create("c")?;
-    let mut rx = o.open_receiver("c")?;
-    let mut parent = spawn("fork-sender", &[&ns.arg, "c"]);
-    let line = parent.line();
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let ["forked", child, "refused", refused] = words.as_slice() else {
-        return Err(format!("bad line {line}").into());
+    let scribbling = |name: &str, run: &mut dyn FnMut() -> Result<(), Failed>| {
+        let raw = sections::Section::options()
+            .namespace(&ns.ns)
+            .open(name)?
+            .map_all(sections::Access::ReadWrite)?;
+        let (stop, started) = (AtomicBool::new(false), AtomicBool::new(false));
+        let values = [0, 1, 0x7fff_fff0u64 << 32, u64::MAX];
+        std::thread::scope(|scope| -> Result<(), Failed> {
+            let writer = scope.spawn(|| -> sections::Result<u64> {
+                let mut writes = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    for &offset in &OWNER_WORDS {
+                        let value = values[(writes % values.len() as u64) as usize];
+                        raw.atomic_u64(offset)?.store(value, Ordering::Relaxed);
+                        writes += 1;
+                    }
+                    started.store(true, Ordering::Release);
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Ok(writes)
+            });
+            // Hostile words from the start.
+            while !started.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+            let result = run();
+            stop.store(true, Ordering::Relaxed);
+            writer.join().expect("the scribbler")?;
+            result
+        })
     };
-    let child: i32 = child.parse()?;
-    assert_eq!(*refused, "1", "the child's copy sent, or failed otherwise");
-    // Nothing came from the child, and its drop left the slot connected.
-    assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::Empty);
-    match sections::entry(&ns.ns, "c")?.object {
-        Some(ObjectState::Channel { senders: 1, .. }) => {}
-        other => panic!("listed as {other:?}"),
-    }
-    parent.kill();
-    let err = rx.recv_timeout(Duration::from_secs(10)).unwrap_err();
-    // SAFETY: asking whether our grandchild still runs, then ending it.
-    let child_alive = unsafe { libc::kill(child, 0) } == 0;
-    unsafe { libc::kill(child, libc::SIGKILL) };
-    assert!(child_alive, "the forked child was gone already");
-    assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}");
+    // A sender there, the receiver here.
+    let _c = o.create("to-here")?;
+    let mut rx = o.open_receiver("to-here")?;
+    let mut sender = spawn("ns-send", &[&ns.arg, "to-here"]);
+    sender.expect("connected");
+    scribbling("to-here", &mut || {
+        receive_all(&mut rx, MESSAGES)?;
+        Ok(())
+    })?;
+    sender.expect("sent");
+    // Killed: the receiver is told, whatever the words say.
+    let mut sender = Some(sender);
+    scribbling("to-here", &mut || {
+        sender.take().expect("the sender").kill();
+        let err = rx.recv_timeout(Duration::from_secs(10)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}");
+        Ok(())
+    })?;
+    // The receiver there, a sender here.
+    let _c = o.create("to-there")?;
+    let mut receiver = spawn("ns-recv", &[&ns.arg, "to-there"]);
+    receiver.expect("connected");
+    let mut tx = o.open_sender("to-there")?;
+    scribbling("to-there", &mut || {
+        for seq in 0..MESSAGES {
+            tx.send(&message(seq))?;
+            pause(seq, 5_003);
+        }
+        Ok(())
+    })?;
+    receiver.expect("received");
+    let mut receiver = Some(receiver);
+    scribbling("to-there", &mut || {
+        receiver.take().expect("the receiver").kill();
+        // The ring fills, the sender waits, and learns the receiver left.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match tx.send_timeout(&message(0), Duration::from_millis(100)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Disconnected => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::TimedOut => {}
+                Err(e) => return Err(e.into()),
+            }
+            assert!(Instant::now() < deadline, "the sender never learned");
+        }
+    })?;
     Ok(())
 }

@@ -7,6 +7,8 @@
 #[cfg(target_os = "linux")]
 mod containers;
 #[cfg(target_os = "linux")]
+mod forks;
+#[cfg(target_os = "linux")]
 mod guard;
 #[cfg(target_os = "linux")]
 mod hostile;
@@ -30,11 +32,13 @@ fn main() {
     tests.extend(wakeups::tests());
     tests.extend(hostile::tests());
     tests.extend(containers::tests());
+    tests.extend(forks::tests());
     peer::main(tests, |role, args| {
         guard::role(role, args)
             .or_else(|| wakeups::role(role, args))
             .or_else(|| hostile::role(role, args))
             .or_else(|| containers::role(role, args))
+            .or_else(|| forks::role(role, args))
             .unwrap_or_else(|| Err(format!("unknown role {role}").into()))
     });
 }

@@ -223,6 +223,11 @@ impl Entry {
         self.fd.as_fd()
     }
 
+    /// Where the entry was opened or made.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub(crate) fn marker(&self) -> Marker {
         self.marker
     }

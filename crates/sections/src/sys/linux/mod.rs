@@ -4,6 +4,7 @@
 //!
 //! The contract items (`sys/mod.rs`) are named here; the rest is Linux's own.
 
+mod fork;
 mod lifetime;
 mod listing;
 mod object;
@@ -104,10 +105,13 @@ pub(crate) fn reopen_read_only(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 
 /// Identifies this process to people reading a peer slot: its pid, as
 /// its own PID namespace numbers it, and the low 32 bits of that
-/// namespace's inode number, so that a reader can tell a pid from another
-/// namespace. Liveness is never decided by it on Linux (see `peers.rs`).
+/// namespace's inode number (0: unknown), so that a reader can tell a pid
+/// from another namespace. Liveness is never decided by it on Linux (see
+/// `peers.rs`). Computed once per process (a forked child, whose pid and
+/// PID namespace may differ, computes its own: `fork.rs`).
+#[inline]
 pub(crate) fn process_token() -> u64 {
-    u64::from(pid()) << 32 | u64::from(pid_namespace())
+    fork::token(|| u64::from(pid()) << 32 | u64::from(pid_namespace()))
 }
 
 /// The process a token names, for people (see `process_token`).
@@ -115,14 +119,23 @@ pub(crate) fn process_of(token: u64) -> Option<crate::types::PeerProcess> {
     let pid = (token >> 32) as u32;
     (pid != 0).then(|| crate::types::PeerProcess {
         pid,
-        other_pid_namespace: token as u32 != pid_namespace(),
+        pid_namespace: namespace_of(token as u32),
     })
 }
 
+/// Where a PID namespace recorded as `recorded` (low 32 bits of its inode;
+/// 0: unknown) is, seen from this process.
+pub(crate) fn namespace_of(recorded: u32) -> crate::types::PidNamespace {
+    let own = process_token() as u32;
+    match (recorded, own) {
+        (0, _) | (_, 0) => crate::types::PidNamespace::Unknown,
+        (r, o) if r == o => crate::types::PidNamespace::Ours,
+        _ => crate::types::PidNamespace::Another,
+    }
+}
+
 /// This process's PID namespace (low 32 bits of its inode number; 0 when
-/// `/proc` does not tell). A process never changes its own PID namespace,
-/// so it is read once.
+/// `/proc` does not tell).
 fn pid_namespace() -> u32 {
-    static NAMESPACE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *NAMESPACE.get_or_init(|| rfs::stat("/proc/self/ns/pid").map_or(0, |st| st.st_ino as u32))
+    rfs::stat("/proc/self/ns/pid").map_or(0, |st| st.st_ino as u32)
 }

@@ -55,6 +55,15 @@ impl Object {
         }
     }
 
+    /// The path of a named memory section's entry (whose file is the
+    /// memory); `None` for other objects.
+    pub(crate) fn entry_path(&self) -> Option<&std::path::Path> {
+        match (&self.data, &self.entry) {
+            (None, Some(entry)) => Some(entry.path()),
+            _ => None,
+        }
+    }
+
     /// Whether another process (or this one) can shrink the memory under a
     /// view, which then needs the SIGBUS guard.
     pub(crate) fn can_shrink(&self) -> bool {

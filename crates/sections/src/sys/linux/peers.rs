@@ -12,27 +12,26 @@
 //! a slot, and a claimer that dies at any step leaves the slot free.
 //!
 //! The description is the endpoint's own: `/proc/self/fd/N` is opened
-//! again, because a descriptor inherited from a parent (an anonymous
-//! channel's memfd) shares the parent's description, and a lock taken
-//! through it would be the parent's.
+//! again (or, where `/proc/self` does not resolve, as when `/proc` is
+//! another PID namespace's, the entry's path, checked to be the same file),
+//! because a descriptor inherited from a parent (an anonymous channel's
+//! memfd) shares the parent's description, and a lock taken through it
+//! would be the parent's.
 //!
 //! # Fork
 //!
-//! A child made by `fork` gets a copy of every descriptor, and so would keep
-//! the parent's slots alive after the parent dies. A fork handler replaces
-//! the child's copies of peer-lock descriptors with `/dev/null` at once, so
-//! the slots stay the parent's alone. The child's copies of the endpoints
-//! refuse to send or receive (`Disconnected`) and write nothing shared
-//! when dropped; a child opens endpoints of its own. (A process made with
-//! a raw `clone` or `vfork`, which skip fork handlers, is not covered.)
+//! A forked child holds none of its parent's slots (`fork.rs`): its copies
+//! of the lock descriptors are replaced at once, its copies of the
+//! endpoints refuse to send or receive (`Disconnected`) and write nothing
+//! shared when dropped; a child opens endpoints of its own.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
-use std::sync::Once;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{self as rfs, Mode, OFlags};
 
+use super::fork;
 use super::ofd::ofd_lock;
 use super::Object;
 
@@ -45,10 +44,10 @@ const LOCK_BASE: u64 = 1 << 40;
 #[derive(Debug)]
 pub(crate) struct PeerLock {
     /// The endpoint's own description of the file, holding the lock; the
-    /// lock goes when this closes.
-    _fd: OwnedFd,
-    /// How many forks this process had seen when it claimed (a forked
-    /// child has seen one more: its copy is not a claim).
+    /// lock goes when this closes (`None` once released).
+    fd: Option<OwnedFd>,
+    /// The fork count when it was claimed (a forked child's copy is not a
+    /// claim).
     forks: u32,
     /// Where the descriptor is in the fork handler's table.
     entry: usize,
@@ -64,7 +63,10 @@ impl PeerLock {
         index: u32,
         owner: &AtomicU64,
     ) -> io::Result<Option<PeerLock>> {
-        let fd = reopen(object.fd())?;
+        fork::ready_for_claims()?;
+        // No fork between making the descriptor and recording it.
+        let gate = fork::Gate::enter();
+        let fd = reopen(object)?;
         match ofd_lock(
             fd.as_fd(),
             libc::F_OFD_SETLK,
@@ -77,13 +79,15 @@ impl PeerLock {
             }
             Err(e) => return Err(e),
         }
-        let entry = forget_in_forks(fd.as_raw_fd())?;
+        let entry = fork::register(fd.as_raw_fd())?;
+        let forks = fork::forks();
+        drop(gate);
         // Release: what the claimer does next is after this store for
         // whoever reads the owner.
         owner.store(super::process_token(), Ordering::Release);
         Ok(Some(PeerLock {
-            _fd: fd,
-            forks: FORKS.load(Ordering::Relaxed),
+            fd: Some(fd),
+            forks,
             entry,
         }))
     }
@@ -93,14 +97,23 @@ impl PeerLock {
     /// of a word that changes only in a fork: cheap enough for every send.
     #[inline]
     pub(crate) fn claimed_here(&self) -> bool {
-        FORKS.load(Ordering::Relaxed) == self.forks
+        fork::forks() == self.forks
+    }
+
+    /// Lets go of the slot now (the next claimer may take it at once).
+    pub(crate) fn release(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            // No fork between forgetting the descriptor and closing it.
+            let _gate = fork::Gate::enter();
+            fork::unregister(self.entry);
+            drop(fd);
+        }
     }
 }
 
 impl Drop for PeerLock {
     fn drop(&mut self) {
-        FORK_TABLE[self.entry].store(-1, Ordering::Release);
-        // Closing the descriptor drops the lock.
+        self.release();
     }
 }
 
@@ -136,71 +149,40 @@ pub(crate) fn peer_held_at(path: &std::path::Path, index: u32) -> Option<bool> {
     Some(held(fd.as_fd(), index))
 }
 
-/// A description of `fd`'s file of this endpoint's own.
-fn reopen(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+/// A description of `object`'s file of this endpoint's own: through
+/// `/proc/self/fd`, or by the entry's path when `/proc/self` does not
+/// resolve (checked to be the same file).
+fn reopen(object: &Object) -> io::Result<OwnedFd> {
+    let fd = object.fd();
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    rfs::open(path.as_str(), OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
-        // No such entry: no /proc here, which no retry will mend (and which
-        // must not read as "no such channel").
-        let kind = match e {
-            rustix::io::Errno::NOENT => io::ErrorKind::Unsupported,
-            e => io::Error::from(e).kind(),
-        };
-        io::Error::new(
-            kind,
-            format!("cannot open {path} again for a peer lock ({e}); is /proc mounted?"),
-        )
-    })
-}
-
-/// Peer-lock descriptors the fork handler replaces in a child (-1: free).
-const FORK_SLOTS: usize = 4096;
-#[allow(clippy::declare_interior_mutable_const)]
-const NO_FD: AtomicI32 = AtomicI32::new(-1);
-static FORK_TABLE: [AtomicI32; FORK_SLOTS] = [NO_FD; FORK_SLOTS];
-/// `/dev/null`, opened once: what a child's copies become.
-static DEV_NULL: AtomicI32 = AtomicI32::new(-1);
-/// Counts the forks this process descends from since its first claim (the
-/// fork handler counts them in the child).
-static FORKS: AtomicU32 = AtomicU32::new(0);
-static INSTALL: Once = Once::new();
-
-/// In a forked child: every peer-lock descriptor becomes `/dev/null`, so
-/// the child holds no reference to the parent's lock descriptions (the
-/// numbers stay taken, so nothing else reuses them). `dup2` is
-/// async-signal-safe, as a fork handler must be.
-extern "C" fn in_child() {
-    FORKS.fetch_add(1, Ordering::Relaxed);
-    let null = DEV_NULL.load(Ordering::Acquire);
-    for entry in &FORK_TABLE {
-        let fd = entry.load(Ordering::Acquire);
-        if fd >= 0 && null >= 0 {
-            // SAFETY: both are descriptors of this (child) process.
-            unsafe { libc::dup2(null, fd) };
+    let by_proc = rfs::open(path.as_str(), OFlags::RDWR | OFlags::CLOEXEC, Mode::empty());
+    let err = match by_proc {
+        Ok(own) => return Ok(own),
+        Err(e) => e,
+    };
+    if let Some(entry) = object.entry_path() {
+        let own = rfs::open(
+            entry,
+            OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
+            Mode::empty(),
+        )?;
+        let (a, b) = (rfs::fstat(fd)?, rfs::fstat(&own)?);
+        if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) {
+            return Ok(own);
         }
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the channel's name now refers to another file, and /proc/self does not resolve here",
+        ));
     }
-}
-
-/// Records `fd` for the fork handler; returns its entry.
-fn forget_in_forks(fd: RawFd) -> io::Result<usize> {
-    INSTALL.call_once(|| {
-        if let Ok(null) = rfs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
-            DEV_NULL.store(std::os::fd::IntoRawFd::into_raw_fd(null), Ordering::Release);
-        }
-        // SAFETY: registers a handler that only calls async-signal-safe
-        // functions, for the child side of every fork.
-        unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
-    });
-    for (i, entry) in FORK_TABLE.iter().enumerate() {
-        if entry
-            .compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            return Ok(i);
-        }
-    }
+    // No such entry: no /proc here, which no retry will mend (and which
+    // must not read as "no such channel").
+    let kind = match err {
+        rustix::io::Errno::NOENT => io::ErrorKind::Unsupported,
+        e => io::Error::from(e).kind(),
+    };
     Err(io::Error::new(
-        io::ErrorKind::OutOfMemory,
-        format!("{FORK_SLOTS} channel endpoints are open in this process, the most it can have"),
+        kind,
+        format!("cannot open {path} again for a peer lock ({err}); is /proc mounted?"),
     ))
 }

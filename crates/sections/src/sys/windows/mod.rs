@@ -133,7 +133,7 @@ pub(crate) fn process_of(token: u64) -> Option<crate::types::PeerProcess> {
     let pid = (token >> 32) as u32;
     (pid != 0).then_some(crate::types::PeerProcess {
         pid,
-        other_pid_namespace: false,
+        pid_namespace: crate::types::PidNamespace::Ours,
     })
 }
 

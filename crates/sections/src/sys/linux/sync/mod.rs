@@ -305,25 +305,31 @@ impl Mutex {
 }
 
 /// The process holding a mutex whose lock word names thread `tid`, given
-/// the holder's recorded PID namespace and pid: a holder in another PID
-/// namespace is named by its recorded pid and marked so (this namespace
-/// cannot see whether it lives); a holder here is the thread's process, if
-/// it still runs.
+/// the holder's recorded PID namespace and pid (both 0: not recorded). A
+/// holder of this PID namespace is the thread's process, if it still runs;
+/// a holder of another (or of one nobody could tell) is named by its
+/// recorded pid and marked so: this namespace cannot look at it.
 fn holder_of(tid: u32, namespace: u32, pid: u32) -> Option<PeerProcess> {
+    use crate::types::PidNamespace;
     if tid == 0 {
         return None;
     }
-    let here = crate::sys::process_token() as u32;
-    if namespace != 0 && namespace != here && pid != 0 {
-        return Some(PeerProcess {
+    let local = || {
+        raw::process_of_thread(tid).map(|pid| PeerProcess {
             pid,
-            other_pid_namespace: true,
-        });
+            pid_namespace: PidNamespace::Ours,
+        })
+    };
+    if pid == 0 {
+        return local();
     }
-    raw::process_of_thread(tid).map(|pid| PeerProcess {
-        pid,
-        other_pid_namespace: false,
-    })
+    match super::namespace_of(namespace) {
+        PidNamespace::Ours => local(),
+        elsewhere => Some(PeerProcess {
+            pid,
+            pid_namespace: elsewhere,
+        }),
+    }
 }
 
 /// A word of the section as a shared futex (no `FUTEX_PRIVATE_FLAG`).
