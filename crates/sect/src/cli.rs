@@ -10,13 +10,22 @@ use crate::units::{parse_mode, parse_offset, parse_size};
 /// Create, fill, read, inspect and remove named sections (shared memory
 /// and named memory-mapped files).
 #[derive(Debug, Parser)]
-#[command(name = "sect", version, about, max_term_width = 100)]
+#[command(name = "sect", version, about, max_term_width = 100, after_help = SIZES_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The one rule for SIZE and N arguments (`units.rs` implements it).
+const SIZES_HELP: &str = "\
+Sizes and offsets (SIZE, N) are bytes: 4096, or hexadecimal 0x1000 (no unit).
+Units: K, M, G, T (or k, m, g, t) and KiB, MiB, GiB, TiB are powers of 1024;
+KB (or kB), MB, GB, TB are powers of 1000; B is bytes. Forms with a lowercase
+b (Mb, mb, kb) could mean bits and are refused; so are fractions (1.5M: write
+1536K) and negative numbers. Text output shows sizes exactly: 4 KiB, 1.5 GiB,
+or the byte count with a rounded size, 4097 B (~4.0 KiB); JSON shows bytes.";
 
 /// Where names live unless `--namespace` says otherwise.
 #[cfg(windows)]
@@ -40,11 +49,12 @@ pub struct Global {
 pub enum Command {
     /// Create a section. Without --hold it is persistent: it stays until
     /// `sect rm`. With --hold it lives while a holder runs.
+    #[command(after_help = SIZES_HELP)]
     Create {
         /// The section's name.
         name: String,
-        /// Size: 4096, 64K, 64KiB, 1M, 1MiB, 1G, 1GiB (K = 1024).
-        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        /// Size: 4096, 0x1000, 64K = 64KiB (1024s), 1MB (1000s); units below.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_hyphen_values = true)]
         size: u64,
         /// Permission bits in octal (default 600: owner only).
         #[arg(long, value_name = "OCTAL", value_parser = parse_mode, default_value = "600")]
@@ -63,24 +73,26 @@ pub enum Command {
         name: String,
     },
     /// Copy FILE (or standard input) into the section at an offset.
+    #[command(after_help = SIZES_HELP)]
     Write {
         /// The section's name.
         name: String,
-        /// Where to start writing (bytes; size suffixes allowed).
-        #[arg(long, value_name = "N", value_parser = parse_offset, default_value = "0")]
+        /// Where to start writing (bytes, 0x hex, or with a unit: 4K).
+        #[arg(long, value_name = "N", value_parser = parse_offset, default_value = "0", allow_hyphen_values = true)]
         offset: u64,
         /// The input; standard input when absent or `-`.
         file: Option<PathBuf>,
     },
     /// Write the section's bytes to standard output.
+    #[command(after_help = SIZES_HELP)]
     Cat {
         /// The section's name.
         name: String,
-        /// Where to start (bytes; size suffixes allowed).
-        #[arg(long, value_name = "N", value_parser = parse_offset, default_value = "0")]
+        /// Where to start (bytes, 0x hex, or with a unit: 4K).
+        #[arg(long, value_name = "N", value_parser = parse_offset, default_value = "0", allow_hyphen_values = true)]
         offset: u64,
         /// How many bytes (default: to the end).
-        #[arg(long, value_name = "N", value_parser = parse_offset)]
+        #[arg(long, value_name = "N", value_parser = parse_offset, allow_hyphen_values = true)]
         len: Option<u64>,
         /// Print a hexdump with offsets instead of raw bytes.
         #[arg(long)]
@@ -113,6 +125,7 @@ pub enum Command {
     },
     /// Measure what sections rest on, on this machine: a mapped file
     /// against read(), shared memory against private memory.
+    #[command(after_help = SIZES_HELP)]
     Bench {
         /// Suites to run (default: all).
         #[arg(value_enum)]
@@ -121,7 +134,7 @@ pub enum Command {
         #[arg(long)]
         quick: bool,
         /// Size of the data file and of each memory region.
-        #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "512MiB")]
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "512MiB", allow_hyphen_values = true)]
         size: u64,
         /// Measured runs per case (default 5, or 3 with --quick).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -138,8 +151,14 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page sect(1) (roff), or write it and one page per
+    /// command (sect-create(1), ...) into a directory.
+    Man {
+        /// Write sect.1 and sect-COMMAND.1 for every command into DIR
+        /// (created if missing) instead of printing sect.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Which bench suites to run.

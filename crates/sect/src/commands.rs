@@ -8,14 +8,21 @@ use sections::{Access, Lifetime, Namespace, Section, SectionOptions};
 
 use crate::cli::{Cli, Command, Global};
 use crate::report::{self, shown, EntryReport};
-use crate::units::human;
+use crate::units::{exact, exact_with_bytes};
 use crate::{Failure, Outcome};
 
 type Result<T = ()> = std::result::Result<T, Outcome>;
 
 pub fn run(cli: Cli) -> Result {
     let g = &cli.global;
-    match cli.command {
+    dispatch(g, cli.command).map_err(|outcome| match outcome {
+        Outcome::Failed(failure) => Outcome::Failed(failure.in_namespace(&g.namespace)),
+        other => other,
+    })
+}
+
+fn dispatch(g: &Global, command: Command) -> Result {
+    match command {
         Command::Create {
             name,
             size,
@@ -63,13 +70,46 @@ pub fn run(cli: Cli) -> Result {
             out.flush()?;
             Ok(())
         }
-        Command::Man => {
+        Command::Man { dir: None } => {
             let mut out = io::stdout().lock();
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            clap_mangen::Man::new(man_command()).render(&mut out)?;
             out.flush()?;
             Ok(())
         }
+        Command::Man { dir: Some(dir) } => man_pages(&dir),
     }
+}
+
+/// The command line as the man pages describe it: without the `help`
+/// command, which has no page (`--help` is on every page).
+fn man_command() -> clap::Command {
+    let mut sect = Cli::command().disable_help_subcommand(true);
+    // Built once, so that each command knows its full name (sect-create).
+    sect.build();
+    sect
+}
+
+/// Writes `sect.1` and `sect-COMMAND.1` for every command into `dir`, the
+/// pages `sect.1` refers to, and prints each path.
+fn man_pages(dir: &Path) -> Result {
+    let failed = |e: io::Error| {
+        Failure::new(format!(
+            "writing man pages to {}: {e}",
+            shown(&dir.display().to_string())
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let sect = man_command();
+    let mut pages = vec![sect.clone()];
+    pages.extend(sect.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
+    let mut out = io::stdout().lock();
+    for page in pages {
+        let path = clap_mangen::Man::new(page)
+            .generate_to(dir)
+            .map_err(failed)?;
+        writeln!(out, "{}", shown(&path.display().to_string()))?;
+    }
+    Ok(())
 }
 
 fn namespace(g: &Global) -> Namespace {
@@ -110,7 +150,7 @@ fn create(g: &Global, name: &str, size: u64, mode: u32, file: Option<&Path>, hol
         Some(path) => format!("file section over {}", shown(&path.display().to_string())),
         None => "memory section".to_owned(),
     };
-    let size = human(section.size()?);
+    let size = exact(section.size()?);
     let name = shown(name);
     match signals {
         None => {
@@ -139,7 +179,7 @@ fn hold(g: &Global, name: &str) -> Result {
         Lifetime::Counted => "counted: it lives at least until this holder exits",
         Lifetime::Persistent => "persistent: holding does not change its lifetime",
     };
-    let size = human(section.size()?);
+    let size = exact(section.size()?);
     hold_until_signal(
         signals,
         section,
@@ -302,11 +342,11 @@ fn reports_of(
     with_maps: bool,
 ) -> std::result::Result<Vec<EntryReport>, Failure> {
     let usage = sections::usage(ns, entries)?;
-    let users = report::user_names();
+    let mut users = report::Users::default();
     Ok(entries
         .iter()
         .zip(&usage)
-        .map(|(e, u)| EntryReport::new(e, u, &users, with_maps))
+        .map(|(e, u)| EntryReport::new(e, u, &mut users, with_maps))
         .collect())
 }
 
@@ -339,7 +379,7 @@ fn find(g: &Global, name: &str, with_maps: bool) -> std::result::Result<EntryRep
     reports(g, with_maps)?
         .into_iter()
         .find(|r| r.name == name)
-        .ok_or_else(|| Failure::new(format!("section '{}': not found", shown(name))))
+        .ok_or_else(|| Failure::missing(name))
 }
 
 fn info(g: &Global, name: &str, json: bool) -> Result {
@@ -351,15 +391,19 @@ fn info(g: &Global, name: &str, json: bool) -> Result {
         return Ok(());
     }
     let mut row = report::ls_row(&r);
-    row[1] = format!("{} ({} bytes)", row[1], r.size);
+    row[1] = exact_with_bytes(r.size);
     for (key, value) in report::LS_HEADER.iter().zip(&row) {
-        writeln!(out, "{:<9} {value}", format!("{}:", key.to_lowercase()))?;
+        // The object's own line below says more than LOCKED BY.
+        if value.is_empty() || *key == "LOCKED BY" {
+            continue;
+        }
+        writeln!(out, "{:<10} {value}", format!("{}:", key.to_lowercase()))?;
     }
     if let Some(file) = &r.file {
-        writeln!(out, "{:<9} {}", "file:", shown(file))?;
+        writeln!(out, "{:<10} {}", "file:", shown(file))?;
     }
     if let Some(state) = r.object_state() {
-        writeln!(out, "{:<9} {state}", "object:")?;
+        writeln!(out, "{:<10} {state}", format!("{}:", r.object))?;
     }
     let maps = r.maps.as_deref().unwrap_or_default();
     let rows: Vec<Vec<String>> = r

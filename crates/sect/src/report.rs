@@ -6,13 +6,20 @@ use serde::Serialize;
 
 use sections::{EntryInfo, EntryKind, Lifetime, ObjectState, PeerProcess, PidNamespace, Usage};
 
-use crate::units::human;
+use crate::units::exact;
 
 /// One entry as `ls --json` prints it (and `info --json`, with `maps`).
+/// `object` is what the entry is (the table's OBJECT column), `kind` what
+/// holds its bytes (KIND): a mutex is `"object": "mutex"`, `"kind":
+/// "memory"`.
 #[derive(Debug, Serialize)]
 pub struct EntryReport {
     pub name: String,
     pub size: u64,
+    /// "section", or the object built on it: "mutex", "event",
+    /// "semaphore" or "channel".
+    pub object: &'static str,
+    /// "memory" or "file".
     pub kind: &'static str,
     pub owner_uid: u32,
     pub owner: String,
@@ -23,9 +30,6 @@ pub struct EntryReport {
     pub holders: Vec<u32>,
     pub resident_bytes: u64,
     pub file: Option<String>,
-    /// For sync objects: "mutex", "event" or "semaphore".
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object: Option<&'static str>,
     /// For a mutex: whether it is held, and by which process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<bool>,
@@ -115,12 +119,7 @@ pub struct MapReport {
 }
 
 impl EntryReport {
-    pub fn new(
-        entry: &EntryInfo,
-        usage: &Usage,
-        users: &HashMap<u32, String>,
-        with_maps: bool,
-    ) -> Self {
+    pub fn new(entry: &EntryInfo, usage: &Usage, users: &mut Users, with_maps: bool) -> Self {
         let maps = with_maps.then(|| {
             usage
                 .users
@@ -139,15 +138,13 @@ impl EntryReport {
         let mut report = EntryReport {
             name: entry.name.clone(),
             size: entry.size,
+            object: "section",
             kind: match entry.kind {
                 EntryKind::Memory => "memory",
                 EntryKind::File => "file",
             },
             owner_uid: entry.owner_uid,
-            owner: users
-                .get(&entry.owner_uid)
-                .cloned()
-                .unwrap_or_else(|| entry.owner_uid.to_string()),
+            owner: users.name(entry.owner_uid),
             mode: format!("{:o}", entry.mode),
             lifetime: match entry.lifetime {
                 Lifetime::Counted => "counted",
@@ -158,7 +155,6 @@ impl EntryReport {
             holders: usage.users.iter().map(|u| u.pid).collect(),
             resident_bytes: usage.resident_bytes.unwrap_or(0),
             file: entry.file.as_ref().map(|p| p.display().to_string()),
-            object: None,
             held: None,
             holder_pid: None,
             holder_pid_namespace: None,
@@ -176,18 +172,18 @@ impl EntryReport {
         };
         match &entry.object {
             Some(ObjectState::Mutex { held, holder }) => {
-                report.object = Some("mutex");
+                report.object = "mutex";
                 report.held = Some(*held);
                 report.holder_pid = holder.map(|p| p.pid);
                 report.holder_pid_namespace = holder.map(|p| namespace_label(p.pid_namespace));
             }
             Some(ObjectState::Event { set, manual }) => {
-                report.object = Some("event");
+                report.object = "event";
                 report.set = Some(*set);
                 report.manual_reset = Some(*manual);
             }
             Some(ObjectState::Semaphore { count, max }) => {
-                report.object = Some("semaphore");
+                report.object = "semaphore";
                 report.count = Some(*count);
                 report.max = Some(*max);
             }
@@ -199,7 +195,7 @@ impl EntryReport {
                 receiver_process,
                 sender_processes,
             }) => {
-                report.object = Some("channel");
+                report.object = "channel";
                 report.capacity = Some(*capacity);
                 report.fill = Some(*fill);
                 report.senders = Some(*senders);
@@ -213,14 +209,26 @@ impl EntryReport {
         report
     }
 
-    /// What the KIND column shows: memory, file, or the sync object's kind.
-    pub fn kind_label(&self) -> &'static str {
-        self.object.unwrap_or(self.kind)
+    /// What the LOCKED BY column shows: for a mutex, the process that
+    /// holds it (`-` when free); nothing for other objects.
+    pub fn locked_by(&self) -> String {
+        if self.object != "mutex" {
+            return String::new();
+        }
+        match (self.held, self.holder_pid) {
+            (Some(true), Some(pid)) => format!(
+                "pid {pid}{}",
+                namespace_note(self.holder_pid_namespace.unwrap_or("ours"))
+            ),
+            (Some(true), None) => "abandoned".to_owned(),
+            _ => "-".to_owned(),
+        }
     }
 
-    /// A short description of a sync object's state, for `info`.
+    /// A short description of a sync object's or channel's state, for
+    /// `info`.
     pub fn object_state(&self) -> Option<String> {
-        match self.object? {
+        match self.object {
             "mutex" => Some(match (self.held, self.holder_pid) {
                 (Some(true), Some(pid)) => format!(
                     "held by pid {pid}{}",
@@ -251,8 +259,8 @@ impl EntryReport {
                 let senders = self.senders.unwrap_or(0);
                 let mut out = format!(
                     "{} of {} queued, {} sender(s)",
-                    human(self.fill.unwrap_or(0)),
-                    human(self.capacity.unwrap_or(0)),
+                    exact(self.fill.unwrap_or(0)),
+                    exact(self.capacity.unwrap_or(0)),
                     senders,
                 );
                 let named = self.sender_processes.as_deref().unwrap_or_default();
@@ -281,20 +289,71 @@ impl EntryReport {
     }
 }
 
-/// User names by uid, from `/etc/passwd` (numeric ids where it is missing).
-pub fn user_names() -> HashMap<u32, String> {
-    let Ok(passwd) = std::fs::read_to_string("/etc/passwd") else {
-        return HashMap::new();
-    };
-    passwd
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split(':');
-            let name = fields.next()?;
-            let uid = fields.nth(1)?.parse().ok()?;
-            Some((uid, name.to_owned()))
-        })
-        .collect()
+/// User names by uid, from the system's user database (`getpwuid_r`, so
+/// NSS sources such as LDAP count too), looked up once per uid; the
+/// number where a uid has no name.
+#[derive(Debug, Default)]
+pub struct Users(HashMap<u32, String>);
+
+impl Users {
+    pub fn name(&mut self, uid: u32) -> String {
+        self.0
+            .entry(uid)
+            .or_insert_with(|| user_name(uid).unwrap_or_else(|| uid.to_string()))
+            .clone()
+    }
+}
+
+/// The name of user `uid`, if the user database has one.
+#[cfg(unix)]
+fn user_name(uid: u32) -> Option<String> {
+    // Large enough for a local user; a larger entry (long NSS fields)
+    // makes getpwuid_r say ERANGE, and the buffer grows up to LIMIT.
+    const LIMIT: usize = 1 << 20;
+    let mut buf = vec![0u8; 1024];
+    // ERANGE doubles the buffer at most 10 times; EINTR is tried again,
+    // but not for ever.
+    for _ in 0..32 {
+        // SAFETY: passwd is plain data (integers and pointers); all zeros
+        // is a valid value, and getpwuid_r overwrites it.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call: `entry` and `found`
+        // are locals, and `buf` is writable for `buf.len()` bytes, which
+        // getpwuid_r uses for the strings `entry` points to.
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut entry,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        match rc {
+            0 if found.is_null() => return None,
+            0 => {
+                if entry.pw_name.is_null() {
+                    return None;
+                }
+                // SAFETY: on success pw_name points to a NUL-terminated
+                // string inside `buf`, which lives (and is not written)
+                // until this copy is made.
+                let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+                return Some(name.to_string_lossy().into_owned());
+            }
+            libc::ERANGE if buf.len() < LIMIT => buf.resize(buf.len() * 2, 0),
+            libc::EINTR => {}
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Windows has no uids; entries are never listed there with one.
+#[cfg(not(unix))]
+fn user_name(_uid: u32) -> Option<String> {
+    None
 }
 
 /// Text from outside (a name, a command name, a path) as it is printed:
@@ -333,21 +392,36 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-pub const LS_HEADER: [&str; 9] = [
-    "NAME", "SIZE", "KIND", "OWNER", "MODE", "LIFETIME", "HOLDERS", "RESIDENT", "STATE",
+/// The columns of `sect ls`. OBJECT and KIND are the JSON's `object` and
+/// `kind`; HOLDERS counts the processes that hold or map the entry;
+/// LOCKED BY names the process that holds a mutex.
+pub const LS_HEADER: [&str; 11] = [
+    "NAME",
+    "SIZE",
+    "OBJECT",
+    "KIND",
+    "OWNER",
+    "MODE",
+    "LIFETIME",
+    "HOLDERS",
+    "RESIDENT",
+    "STATE",
+    "LOCKED BY",
 ];
 
 pub fn ls_row(r: &EntryReport) -> Vec<String> {
     vec![
         shown(&r.name),
-        human(r.size),
-        r.kind_label().to_owned(),
-        r.owner.clone(),
+        exact(r.size),
+        r.object.to_owned(),
+        r.kind.to_owned(),
+        shown(&r.owner),
         r.mode.clone(),
         r.lifetime.to_owned(),
         r.holders.len().to_string(),
-        human(r.resident_bytes),
+        exact(r.resident_bytes),
         r.state().to_owned(),
+        r.locked_by(),
     ]
 }
 

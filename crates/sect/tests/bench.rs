@@ -63,6 +63,8 @@ fn tiny_bench_runs_and_reports_every_claim() {
             "uds_rtt_vs_channel",
             "channel_stream64k_vs_uds",
             "zerocopy_4m_vs_8b",
+            "channel_loaded_rtt_vs_pipe",
+            "channel_loaded_stream_vs_uds",
             "mmap_seq_vs_read",
             "mmap_rand8_vs_pread",
             "mmap_scan_vs_memory",
@@ -70,10 +72,44 @@ fn tiny_bench_runs_and_reports_every_claim() {
             "shared_vs_private_rand"
         ]
     );
+    let cores = report["env"]["cores"].as_f64().unwrap();
+    let busy_fraction = report["busy_fraction"].as_f64().unwrap();
     for c in claims {
-        assert!(c["ratio"].as_f64().unwrap() > 0.0, "{c}");
+        let ratio = c["ratio"].as_f64().unwrap();
+        assert!(ratio > 0.0, "{c}");
+        // Printed and compared at two decimals.
+        assert_eq!((ratio * 100.0).round() / 100.0, ratio, "{c}");
         assert!(c["holds"].is_boolean() && c["goal"].is_string(), "{c}");
+        let load = &c["load"];
+        let others =
+            load["others_cores"].as_f64().unwrap() + load["stolen_cores"].as_f64().unwrap();
+        let want = if others > busy_fraction * cores {
+            "busy"
+        } else if c["holds"].as_bool().unwrap() {
+            "holds"
+        } else {
+            "missed"
+        };
+        assert_eq!(c["verdict"], want, "{c}");
     }
+    // Round trips: one row each, percentiles as numbers in order.
+    let trips: Vec<&Value> = results.iter().filter(|r| !r["tail"].is_null()).collect();
+    assert!(trips.len() >= 8, "round-trip rows: {}", trips.len());
+    for r in trips {
+        let t = &r["tail"];
+        let q = |k: &str| t[k].as_u64().unwrap();
+        assert!(
+            q("p50") <= q("p99") && q("p99") <= q("p999") && q("p999") <= q("max"),
+            "{r}"
+        );
+    }
+    for group in ["round trip", "under load", "streaming under load"] {
+        assert!(
+            results.iter().any(|r| r["group"] == group),
+            "no {group} group"
+        );
+    }
+    assert!(stdout.contains("load at start:"), "{stdout}");
     for svg in ["mmap-scan.svg", "mmap-random.svg", "shared-seq.svg"] {
         let text = std::fs::read_to_string(plots.join(svg)).unwrap();
         assert!(

@@ -8,39 +8,8 @@ use std::process::{Child, Command as StdCommand, Stdio};
 use assert_cmd::Command;
 use serde_json::Value;
 
-const SECT: &str = env!("CARGO_BIN_EXE_sect");
-
-fn namespace() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("sect-cli-")
-        .tempdir_in("/dev/shm")
-        .unwrap()
-}
-
-fn sect(ns: &Path) -> Command {
-    let mut cmd = Command::new(SECT);
-    cmd.arg("--namespace").arg(ns);
-    cmd
-}
-
-fn stdout_of(cmd: &mut Command) -> String {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    String::from_utf8(out).unwrap()
-}
-
-fn json_of(cmd: &mut Command) -> Value {
-    serde_json::from_str(&stdout_of(cmd)).expect("valid JSON")
-}
-
-fn entry<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
-    list.as_array().unwrap().iter().find(|e| e["name"] == name)
-}
-
-fn stderr_of_failure(cmd: &mut Command, code: i32) -> String {
-    let out = cmd.assert().code(code).get_output().clone();
-    assert!(out.stdout.is_empty() || code == 2, "no output on failure");
-    String::from_utf8(out.stderr).unwrap()
-}
+mod common;
+use common::{entry, json_of, namespace, sect, stderr_of_failure, stdout_of, SECT};
 
 fn unique(tag: &str) -> String {
     format!("sect-test-{}-{tag}", std::process::id())
@@ -112,18 +81,29 @@ fn full_cycle(ns: &Path, name: &str) {
     let table = stdout_of(sect(ns).arg("ls"));
     let header = table.lines().next().unwrap();
     for column in [
-        "NAME", "SIZE", "KIND", "OWNER", "MODE", "LIFETIME", "HOLDERS", "RESIDENT", "STATE",
+        "NAME",
+        "SIZE",
+        "OBJECT",
+        "KIND",
+        "OWNER",
+        "MODE",
+        "LIFETIME",
+        "HOLDERS",
+        "RESIDENT",
+        "STATE",
+        "LOCKED BY",
     ] {
         assert!(header.contains(column), "{header}");
     }
     let row = table.lines().find(|l| l.starts_with(name)).unwrap();
-    for cell in ["8.0 KiB", "memory", "600", "persistent", "live"] {
+    for cell in ["8 KiB", "section", "memory", "600", "persistent", "live"] {
         assert!(row.contains(cell), "{row}");
     }
 
     let list = json_of(sect(ns).args(["ls", "--json"]));
     let e = entry(&list, name).unwrap();
     assert_eq!(e["size"], 8192);
+    assert_eq!(e["object"], "section");
     assert_eq!(e["kind"], "memory");
     assert_eq!(e["mode"], "600");
     assert_eq!(e["persistent"], true);
@@ -760,7 +740,7 @@ fn huge_sparse_entries_cost_ls_info_and_rm_nothing() {
         assert!(peak_kib < 64 * 1024, "{args:?} peaked at {peak_kib} KiB");
         assert!(cpu < 5.0, "{args:?} used {cpu} s of CPU");
         if args == ["info", "huge"] {
-            assert!(out.contains("4.0 TiB"), "{out}");
+            assert!(out.contains("4398046511104 bytes (4 TiB)"), "{out}");
         }
     }
 }

@@ -7,6 +7,26 @@ use std::fmt;
 use std::io;
 
 /// What went wrong, in terms a caller can act on.
+///
+/// # Examples
+///
+/// ```
+/// use sections::{Access, ErrorKind, Namespace, Section};
+///
+/// # fn main() -> sections::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = Namespace::at(dir.path());
+/// let mut opts = Section::options();
+/// opts.size(4096).namespace(&ns);
+/// // Open the section another process publishes, or make it ourselves.
+/// let section = match opts.open("feed") {
+///     Ok(section) => section,
+///     Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Stale) => opts.create("feed")?,
+///     Err(e) => return Err(e),
+/// };
+/// # let _ = (section, Access::Read);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -105,6 +125,24 @@ impl fmt::Display for ErrorKind {
 ///
 /// It is one pointer wide (the details live in a box), so that `Result`s
 /// stay cheap on hot paths that almost never fail.
+///
+/// # Examples
+///
+/// ```
+/// use sections::{Access, ErrorKind, Namespace, Section};
+///
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = Namespace::at(dir.path());
+/// let err = Section::options().namespace(&ns).access(Access::Read).open("missing").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::NotFound);
+/// assert_eq!(err.operation(), "open");
+/// assert_eq!(err.name(), Some("missing"));
+/// println!("{err}"); // section 'missing': open: not found (...)
+///
+/// // It converts into std::io::Error, for code that speaks io::Result.
+/// let io: std::io::Error = err.into();
+/// assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+/// ```
 pub struct Error {
     inner: Box<Inner>,
 }
@@ -116,6 +154,10 @@ struct Inner {
     name: Option<String>,
     detail: Option<String>,
     source: Option<io::Error>,
+    /// The owner's uid when the object was refused for belonging to
+    /// another user: a tool can then name its own switch for
+    /// `allow_foreign_owner`.
+    foreign_owner: Option<u32>,
 }
 
 impl Error {
@@ -127,6 +169,7 @@ impl Error {
                 name: None,
                 detail: None,
                 source,
+                foreign_owner: None,
             }),
         }
     }
@@ -146,6 +189,18 @@ impl Error {
             _ => ErrorKind::Os,
         };
         Self::from_parts(kind, op, Some(err))
+    }
+
+    /// Opening an object owned by user `owner` was refused because the
+    /// caller (user `user`) did not allow foreign owners.
+    #[cfg_attr(windows, allow(dead_code))] // Windows has no owner check.
+    pub(crate) fn refused_foreign_owner(op: &'static str, owner: u32, user: u32) -> Self {
+        let mut err = Self::new(ErrorKind::PermissionDenied, op).with_detail(format!(
+            "owned by uid {owner}, not by this user (uid {user}); opening another user's \
+             section must be allowed explicitly, with allow_foreign_owner(true)"
+        ));
+        err.inner.foreign_owner = Some(owner);
+        err
     }
 
     pub(crate) fn with_name(mut self, name: &str) -> Self {
@@ -180,6 +235,13 @@ impl Error {
         self.inner.name.as_deref()
     }
 
+    /// The uid of the user who owns the object, when the operation was
+    /// refused ([`ErrorKind::PermissionDenied`]) only because it belongs to
+    /// another user and `allow_foreign_owner` was not set.
+    pub fn foreign_owner(&self) -> Option<u32> {
+        self.inner.foreign_owner
+    }
+
     /// The underlying OS error, when there is one.
     pub fn os_error(&self) -> Option<&io::Error> {
         self.inner.source.as_ref()
@@ -195,6 +257,7 @@ impl fmt::Debug for Error {
             .field("name", &i.name)
             .field("detail", &i.detail)
             .field("source", &i.source)
+            .field("foreign_owner", &i.foreign_owner)
             .finish()
     }
 }
@@ -279,5 +342,17 @@ mod tests {
         assert!(text.contains("looked in /dev/shm"), "{text}");
         assert!(std::error::Error::source(&e).is_some());
         assert_eq!(io::Error::from(e).kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_foreign_owner_is_named_and_the_switch_is_the_api() {
+        let e = Error::refused_foreign_owner("open", 1001, 1000).with_name("telemetry");
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+        assert_eq!(e.foreign_owner(), Some(1001));
+        let text = e.to_string();
+        assert!(text.contains("owned by uid 1001"), "{text}");
+        assert!(text.contains("allow_foreign_owner(true)"), "{text}");
+        let other = Error::os("open", io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(other.foreign_owner(), None);
     }
 }

@@ -12,7 +12,8 @@ use crate::sys;
 use crate::types::Lifetime;
 use crate::types::{validate_name, EntryKind, Namespace, ObjectState, RESERVED_PREFIX};
 
-/// One entry of a namespace, as [`list`] found it.
+/// One entry of a namespace, as [`list`] found it. See [`list`] and
+/// [`entry`] for examples.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryInfo {
     /// The entry's name.
@@ -60,6 +61,35 @@ fn dir_error(op: &'static str, namespace: &Namespace, e: std::io::Error) -> Erro
 ///
 /// Linux only: Windows and macOS have no API to enumerate their named
 /// sections (`Unsupported`).
+///
+/// # Errors
+///
+/// [`ErrorKind::Unsupported`] on Windows and macOS;
+/// [`ErrorKind::NotFound`] when the namespace directory does not exist.
+///
+/// # Examples
+///
+/// ```
+/// use sections::{ErrorKind, Lifetime, Namespace, Section};
+///
+/// # fn main() -> sections::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = Namespace::at(dir.path());
+/// let _a = Section::options().size(4096).namespace(&ns).create("alpha")?;
+/// let _b = Section::options().size(8192).namespace(&ns).create("beta")?;
+///
+/// match sections::list(&ns) {
+///     Ok(entries) => {
+///         let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
+///         assert_eq!(names, ["alpha", "beta"]);
+///         assert_eq!(entries[1].size, 8192);
+///         assert_eq!(entries[0].lifetime, Lifetime::Counted);
+///         assert_eq!(entries[0].held, Some(true)); // this process holds it
+///     }
+///     Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported), // Windows, macOS
+/// }
+/// # Ok(()) }
+/// ```
 pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
     const OP: &str = "list";
     let raw = sys::list_namespace(namespace.dir()).map_err(|e| dir_error(OP, namespace, e))?;
@@ -77,6 +107,28 @@ pub fn list(namespace: &Namespace) -> Result<Vec<EntryInfo>> {
 /// the name is something other than a regular file (a directory, a FIFO, a
 /// symbolic link, which is never followed). `Unsupported` where [`list`]
 /// is.
+///
+/// # Examples
+///
+/// ```
+/// use sections::sync::SyncOptions;
+/// use sections::{ErrorKind, Namespace, ObjectState};
+///
+/// # fn main() -> sections::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = Namespace::at(dir.path());
+/// let mutex = SyncOptions::new().namespace(&ns).create_mutex("jobs-lock")?;
+/// let _guard = mutex.lock()?.into_guard();
+///
+/// match sections::entry(&ns, "jobs-lock") {
+///     // Sync objects and channels say what they are.
+///     Ok(info) => assert!(matches!(info.object, Some(ObjectState::Mutex { held: true, .. }))),
+///     Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported), // Windows, macOS
+/// }
+/// let missing = sections::entry(&ns, "nothing-here").unwrap_err();
+/// assert!(matches!(missing.kind(), ErrorKind::NotFound | ErrorKind::Unsupported));
+/// # Ok(()) }
+/// ```
 pub fn entry(namespace: &Namespace, name: &str) -> Result<EntryInfo> {
     const OP: &str = "inspect";
     validate_name(name).map_err(|e| e.with_op(OP))?;
@@ -135,6 +187,49 @@ fn entry_info(dir: &std::path::Path, r: sys::Listing) -> EntryInfo {
 /// Where names cannot be listed nothing is ever stale: Windows removes a
 /// name with its last handle even when the holder was killed, and macOS
 /// sections are persistent. There `gc` removes nothing.
+///
+/// # Examples
+///
+/// A child process (this program, started again) creates a section and
+/// is killed holding it:
+///
+/// ```
+/// use std::io::{BufRead, BufReader};
+/// use std::process::{Command, Stdio};
+/// use sections::{Namespace, Section};
+///
+/// # fn main() -> sections::Result<()> {
+/// if let Ok(dir) = std::env::var("GC_EXAMPLE_NAMESPACE") {
+///     // The child: hold a section until killed.
+///     let ns = Namespace::at(dir);
+///     let _section = Section::options().size(4096).namespace(&ns).create("orphan")?;
+///     println!("holding");
+///     std::thread::sleep(std::time::Duration::from_secs(60));
+///     return Ok(());
+/// }
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let ns = Namespace::at(dir.path());
+/// let _live = Section::options().size(4096).namespace(&ns).create("live")?;
+/// let mut child = Command::new(std::env::current_exe().unwrap())
+///     .env("GC_EXAMPLE_NAMESPACE", dir.path())
+///     .stdout(Stdio::piped())
+///     .spawn()
+///     .unwrap();
+/// let mut line = String::new();
+/// BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+/// assert_eq!(line.trim(), "holding");
+/// child.kill().unwrap(); // like kill -9: no chance to let go
+/// child.wait().unwrap();
+///
+/// let removed = sections::gc(&ns)?;
+/// if cfg!(target_os = "linux") {
+///     assert_eq!(removed, ["orphan"]); // the stale name; "live" stays
+/// } else {
+///     assert!(removed.is_empty()); // Windows removed it with its last handle
+/// }
+/// # Ok(()) }
+/// ```
 pub fn gc(namespace: &Namespace) -> Result<Vec<String>> {
     const OP: &str = "gc";
     let raw = match sys::list_namespace(namespace.dir()) {

@@ -51,6 +51,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The floors, bottom up: a module uses only modules of its own floor or
 // below (checked by tests/architecture.rs).
@@ -94,12 +95,29 @@ pub use types::{
 pub use usage::{usage, MappedRange, SectionUser, Usage};
 pub use view::View;
 
-/// The alignment of view offsets: the page size on Linux.
+/// The alignment of view offsets: the page size on Linux and macOS, the
+/// allocation granularity (64 KiB) on Windows.
+///
+/// # Examples
+///
+/// ```
+/// use sections::{Access, Section};
+///
+/// # fn main() -> sections::Result<()> {
+/// let gran = sections::granularity();
+/// let section = Section::anonymous(3 * gran as u64)?;
+/// // Views start at multiples of the granularity.
+/// let middle = section.map(gran as u64, gran, Access::Read)?;
+/// assert_eq!(middle.offset(), gran as u64);
+/// # Ok(()) }
+/// ```
 pub fn granularity() -> usize {
     sys::granularity()
 }
 
-/// The README's examples, compiled and run as doctests.
+/// The README's examples, compiled and run as doctests. `README.md` beside
+/// `Cargo.toml` is a link to the workspace's README, and the packaged
+/// crate carries the file itself, so the path holds in both.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

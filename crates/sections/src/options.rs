@@ -16,6 +16,42 @@ use crate::view::View;
 /// the verbs ([`create`](Self::create), [`open`](Self::open),
 /// [`create_or_open`](Self::create_or_open), [`anonymous`](Self::anonymous))
 /// are few.
+///
+/// # Building options
+///
+/// The setters take and return `&mut Self` (as `std::process::Command`'s
+/// do), so that one options value can be configured once and reused for
+/// several verbs without being moved or rebuilt; end a chain in a verb in
+/// the same statement, or configure a variable first:
+///
+/// ```
+/// use sections::{Access, Namespace, SectionOptions};
+///
+/// # fn main() -> sections::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let ns = Namespace::at(dir.path()); // a private namespace: a directory of our own
+///
+/// // A chain that ends in a verb:
+/// let section = SectionOptions::new().size(4096).namespace(&ns).create("telemetry")?;
+///
+/// // A variable, configured and then used for more than one verb:
+/// let mut opts = SectionOptions::new();
+/// opts.namespace(&ns).access(Access::Read);
+/// let reader = opts.open("telemetry")?;
+/// assert_eq!(reader.access(), Access::Read);
+/// # drop(section);
+/// # Ok(()) }
+/// ```
+///
+/// Binding the chain itself keeps a reference to a temporary that is gone
+/// at the end of the statement, which the compiler refuses (E0716); write
+/// it as above, or end the chain with `.clone()`:
+///
+/// ```compile_fail,E0716
+/// # use sections::SectionOptions;
+/// let opts = SectionOptions::new().size(4096); // error: temporary dropped while borrowed
+/// let section = opts.anonymous();
+/// ```
 #[derive(Debug, Clone)]
 pub struct SectionOptions {
     size: Option<u64>,
@@ -46,6 +82,20 @@ impl Default for SectionOptions {
 impl SectionOptions {
     /// Options with the defaults: no size, mode 0600, handle-counted,
     /// memory-backed, the default namespace, read-write.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Kind, SectionOptions};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let mut opts = SectionOptions::new();
+    /// opts.size(64 * 1024);
+    /// let section = opts.anonymous()?;
+    /// assert_eq!(section.kind(), Kind::Anonymous);
+    /// assert_eq!(section.size()?, 64 * 1024);
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -74,6 +124,38 @@ impl SectionOptions {
     }
 
     /// Back a new named section by this file instead of memory.
+    ///
+    /// The name then stands for the file: a process that opens the name
+    /// maps the same file without knowing its path, and the data stays in
+    /// the file after the name is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Access, Kind, Namespace, Section};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let ns = Namespace::at(dir.path());
+    /// let path = dir.path().join("journal.bin");
+    ///
+    /// let section = Section::options()
+    ///     .size(4096)
+    ///     .file(&path)
+    ///     .namespace(&ns)
+    ///     .create("journal")?;
+    /// assert_eq!(section.kind(), Kind::NamedFile);
+    ///
+    /// // Another process opens the name and writes the file.
+    /// let other = Section::options().namespace(&ns).open("journal")?;
+    /// let view = other.map_all(Access::ReadWrite)?;
+    /// view.write_at(0, b"entry 1")?;
+    /// view.flush()?;
+    /// drop((view, other, section));
+    ///
+    /// assert_eq!(&std::fs::read(&path).unwrap()[..7], b"entry 1");
+    /// # Ok(()) }
+    /// ```
     pub fn file(&mut self, path: impl Into<PathBuf>) -> &mut Self {
         self.file = Some(path.into());
         self
@@ -95,6 +177,34 @@ impl SectionOptions {
 
     /// Allow opening a section owned by another user. Off by default: a
     /// name another user created first may be a trap (name squatting).
+    ///
+    /// # Examples
+    ///
+    /// Two services running as different users: the creator lets others
+    /// in with [`mode`](Self::mode), the opener accepts a section that is
+    /// not its own.
+    ///
+    /// ```
+    /// use sections::{Access, Namespace, SectionOptions};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let ns = Namespace::at(dir.path());
+    /// let shared = SectionOptions::new()
+    ///     .size(4096)
+    ///     .mode(0o666)
+    ///     .namespace(&ns)
+    ///     .create("metrics")?;
+    ///
+    /// // In the other user's process:
+    /// let reader = SectionOptions::new()
+    ///     .access(Access::Read)
+    ///     .allow_foreign_owner(true)
+    ///     .namespace(&ns)
+    ///     .open("metrics")?;
+    /// # drop((shared, reader));
+    /// # Ok(()) }
+    /// ```
     pub fn allow_foreign_owner(&mut self, allow: bool) -> &mut Self {
         self.allow_foreign_owner = allow;
         self
@@ -148,6 +258,38 @@ impl SectionOptions {
     /// taken by a live or persistent section. A stale name is reclaimed.
     ///
     /// The section appears under its name only fully sized and initialised.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::AlreadyExists`]: a live (or persistent) section has
+    ///   the name.
+    /// - [`ErrorKind::InvalidName`]: see [`validate_name`].
+    /// - [`ErrorKind::InvalidSize`]: no size was set for a memory section,
+    ///   or it is 0 or too large.
+    /// - [`ErrorKind::NoSpace`]: the namespace (or disk) has no room for
+    ///   the memory; nothing was created.
+    /// - [`ErrorKind::NotFound`]: the namespace directory does not exist.
+    /// - [`ErrorKind::Unsupported`]: a persistent lifetime on Windows, or a
+    ///   handle-counted one on macOS.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{ErrorKind, Namespace, SectionOptions};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let ns = Namespace::at(dir.path());
+    /// let mut opts = SectionOptions::new();
+    /// opts.size(1 << 20).namespace(&ns);
+    /// let section = opts.create("frames")?;
+    /// assert_eq!(section.name(), Some("frames"));
+    ///
+    /// // The name is taken while the section lives.
+    /// let again = opts.create("frames").unwrap_err();
+    /// assert_eq!(again.kind(), ErrorKind::AlreadyExists);
+    /// # Ok(()) }
+    /// ```
     pub fn create(&self, name: &str) -> Result<Section> {
         self.create_with_object(name, None)
     }
@@ -156,6 +298,38 @@ impl SectionOptions {
     /// view of it *before* it is published under `name`: no opener can see
     /// the section until `init` has returned `Ok`. If `init` fails, nothing
     /// is published and its error is returned.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create), and [`ErrorKind::Unsupported`] for a
+    /// file-backed section and on Windows and macOS, which publish a named
+    /// section the moment it exists (there, create it, initialise it, then
+    /// tell readers, e.g. with a [`sync::Event`](crate::sync::Event)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Access, ErrorKind, Namespace, SectionOptions};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let ns = Namespace::at(dir.path());
+    /// let made = SectionOptions::new()
+    ///     .size(4096)
+    ///     .namespace(&ns)
+    ///     .create_with("config", |view| view.write_at(0, b"version=2"));
+    /// match made {
+    ///     Ok(_section) => {
+    ///         // Whoever opens "config" sees it initialised.
+    ///         let opened = SectionOptions::new().namespace(&ns).open("config")?;
+    ///         let mut buf = [0u8; 9];
+    ///         opened.map_all(Access::Read)?.read_at(0, &mut buf)?;
+    ///         assert_eq!(&buf, b"version=2");
+    ///     }
+    ///     Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported), // Windows, macOS
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn create_with(
         &self,
         name: &str,
@@ -218,6 +392,38 @@ impl SectionOptions {
 
     /// Opens an existing named section with the configured access; fails
     /// with `NotFound` if there is none and `Stale` if its last holder died.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::NotFound`]: no section has the name.
+    /// - [`ErrorKind::Stale`]: its last holder died (Linux); the next
+    ///   `create` reclaims the name.
+    /// - [`ErrorKind::PermissionDenied`]: the OS refused the access, or the
+    ///   section belongs to another user and
+    ///   [`allow_foreign_owner`](Self::allow_foreign_owner) was not set.
+    /// - [`ErrorKind::Replaced`]: a named file-backed section's file was
+    ///   replaced or removed.
+    /// - [`ErrorKind::WrongKind`]: the name is not a section (a directory,
+    ///   a FIFO, a symbolic link).
+    /// - [`ErrorKind::InvalidName`]: see [`validate_name`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Access, ErrorKind, Namespace, SectionOptions};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let ns = Namespace::at(dir.path());
+    /// let mut opts = SectionOptions::new();
+    /// opts.namespace(&ns).access(Access::Read);
+    /// assert_eq!(opts.open("prices").unwrap_err().kind(), ErrorKind::NotFound);
+    ///
+    /// let _writer = SectionOptions::new().size(4096).namespace(&ns).create("prices")?;
+    /// let reader = opts.open("prices")?;
+    /// assert_eq!(reader.access(), Access::Read);
+    /// # Ok(()) }
+    /// ```
     pub fn open(&self, name: &str) -> Result<Section> {
         const OP: &str = "open";
         validate_name(name).map_err(|e| e.with_op(OP))?;
@@ -232,6 +438,27 @@ impl SectionOptions {
     /// Opens the named section, creating it if it does not exist. Says
     /// which happened; an opened section keeps its actual size, which
     /// [`Disposition::Opened`] reports (it is never silently resized).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Disposition, Namespace, SectionOptions};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let ns = Namespace::at(dir.path());
+    /// let mut opts = SectionOptions::new();
+    /// opts.size(4096).namespace(&ns);
+    /// let (first, how) = opts.create_or_open("cache")?;
+    /// assert_eq!(how, Disposition::Created);
+    ///
+    /// // A second caller asks for more, and is told the real size.
+    /// opts.size(8192);
+    /// let (second, how) = opts.create_or_open("cache")?;
+    /// assert_eq!(how, Disposition::Opened { size: 4096 });
+    /// # drop((first, second));
+    /// # Ok(()) }
+    /// ```
     pub fn create_or_open(&self, name: &str) -> Result<(Section, Disposition)> {
         let (section, created) =
             crate::named::create_or_open(name, || self.create(name), || self.open(name))?;
@@ -243,6 +470,27 @@ impl SectionOptions {
     }
 
     /// Creates an anonymous memory-backed section of the configured size.
+    ///
+    /// It has no name: share it with a child process
+    /// ([`Section::inheritable`]) or, on Unix, over a socket
+    /// (`Section::send`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidSize`] without a size (or with 0);
+    /// [`ErrorKind::NoSpace`] when the memory cannot be reserved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Access, SectionOptions};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// // Sparse: on Linux, no memory is taken until a page is touched.
+    /// let big = SectionOptions::new().size(64 << 20).sparse(true).anonymous()?;
+    /// big.map(0, 4096, Access::ReadWrite)?.write_at(0, b"only this page")?;
+    /// # Ok(()) }
+    /// ```
     pub fn anonymous(&self) -> Result<Section> {
         const OP: &str = "create anonymous";
         let size = self.size.ok_or_else(|| {
@@ -263,23 +511,102 @@ impl SectionOptions {
 
 /// The common cases, as verbs of [`Section`].
 impl Section {
-    /// A builder for the less common cases.
+    /// A builder for the less common cases: [`SectionOptions`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Lifetime, Namespace, Section};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let ns = Namespace::at(dir.path());
+    /// let section = Section::options()
+    ///     .size(64 * 1024)
+    ///     .mode(0o640)
+    ///     .namespace(&ns)
+    ///     .create("telemetry")?;
+    /// assert_eq!(section.lifetime(), Lifetime::Counted);
+    /// # Ok(()) }
+    /// ```
     pub fn options() -> SectionOptions {
         SectionOptions::new()
     }
 
     /// Creates a named, memory-backed, handle-counted section of `size`
     /// bytes in the default namespace, read-write, mode 0600.
+    ///
+    /// On Linux that is the file `/dev/shm/NAME`, on Windows `Local\NAME`.
+    /// Use [`Section::options`] for another namespace, a file, or a
+    /// persistent name.
+    ///
+    /// # Errors
+    ///
+    /// As [`SectionOptions::create`]: [`ErrorKind::AlreadyExists`] when a
+    /// live section has the name, [`ErrorKind::NoSpace`] when there is no
+    /// room for `size` bytes, [`ErrorKind::InvalidName`] for a bad name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Access, Section};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// # let name = &format!("doc-create-{}", std::process::id());
+    /// let section = Section::create(name, 4096)?;
+    /// section.map_all(Access::ReadWrite)?.write_at(0, b"hello")?;
+    /// // Dropping the last handle (and view) removes the name.
+    /// # Ok(()) }
+    /// ```
     pub fn create(name: &str, size: u64) -> Result<Section> {
         Section::options().size(size).create(name)
     }
 
     /// Opens a named section in the default namespace.
+    ///
+    /// # Errors
+    ///
+    /// As [`SectionOptions::open`]: [`ErrorKind::NotFound`] when no section
+    /// has the name, [`ErrorKind::Stale`] when its last holder died,
+    /// [`ErrorKind::PermissionDenied`] when `access` is refused or the
+    /// section belongs to another user.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Access, Section};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// # let name = &format!("doc-open-{}", std::process::id());
+    /// let writer = Section::create(name, 4096)?;
+    /// writer.map_all(Access::ReadWrite)?.write_at(0, b"ready")?;
+    ///
+    /// // Usually in another process:
+    /// let reader = Section::open(name, Access::Read)?;
+    /// let mut buf = [0u8; 5];
+    /// reader.map_all(Access::Read)?.read_at(0, &mut buf)?;
+    /// assert_eq!(&buf, b"ready");
+    /// # Ok(()) }
+    /// ```
     pub fn open(name: &str, access: Access) -> Result<Section> {
         Section::options().access(access).open(name)
     }
 
     /// Creates an anonymous memory-backed section of `size` bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Access, Kind, Section};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let section = Section::anonymous(4096)?;
+    /// assert_eq!(section.kind(), Kind::Anonymous);
+    /// assert_eq!(section.name(), None);
+    /// let view = section.map_all(Access::ReadWrite)?;
+    /// view.write_at(0, b"scratch")?;
+    /// # Ok(()) }
+    /// ```
     pub fn anonymous(size: u64) -> Result<Section> {
         Section::options().size(size).anonymous()
     }

@@ -44,6 +44,30 @@ pub struct Usage {
 /// The usage of each of `entries` (as returned by [`list`](crate::list)),
 /// in the same order: one scan of `/proc` for all of them. `Unsupported`
 /// on Windows and macOS, where sections cannot be listed.
+///
+/// # Examples
+///
+/// ```
+/// use sections::{Access, ErrorKind, Namespace, Section};
+///
+/// # fn main() -> sections::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = Namespace::at(dir.path());
+/// let section = Section::options().size(4096).namespace(&ns).create("watched")?;
+/// let _view = section.map_all(Access::ReadWrite)?;
+///
+/// match sections::list(&ns) {
+///     Ok(entries) => {
+///         let usage = sections::usage(&ns, &entries)?;
+///         let me = usage[0].users.iter().find(|u| u.pid == std::process::id());
+///         let me = me.expect("this process holds and maps the section");
+///         assert!(me.holds_descriptor);
+///         assert_eq!(me.maps.len(), 1);
+///     }
+///     Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported), // Windows, macOS
+/// }
+/// # Ok(()) }
+/// ```
 pub fn usage(namespace: &Namespace, entries: &[EntryInfo]) -> Result<Vec<Usage>> {
     const OP: &str = "inspect processes";
     let ids: Vec<(u64, u64)> = entries.iter().flat_map(|e| e.ids.iter().copied()).collect();

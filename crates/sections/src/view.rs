@@ -18,6 +18,25 @@ use crate::types::{Advice, Residency};
 /// ([`read_at`](Self::read_at), [`write_at`](Self::write_at)) or hand out
 /// atomics ([`atomic_u32`](Self::atomic_u32)); Rust references to the bytes
 /// are `unsafe` ([`as_slice`](Self::as_slice)) and state what they need.
+///
+/// # Examples
+///
+/// Views of one section see each other's writes; a copy-on-write view
+/// keeps its own:
+///
+/// ```
+/// use sections::{Access, Section};
+/// let section = Section::anonymous(4096)?;
+/// let (shared, other) = (section.map_all(Access::ReadWrite)?, section.map_all(Access::Read)?);
+/// let private = section.map_all(Access::CopyOnWrite)?;
+/// shared.write_at(0, b"seen by all")?;
+/// private.write_at(0, b"mine")?;
+/// let (mut a, mut b) = ([0u8; 11], [0u8; 11]);
+/// other.read_at(0, &mut a)?;
+/// private.read_at(0, &mut b)?;
+/// assert_eq!((&a, &b), (b"seen by all", b"mine by all"));
+/// # Ok::<(), sections::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct View {
     mapping: sys::Mapping,
@@ -131,6 +150,19 @@ impl View {
     /// process shrank it, or a sparse section's file system had no room):
     /// from then on that part of the view reads zeros and every copy that
     /// reaches it fails the same way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Access, ErrorKind, Section};
+    /// let view = Section::anonymous(4096)?.map_all(Access::ReadWrite)?;
+    /// view.write_at(100, b"abc")?;
+    /// let mut buf = [0u8; 3];
+    /// view.read_at(100, &mut buf)?;
+    /// assert_eq!(&buf, b"abc");
+    /// assert_eq!(view.read_at(4095, &mut buf).unwrap_err().kind(), ErrorKind::InvalidRange);
+    /// # Ok::<(), sections::Error>(())
+    /// ```
     #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.check("read", offset, buf.len())?;
@@ -196,6 +228,17 @@ impl View {
     /// `PermissionDenied` on a read-only view; otherwise as
     /// [`read_at`](Self::read_at): a write that reached a page the file no
     /// longer provides went nowhere and is reported `Truncated`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Access, ErrorKind, Section};
+    /// let section = Section::anonymous(4096)?;
+    /// section.map_all(Access::ReadWrite)?.write_at(0, b"header")?;
+    /// let refused = section.map_all(Access::Read)?.write_at(0, b"x").unwrap_err();
+    /// assert_eq!(refused.kind(), ErrorKind::PermissionDenied);
+    /// # Ok::<(), sections::Error>(())
+    /// ```
     #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_writable("write")?;
@@ -226,6 +269,32 @@ impl View {
     /// An atomic 32-bit integer at `offset` (4-byte aligned), shared with
     /// every process that maps the same bytes. Needs a writable view, since
     /// an atomic can be stored to.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidRange` when `offset` is not 4-byte aligned or the integer
+    /// would end past the view; `PermissionDenied` on a read-only view.
+    ///
+    /// # Examples
+    ///
+    /// A flag that publishes data written before it (the other view is
+    /// usually in another process):
+    ///
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// use sections::{Access, Section};
+    /// let section = Section::anonymous(4096)?;
+    /// let producer = section.map_all(Access::ReadWrite)?;
+    /// let consumer = section.map_all(Access::ReadWrite)?;
+    /// producer.write_at(8, b"payload")?;
+    /// producer.atomic_u32(0)?.store(1, Ordering::Release);
+    /// if consumer.atomic_u32(0)?.load(Ordering::Acquire) == 1 {
+    ///     let mut buf = [0u8; 7];
+    ///     consumer.read_at(8, &mut buf)?;
+    ///     assert_eq!(&buf, b"payload");
+    /// }
+    /// # Ok::<(), sections::Error>(())
+    /// ```
     pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
         let ptr = self.atomic_ptr::<u32>("atomic_u32", offset)?;
         // SAFETY: the pointer is aligned, in bounds and writable, and lives
@@ -249,6 +318,19 @@ impl View {
     /// the view's bytes (through any view, file write or handle), for
     /// example because the section is read-only to everyone or a lock held
     /// by the caller excludes writers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Access, Section};
+    /// let view = Section::anonymous(4096)?.map_all(Access::ReadWrite)?;
+    /// view.write_at(0, b"one two three")?;
+    /// // SAFETY: the section is anonymous and this example's alone: no other
+    /// // process, thread or view writes it while the slice lives.
+    /// let words = unsafe { view.as_slice() }[..13].split(|&b| b == b' ').count();
+    /// assert_eq!(words, 3);
+    /// # Ok::<(), sections::Error>(())
+    /// ```
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: the mapping is valid for `len` bytes while `self` lives;
         // the absence of writers is the caller's contract.
@@ -400,6 +482,25 @@ impl Section {
     /// `offset` must be a multiple of [`granularity`](crate::granularity),
     /// the range must lie within the section's current size, and `access`
     /// may not exceed the handle's.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidRange` when `offset` is not a multiple of the granularity,
+    /// `len` is 0 or the range goes past the section's end;
+    /// `PermissionDenied` when `access` needs more than the handle has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Access, ErrorKind, Section};
+    /// let gran = sections::granularity(); // 4 KiB on Linux, 64 KiB on Windows
+    /// let section = Section::anonymous(4 * gran as u64)?;
+    /// let third = section.map(2 * gran as u64, gran, Access::ReadWrite)?; // the third granule
+    /// assert_eq!((third.offset(), third.len()), (2 * gran as u64, gran));
+    /// let unaligned = section.map(100, 16, Access::Read).unwrap_err();
+    /// assert_eq!(unaligned.kind(), ErrorKind::InvalidRange);
+    /// # Ok::<(), sections::Error>(())
+    /// ```
     pub fn map(&self, offset: u64, len: usize, access: Access) -> Result<View> {
         self.map_within(offset, len, access, self.size()?)
     }
@@ -435,7 +536,21 @@ impl Section {
         View::new(self.clone(), offset, len, access)
     }
 
-    /// Maps the whole section (at its current size) with `access`.
+    /// Maps the whole section (at its current size) with `access`; errors
+    /// as [`map`](Self::map).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{Access, ErrorKind, Section};
+    /// # let dir = tempfile::tempdir().unwrap(); let ns = sections::Namespace::at(dir.path());
+    /// let _owner = Section::options().size(4096).namespace(&ns).create("status")?;
+    /// let reader = Section::options().access(Access::Read).namespace(&ns).open("status")?;
+    /// assert_eq!(reader.map_all(Access::Read)?.len(), 4096);
+    /// let refused = reader.map_all(Access::ReadWrite).unwrap_err(); // a read-only handle
+    /// assert_eq!(refused.kind(), ErrorKind::PermissionDenied);
+    /// # Ok::<(), sections::Error>(())
+    /// ```
     pub fn map_all(&self, access: Access) -> Result<View> {
         let size = self.size()?;
         let len = usize::try_from(size).map_err(|_| {

@@ -34,6 +34,12 @@ pub enum CaseId {
     ChannelStream64K,
     UdsStream64K,
     Iceoryx2Rtt8,
+    // ipc under load (the channel waits the default way)
+    ChannelLoadedRtt8,
+    PipeLoadedRtt8,
+    UdsLoadedRtt8,
+    ChannelLoadedStream64K,
+    UdsLoadedStream64K,
 }
 
 impl CaseId {

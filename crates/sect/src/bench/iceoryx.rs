@@ -4,13 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
 
 use super::cases::CaseId;
-use super::latency::{fail, histogram, rtt_results, spawn, Failure};
+use super::latency::{fail, round_trips, rtt_result, spawn, Failure, ROUND_TRIP};
 use super::runner::CaseResult;
 
 const STOP: u64 = u64::MAX;
@@ -106,7 +105,7 @@ pub fn peer(tag: &str) -> Result<(), Failure> {
 }
 
 /// Round trips of 8-byte messages against the peer.
-pub fn run(count: usize) -> Result<Vec<CaseResult>, Failure> {
+pub fn run(count: usize, runs: usize) -> Result<Vec<CaseResult>, Failure> {
     let tag = std::process::id().to_string();
     let ports = Ports::connect(&tag, "pong", "ping")?;
     let mut child = spawn("iceoryx2", &tag, |_| {})?;
@@ -121,7 +120,7 @@ pub fn run(count: usize) -> Result<Vec<CaseResult>, Failure> {
     }
     ports.send(READY)?;
     let mut k = 0u64;
-    let h: Histogram<u64> = histogram(count, || {
+    let h = round_trips(count, runs, || {
         k += 1;
         ports.send(k)?;
         // Skip announcements still in flight.
@@ -130,9 +129,10 @@ pub fn run(count: usize) -> Result<Vec<CaseResult>, Failure> {
     })?;
     ports.send(STOP)?;
     child.wait().map_err(fail)?;
-    Ok(rtt_results(
+    Ok(vec![rtt_result(
+        ROUND_TRIP,
         "iceoryx2 publish-subscribe 8 B",
         Some(CaseId::Iceoryx2Rtt8),
         &h,
-    ))
+    )])
 }

@@ -7,6 +7,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use super::cases::CaseId;
+use super::load::{Load, Meter};
 use crate::Failure;
 
 /// What one timed pass did.
@@ -151,6 +152,20 @@ pub struct CaseResult {
     /// Medians over the runs of the page faults and system time of one pass;
     /// `None` where the case was not measured that way (the ipc suite).
     pub cost: Option<PassCost>,
+    /// The load the case ran under (others' CPU time while it ran).
+    pub load: Load,
+    /// Round trips: the pooled distribution (`stats` is the p50 of each
+    /// run).
+    pub tail: Option<Tail>,
+}
+
+/// Percentiles of every round trip of a case, in nanoseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Tail {
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
 }
 
 /// Page faults and system time of one pass of a case.
@@ -228,6 +243,8 @@ pub fn measure(
     }
     verify(suite, group, &cases, &checks)?;
     let most = reps.iter().copied().max().unwrap_or(1);
+    // The runs are interleaved: one load for the whole group.
+    let meter = Meter::start();
     for run in 0..runs {
         let mut acc: Vec<Option<(Sample, Usage)>> = vec![None; n];
         for rep in 0..most {
@@ -282,6 +299,7 @@ pub fn measure(
         }
         progress.inc(n as u64);
     }
+    let load = meter.stop();
     Ok(cases
         .iter()
         .zip(samples)
@@ -302,6 +320,8 @@ pub fn measure(
                     major_faults: med(&|u| u.major as f64),
                     sys_ms: med(&|u| u.sys_us as f64 / 1000.0),
                 }),
+                load,
+                tail: None,
             }
         })
         .collect())

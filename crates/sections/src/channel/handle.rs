@@ -94,6 +94,7 @@ pub(crate) fn attach(
         ring: Ring::new(Mem::new(view), name, capacity, senders),
         waker,
         wait: opts.wait,
+        adaptive: super::wait::Adaptive::new(),
     })
 }
 
@@ -108,6 +109,38 @@ fn fill(reserve: u64, read: u64, capacity: u64) -> u64 {
 /// [`ChannelOptions::open_receiver`] by name, or with
 /// [`sender`](Self::sender) / [`receiver`](Self::receiver) from this handle,
 /// or hand an anonymous one to a child with [`inheritable`](Self::inheritable).
+///
+/// # Examples
+///
+/// A request channel and a reply channel make a request/reply pair; the
+/// server creates both, each client connects by name.
+///
+/// ```
+/// use sections::channel::ChannelOptions;
+///
+/// # fn main() -> sections::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = sections::Namespace::at(dir.path());
+/// let mut opts = ChannelOptions::new();
+/// opts.capacity(16 * 1024).namespace(&ns);
+///
+/// // The server:
+/// let requests = opts.create("requests")?;
+/// let replies = opts.create("replies")?;
+/// let mut inbox = requests.receiver()?;
+/// let mut outbox = replies.sender()?;
+///
+/// // A client (usually another process):
+/// let mut ask = opts.open_sender("requests")?;
+/// let mut answer = opts.open_receiver("replies")?;
+///
+/// ask.send(b"2+2")?;
+/// let question = inbox.recv()?.to_vec();
+/// assert_eq!(question, b"2+2");
+/// outbox.send(b"4")?;
+/// assert_eq!(answer.recv()?.to_vec(), b"4");
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Channel {
     section: Section,
@@ -119,7 +152,8 @@ pub struct Channel {
 /// A channel made inheritable for child processes started while this
 /// lives; pass [`token`](Self::token) to the child, which connects with
 /// [`ChannelOptions::sender_from_token`] or
-/// [`ChannelOptions::receiver_from_token`].
+/// [`ChannelOptions::receiver_from_token`]. See
+/// [`Channel::inheritable`] for an example.
 #[derive(Debug)]
 pub struct InheritableChannel {
     _section: Inheritable,
@@ -187,11 +221,39 @@ impl Channel {
     }
 
     /// The ring size in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().capacity(100).anonymous()?;
+    /// assert_eq!(channel.capacity(), 112); // rounded up to 16
+    /// # Ok(()) }
+    /// ```
     pub fn capacity(&self) -> u64 {
         self.shared.ring.capacity
     }
 
     /// Bytes of the ring in use (messages not yet consumed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().capacity(4096).anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    /// assert_eq!(channel.fill(), 0);
+    /// tx.send(&[7u8; 100])?;
+    /// assert!(channel.fill() >= 100); // the message, its header and padding
+    /// drop(rx.recv()?);
+    /// assert_eq!(channel.fill(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn fill(&self) -> u64 {
         let mem = &self.shared.ring.mem;
         fill(
@@ -209,17 +271,83 @@ impl Channel {
     }
 
     /// Connects a sender in this process.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::AlreadyExists`] when every sender slot is held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    /// tx.send(b"local")?;
+    /// assert_eq!(rx.recv()?.to_vec(), b"local");
+    /// # Ok(()) }
+    /// ```
     pub fn sender(&self) -> Result<Sender> {
         Sender::connect(self.attach()?)
     }
 
     /// Connects the receiver in this process.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::AlreadyExists`] when a live receiver holds the channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let _rx = channel.receiver()?;
+    /// assert_eq!(channel.receiver().unwrap_err().kind(), ErrorKind::AlreadyExists);
+    /// # Ok(()) }
+    /// ```
     pub fn receiver(&self) -> Result<Receiver> {
         Receiver::connect(self.attach()?)
     }
 
     /// Makes the channel inheritable by child processes started while the
     /// returned value lives; the child connects with the token.
+    ///
+    /// # Examples
+    ///
+    /// The parent sends work to a child (this program itself, started
+    /// again with the token in its environment) that receives it:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// if let Ok(token) = std::env::var("JOBS_CHANNEL") {
+    ///     // The child.
+    ///     let mut rx = ChannelOptions::new().receiver_from_token(&token)?;
+    ///     let job = rx.recv_timeout(Duration::from_secs(30))?.to_vec();
+    ///     assert_eq!(job, b"resize photo.png");
+    ///     return Ok(());
+    /// }
+    ///
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let inherit = channel.inheritable()?;
+    /// let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+    ///     .env("JOBS_CHANNEL", inherit.token())
+    ///     .spawn()
+    ///     .unwrap();
+    /// drop(inherit); // started: the child has its handles
+    /// let mut tx = channel.sender()?;
+    /// tx.send(b"resize photo.png")?;
+    /// assert!(child.wait().unwrap().success());
+    /// # Ok(()) }
+    /// ```
     pub fn inheritable(&self) -> Result<InheritableChannel> {
         let section = self.section.inheritable()?;
         let token = match self.shared.waker.token() {
@@ -251,11 +379,51 @@ impl ChannelOptions {
     }
 
     /// Connects a sender to the channel a parent passed as `token`.
+    ///
+    /// The other options that count here are the
+    /// [`wait`](Self::wait) strategy; the token says everything else.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidName`] when `token` is not a channel token;
+    /// [`ErrorKind::AlreadyExists`] when every sender slot is held; an
+    /// error from the OS when the handle it names was not inherited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// if let Ok(token) = std::env::var("RESULTS_CHANNEL") {
+    ///     // The child reports back.
+    ///     let mut tx = ChannelOptions::new().sender_from_token(&token)?;
+    ///     return tx.send(b"42");
+    /// }
+    ///
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut rx = channel.receiver()?;
+    /// let inherit = channel.inheritable()?;
+    /// let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+    ///     .env("RESULTS_CHANNEL", inherit.token())
+    ///     .spawn()
+    ///     .unwrap();
+    /// drop(inherit);
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(30))?.to_vec(), b"42");
+    /// assert!(child.wait().unwrap().success());
+    /// # Ok(()) }
+    /// ```
     pub fn sender_from_token(&self, token: &str) -> Result<Sender> {
         Sender::connect(self.adopt(token)?)
     }
 
     /// Connects the receiver to the channel a parent passed as `token`.
+    ///
+    /// See [`Channel::inheritable`] for an example, and
+    /// [`sender_from_token`](Self::sender_from_token) for the errors
+    /// ([`ErrorKind::AlreadyExists`] here when a live receiver holds the
+    /// channel).
     pub fn receiver_from_token(&self, token: &str) -> Result<Receiver> {
         Receiver::connect(self.adopt(token)?)
     }

@@ -23,19 +23,38 @@
 //! # Ok(()) }
 //! ```
 //!
-//! An anonymous channel has no name at all; hand it to a child process:
+//! An anonymous channel has no name at all; hand it to a child process
+//! (here this program itself, started again with the token in its
+//! environment):
 //!
-//! ```no_run
-//! # fn main() -> sections::Result<()> {
+//! ```
+//! use std::time::Duration;
 //! use sections::channel::ChannelOptions;
+//!
+//! # fn main() -> sections::Result<()> {
+//! if let Ok(token) = std::env::var("WORKER_CHANNEL") {
+//!     // The child: connect a sender with the token.
+//!     let mut tx = ChannelOptions::new().sender_from_token(&token)?;
+//!     return tx.send(b"hello from the child");
+//! }
 //! let channel = ChannelOptions::new().anonymous()?;
-//! let inherit = channel.inheritable()?;
-//! let child = std::process::Command::new("worker").arg(inherit.token()).spawn();
-//! drop(inherit);
 //! let mut rx = channel.receiver()?;
-//! // in the child: ChannelOptions::new().sender_from_token(&token)?
+//! let inherit = channel.inheritable()?;
+//! let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+//!     .env("WORKER_CHANNEL", inherit.token())
+//!     .spawn()
+//!     .unwrap();
+//! drop(inherit); // the child has inherited what it needs
+//! let message = rx.recv_timeout(Duration::from_secs(30))?;
+//! assert_eq!(message.to_vec(), b"hello from the child");
+//! # drop(message);
+//! assert!(child.wait().unwrap().success());
 //! # Ok(()) }
 //! ```
+//!
+//! `examples/request_reply.rs` and `examples/child_channel.rs` in the
+//! repository are complete programs with both sides in separate
+//! processes.
 //!
 //! # Layout
 //!
@@ -158,11 +177,32 @@ pub(crate) fn describe(
 }
 
 /// How a blocked sender or receiver waits.
+///
+/// # Examples
+///
+/// ```
+/// use sections::channel::{ChannelOptions, WaitStrategy};
+///
+/// # fn main() -> sections::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = sections::Namespace::at(dir.path());
+/// let mut opts = ChannelOptions::new();
+/// // Lowest latency, at the price of a core busy while waiting.
+/// opts.namespace(&ns).wait(WaitStrategy::Spin);
+/// let _channel = opts.create("ticks")?;
+/// let mut rx = opts.open_receiver("ticks")?;
+/// # drop(rx);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WaitStrategy {
     /// Spin on the shared memory: the lowest latency, a busy core.
     Spin,
-    /// Spin briefly with backoff, then sleep on an event (the default).
+    /// Spin briefly, then sleep on an event (the default). The spin
+    /// adapts per handle: at most 20 µs (about what a wake-up costs), only
+    /// while recent waits ended within that, none after a spin that lost
+    /// its CPU (a busy machine), with an occasional probe to find out
+    /// whether spinning pays again.
     #[default]
     SpinThenPark,
     /// Sleep on an event at once.
@@ -170,6 +210,49 @@ pub enum WaitStrategy {
 }
 
 /// Options for creating and opening channels.
+///
+/// # Building options
+///
+/// The setters take and return `&mut Self` so that one options value can
+/// be configured once and then used for every verb, `create` on one side
+/// and `open_sender` / `open_receiver` on the others, without being moved
+/// or rebuilt. Chain them straight into a verb, or configure a variable
+/// first:
+///
+/// ```
+/// use sections::Namespace;
+/// use sections::channel::ChannelOptions;
+///
+/// # fn main() -> sections::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let ns = Namespace::at(dir.path());
+///
+/// let mut opts = ChannelOptions::new();
+/// opts.capacity(64 * 1024).senders(2).namespace(&ns);
+/// let _channel = opts.create("jobs")?;
+/// let mut tx = opts.open_sender("jobs")?;
+/// let mut rx = opts.open_receiver("jobs")?;
+///
+/// // Or one statement that ends in the verb:
+/// let mut tx2 = ChannelOptions::new().namespace(&ns).open_sender("jobs")?;
+///
+/// tx.send(b"one")?;
+/// tx2.send(b"two")?;
+/// assert_eq!(rx.recv()?.to_vec(), b"one");
+/// assert_eq!(rx.recv()?.to_vec(), b"two");
+/// # Ok(()) }
+/// ```
+///
+/// Binding the chain itself (`let opts = ChannelOptions::new().capacity(..);`)
+/// keeps a reference to a temporary that is gone at the end of the
+/// statement, which the compiler refuses (E0716); write it as above, or end
+/// the chain with `.clone()`:
+///
+/// ```compile_fail,E0716
+/// # use sections::channel::ChannelOptions;
+/// let opts = ChannelOptions::new().capacity(4096).senders(2); // error: temporary dropped
+/// let channel = opts.create("jobs");
+/// ```
 #[derive(Debug, Clone)]
 pub struct ChannelOptions {
     pub(crate) capacity: u32,
@@ -201,11 +284,42 @@ pub const MAX_SENDERS: u32 = 16;
 impl ChannelOptions {
     /// Defaults: 1 MiB ring, one sender, default namespace, handle-counted,
     /// spin-then-park.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// assert_eq!(channel.capacity(), 1 << 20);
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Ring size in bytes (rounded up to 16; at least 64).
+    ///
+    /// Each message takes its length rounded up to 16 bytes, plus a
+    /// 16-byte header; a message that could never fit is an
+    /// [`ErrorKind::InvalidSize`] error when it is sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().capacity(1000).anonymous()?;
+    /// assert_eq!(channel.capacity(), 1008);
+    /// let mut tx = channel.sender()?;
+    /// let _rx = channel.receiver()?;
+    /// let too_big = tx.send(&[0u8; 2000]).unwrap_err();
+    /// assert_eq!(too_big.kind(), ErrorKind::InvalidSize);
+    /// # Ok(()) }
+    /// ```
     pub fn capacity(&mut self, bytes: u32) -> &mut Self {
         self.capacity = bytes;
         self
@@ -213,6 +327,21 @@ impl ChannelOptions {
 
     /// How many senders may be connected at once (1 = SPSC, the fast path,
     /// up to [`MAX_SENDERS`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().senders(2).anonymous()?;
+    /// let _a = channel.sender()?;
+    /// let _b = channel.sender()?;
+    /// let third = channel.sender().unwrap_err();
+    /// assert_eq!(third.kind(), ErrorKind::AlreadyExists); // every slot is taken
+    /// # Ok(()) }
+    /// ```
     pub fn senders(&mut self, senders: u32) -> &mut Self {
         self.senders = senders;
         self
@@ -254,6 +383,33 @@ impl ChannelOptions {
 
     /// Creates the channel named `name`; the returned handle keeps it (and
     /// its name) alive like any holder.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::AlreadyExists`]: the name is taken.
+    /// - [`ErrorKind::InvalidRange`]: [`senders`](Self::senders) is 0 or
+    ///   more than [`MAX_SENDERS`].
+    /// - [`ErrorKind::InvalidSize`]: the capacity is too large.
+    /// - [`ErrorKind::NoSpace`]: the namespace has no room for the ring.
+    /// - [`ErrorKind::Unsupported`]: on macOS, and a persistent lifetime on
+    ///   Windows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let ns = sections::Namespace::at(dir.path());
+    /// let mut opts = ChannelOptions::new();
+    /// opts.capacity(256 * 1024).namespace(&ns);
+    /// let channel = opts.create("events")?;
+    /// assert_eq!(channel.capacity(), 256 * 1024);
+    /// assert_eq!(opts.create("events").unwrap_err().kind(), ErrorKind::AlreadyExists);
+    /// # Ok(()) }
+    /// ```
     #[cfg(not(loom))]
     pub fn create(&self, name: &str) -> Result<Channel> {
         Channel::create(self, Some(name))
@@ -262,18 +418,107 @@ impl ChannelOptions {
     /// Creates a channel without a name, to connect to from this process
     /// ([`Channel::sender`], [`Channel::receiver`]) or to hand to a child
     /// ([`Channel::inheritable`]). It lives while a handle of it does.
+    ///
+    /// # Examples
+    ///
+    /// Between two threads of one process:
+    ///
+    /// ```
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().capacity(4096).anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    /// std::thread::scope(|s| {
+    ///     let producer = s.spawn(move || -> sections::Result<()> {
+    ///         for i in 0..100u32 {
+    ///             tx.send(&i.to_le_bytes())?;
+    ///         }
+    ///         Ok(()) // dropping `tx` disconnects
+    ///     });
+    ///     let mut sum = 0;
+    ///     let mut buf = Vec::new();
+    ///     while rx.recv_into(&mut buf).is_ok() {
+    ///         sum += u32::from_le_bytes(buf[..4].try_into().unwrap());
+    ///     }
+    ///     assert_eq!(sum, 4950);
+    ///     producer.join().unwrap()
+    /// })?;
+    /// # Ok(()) }
+    /// ```
     #[cfg(not(loom))]
     pub fn anonymous(&self) -> Result<Channel> {
         Channel::create(self, None)
     }
 
     /// Connects a sender to the channel.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::NotFound`]: no channel has the name.
+    /// - [`ErrorKind::AlreadyExists`]: every sender slot is held by a live
+    ///   sender.
+    /// - [`ErrorKind::WrongKind`]: the name is something other than a
+    ///   channel.
+    /// - [`ErrorKind::WrongVersion`]: another version of this library made
+    ///   the channel.
+    /// - [`ErrorKind::PermissionDenied`]: the channel belongs to another
+    ///   user and [`allow_foreign_owner`](Self::allow_foreign_owner) was not
+    ///   set, or its mode refuses this user.
+    /// - [`ErrorKind::Corrupted`]: its header holds what no channel writes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let ns = sections::Namespace::at(dir.path());
+    /// let mut opts = ChannelOptions::new();
+    /// opts.namespace(&ns);
+    /// assert_eq!(opts.open_sender("logs").unwrap_err().kind(), ErrorKind::NotFound);
+    ///
+    /// let _channel = opts.create("logs")?;
+    /// let mut tx = opts.open_sender("logs")?; // usually in another process
+    /// let mut rx = opts.open_receiver("logs")?;
+    /// tx.send(b"started")?;
+    /// assert_eq!(rx.recv()?.to_vec(), b"started");
+    /// # Ok(()) }
+    /// ```
     #[cfg(not(loom))]
     pub fn open_sender(&self, name: &str) -> Result<Sender> {
         Sender::open(self, name)
     }
 
     /// Connects the (one) receiver to the channel.
+    ///
+    /// # Errors
+    ///
+    /// As [`open_sender`](Self::open_sender), with
+    /// [`ErrorKind::AlreadyExists`] when a live receiver holds the channel.
+    /// A receiver that dropped or died frees its slot for the next one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let ns = sections::Namespace::at(dir.path());
+    /// let mut opts = ChannelOptions::new();
+    /// opts.namespace(&ns);
+    /// let _channel = opts.create("orders")?;
+    /// let rx = opts.open_receiver("orders")?;
+    /// assert_eq!(opts.open_receiver("orders").unwrap_err().kind(), ErrorKind::AlreadyExists);
+    /// drop(rx);
+    /// let _rx = opts.open_receiver("orders")?; // free again
+    /// # Ok(()) }
+    /// ```
     #[cfg(not(loom))]
     pub fn open_receiver(&self, name: &str) -> Result<Receiver> {
         Receiver::open(self, name)
@@ -282,18 +527,78 @@ impl ChannelOptions {
 
 /// Creates a channel with a ring of `capacity` bytes and one sender, in the
 /// default namespace.
+///
+/// # Errors
+///
+/// As [`ChannelOptions::create`].
+///
+/// # Examples
+///
+/// ```
+/// use sections::channel;
+///
+/// # fn main() -> sections::Result<()> {
+/// # let name = &format!("doc-channel-create-{}", std::process::id());
+/// let _channel = channel::create(name, 64 * 1024)?;
+/// let mut tx = channel::open_sender(name)?;
+/// let mut rx = channel::open_receiver(name)?;
+/// tx.send(b"ping")?;
+/// assert_eq!(rx.recv()?.to_vec(), b"ping");
+/// # Ok(()) }
+/// ```
 #[cfg(not(loom))]
 pub fn create(name: &str, capacity: u32) -> Result<Channel> {
     ChannelOptions::new().capacity(capacity).create(name)
 }
 
 /// Connects a sender in the default namespace.
+///
+/// # Errors
+///
+/// As [`ChannelOptions::open_sender`].
+///
+/// # Examples
+///
+/// ```
+/// use sections::channel;
+///
+/// # fn main() -> sections::Result<()> {
+/// # let name = &format!("doc-channel-sender-{}", std::process::id());
+/// # let _channel = channel::create(name, 4096)?;
+/// # let mut rx = channel::open_receiver(name)?;
+/// // In the producing process:
+/// let mut tx = channel::open_sender(name)?;
+/// tx.send(b"reading: 21.5")?;
+/// # assert_eq!(rx.recv()?.to_vec(), b"reading: 21.5");
+/// # Ok(()) }
+/// ```
 #[cfg(not(loom))]
 pub fn open_sender(name: &str) -> Result<Sender> {
     ChannelOptions::new().open_sender(name)
 }
 
 /// Connects the receiver in the default namespace.
+///
+/// # Errors
+///
+/// As [`ChannelOptions::open_receiver`].
+///
+/// # Examples
+///
+/// ```
+/// use sections::channel;
+///
+/// # fn main() -> sections::Result<()> {
+/// # let name = &format!("doc-channel-receiver-{}", std::process::id());
+/// # let _channel = channel::create(name, 4096)?;
+/// # let mut tx = channel::open_sender(name)?;
+/// # tx.send(b"reading: 21.5")?;
+/// // In the consuming process:
+/// let mut rx = channel::open_receiver(name)?;
+/// let message = rx.recv()?;
+/// assert_eq!(message.to_vec(), b"reading: 21.5");
+/// # Ok(()) }
+/// ```
 #[cfg(not(loom))]
 pub fn open_receiver(name: &str) -> Result<Receiver> {
     ChannelOptions::new().open_receiver(name)

@@ -15,6 +15,42 @@ use crate::named::deadline;
 use crate::sys::{PeerLock, Side, PEER_CLOSED};
 
 /// The receiver; one per channel at a time.
+///
+/// Messages from one sender arrive in the order it sent them. Once every
+/// sender is gone (dropped, or its process died), the receiver gets what
+/// they had fully sent and then [`ErrorKind::Disconnected`].
+///
+/// # Examples
+///
+/// ```
+/// use sections::ErrorKind;
+/// use sections::channel::ChannelOptions;
+///
+/// # fn main() -> sections::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = sections::Namespace::at(dir.path());
+/// let mut opts = ChannelOptions::new();
+/// opts.namespace(&ns);
+/// let _channel = opts.create("log")?;
+/// let mut rx = opts.open_receiver("log")?;
+///
+/// let mut tx = opts.open_sender("log")?; // in another process
+/// for line in ["starting", "working", "done"] {
+///     tx.send(line.as_bytes())?;
+/// }
+/// drop(tx);
+///
+/// let mut lines = Vec::new();
+/// loop {
+///     match rx.recv() {
+///         Ok(message) => lines.push(String::from_utf8(message.to_vec()).unwrap()),
+///         Err(e) if e.kind() == ErrorKind::Disconnected => break,
+///         Err(e) => return Err(e),
+///     }
+/// }
+/// assert_eq!(lines, ["starting", "working", "done"]);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Receiver {
     shared: Shared,
@@ -103,6 +139,32 @@ impl Receiver {
 
     /// The next message, waiting for one; `Disconnected` once every sender
     /// is gone and everything they sent has been received.
+    ///
+    /// The message stays in the ring, and its room is taken, until it is
+    /// dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Disconnected`] after the last message of the last
+    /// sender; [`ErrorKind::Corrupted`] when the ring holds what no peer
+    /// following the protocol writes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    /// tx.send(b"hello")?;
+    /// let message = rx.recv()?;
+    /// assert_eq!(message.len(), 5);
+    /// assert_eq!(message.to_vec(), b"hello");
+    /// drop(message); // frees its room in the ring
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn recv(&mut self) -> Result<Message<'_>> {
         Ok(self
@@ -111,6 +173,27 @@ impl Receiver {
     }
 
     /// The next message if there is one now; `Empty` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Empty`] when no message is there now; otherwise as
+    /// [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    /// assert_eq!(rx.try_recv().unwrap_err().kind(), ErrorKind::Empty);
+    /// tx.send(b"now")?;
+    /// assert_eq!(rx.try_recv()?.to_vec(), b"now");
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn try_recv(&mut self) -> Result<Message<'_>> {
         let name = self.shared.ring.name.clone();
@@ -119,6 +202,27 @@ impl Receiver {
     }
 
     /// The next message, waiting at most `timeout`; `TimedOut` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::TimedOut`] when no message came in time; otherwise as
+    /// [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let _tx = channel.sender()?; // connected, silent
+    /// let mut rx = channel.receiver()?;
+    /// let waited = rx.recv_timeout(Duration::from_millis(20)).unwrap_err();
+    /// assert_eq!(waited.kind(), ErrorKind::TimedOut);
+    /// # Ok(()) }
+    /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>> {
         let name = self.shared.ring.name.clone();
         self.recv_until(Some(deadline(timeout)))?
@@ -126,6 +230,30 @@ impl Receiver {
     }
 
     /// Receives the next message into `buf` (replacing its contents).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    /// tx.send(b"first")?;
+    /// tx.send(b"2nd")?;
+    ///
+    /// let mut buf = Vec::new(); // reused: no allocation per message
+    /// rx.recv_into(&mut buf)?;
+    /// assert_eq!(buf, b"first");
+    /// rx.recv_into(&mut buf)?;
+    /// assert_eq!(buf, b"2nd");
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         let message = self.recv()?;
@@ -154,6 +282,29 @@ impl Drop for Receiver {
 }
 
 /// A received message, in place in the ring until dropped.
+///
+/// Read it with the copying accessors ([`read_at`](Self::read_at),
+/// [`copy_to`](Self::copy_to), [`to_vec`](Self::to_vec)); drop it to free
+/// its room for the senders.
+///
+/// # Examples
+///
+/// ```
+/// use sections::channel::ChannelOptions;
+///
+/// # fn main() -> sections::Result<()> {
+/// let channel = ChannelOptions::new().anonymous()?;
+/// let mut tx = channel.sender()?;
+/// let mut rx = channel.receiver()?;
+/// tx.send(&[1, 2, 3, 4])?;
+///
+/// let message = rx.recv()?;
+/// assert!(!message.is_empty());
+/// let mut tail = [0u8; 2];
+/// message.read_at(2, &mut tail)?;
+/// assert_eq!(tail, [3, 4]);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Message<'a> {
     receiver: &'a mut Receiver,
@@ -181,6 +332,28 @@ impl Message<'_> {
     }
 
     /// Copies the message into `buf`, which must be exactly as long.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidRange`] when `buf` is not exactly as long as
+    /// the message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    /// tx.send(&42u64.to_le_bytes())?;
+    ///
+    /// let mut word = [0u8; 8];
+    /// rx.recv()?.copy_to(&mut word)?;
+    /// assert_eq!(u64::from_le_bytes(word), 42);
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn copy_to(&self, buf: &mut [u8]) -> Result<()> {
         if buf.len() != self.len {
@@ -198,6 +371,32 @@ impl Message<'_> {
     }
 
     /// Copies `buf.len()` bytes of the message at `offset` into `buf`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidRange`] when the range goes past the message's
+    /// end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    /// tx.send(b"type=3;body")?;
+    ///
+    /// let message = rx.recv()?;
+    /// let mut kind = [0u8; 6];
+    /// message.read_at(0, &mut kind)?;
+    /// assert_eq!(&kind, b"type=3");
+    /// let mut too_much = [0u8; 16];
+    /// assert_eq!(message.read_at(0, &mut too_much).unwrap_err().kind(), ErrorKind::InvalidRange);
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         if offset
@@ -218,6 +417,21 @@ impl Message<'_> {
     }
 
     /// The message as a vector.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    /// tx.send("grüße".as_bytes())?;
+    /// let text = String::from_utf8(rx.recv()?.to_vec()).unwrap();
+    /// assert_eq!(text, "grüße");
+    /// # Ok(()) }
+    /// ```
     pub fn to_vec(&self) -> Vec<u8> {
         let mut buf = vec![0u8; self.len];
         // The range was validated when the message was found.
@@ -231,6 +445,26 @@ impl Message<'_> {
     /// The protocol gives these bytes to the receiver until the message is
     /// dropped; a peer that breaks it (a buggy or hostile process writing
     /// the ring) must not write them while the borrow lives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    /// tx.send(b"a,b,c")?;
+    ///
+    /// let message = rx.recv()?;
+    /// // SAFETY: only this process uses the anonymous channel, and its
+    /// // sender follows the protocol: nothing writes the message's bytes
+    /// // while it is received.
+    /// let fields = unsafe { message.as_slice() }.split(|&b| b == b',').count();
+    /// assert_eq!(fields, 3);
+    /// # Ok(()) }
+    /// ```
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: in bounds of the live view (validated against the ring);
         // no writer per the contract.

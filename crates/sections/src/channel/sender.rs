@@ -27,6 +27,27 @@ const LOCK_CHECK: Duration = Duration::from_millis(1);
 
 /// One sender. Several may be connected if the channel was created for
 /// several (`ChannelOptions::senders`); each keeps its own order.
+///
+/// Dropping it (or the death of its process) disconnects it: once every
+/// sender is gone, the receiver gets what they had sent and then
+/// [`ErrorKind::Disconnected`].
+///
+/// # Examples
+///
+/// ```
+/// use sections::ErrorKind;
+/// use sections::channel::ChannelOptions;
+///
+/// # fn main() -> sections::Result<()> {
+/// let channel = ChannelOptions::new().anonymous()?;
+/// let mut tx = channel.sender()?;
+/// let mut rx = channel.receiver()?;
+/// tx.send(b"last words")?;
+/// drop(tx);
+/// assert_eq!(rx.recv()?.to_vec(), b"last words");
+/// assert_eq!(rx.recv().unwrap_err().kind(), ErrorKind::Disconnected);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Sender {
     shared: Shared,
@@ -176,6 +197,41 @@ impl Sender {
     }
 
     /// A writable slot of `len` bytes in the ring, waiting for room.
+    ///
+    /// Write the message in place, then [`send`](Loan::send) it: no copy
+    /// through a buffer of your own. A loan dropped unsent is cancelled.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Disconnected`] when the receiver is gone (noticed when
+    /// the loan has to wait for room);
+    /// [`ErrorKind::InvalidSize`] when `len` could never fit the ring;
+    /// [`ErrorKind::Corrupted`] when the ring holds what no peer following
+    /// the protocol writes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    ///
+    /// let id: u64 = 7;
+    /// let body = b"frame data";
+    /// let mut loan = tx.loan(8 + body.len())?;
+    /// loan.write_at(0, &id.to_le_bytes())?;
+    /// loan.write_at(8, body)?;
+    /// loan.send();
+    ///
+    /// let message = rx.recv()?;
+    /// let mut header = [0u8; 8];
+    /// message.read_at(0, &mut header)?;
+    /// assert_eq!(u64::from_le_bytes(header), 7);
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
         let loan = self.loan_until(len, None)?;
@@ -183,6 +239,26 @@ impl Sender {
     }
 
     /// A slot if there is room now; `Full` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Full`] when there is no room now; otherwise as
+    /// [`loan`](Self::loan).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().capacity(64).anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let _rx = channel.receiver()?;
+    /// tx.try_loan(40)?.send(); // 16 header + 48 payload: the ring is full
+    /// assert_eq!(tx.try_loan(1).unwrap_err().kind(), ErrorKind::Full);
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn try_loan(&mut self, len: usize) -> Result<Loan<'_>> {
         let name = self.shared.ring.name.clone();
@@ -191,6 +267,28 @@ impl Sender {
     }
 
     /// A slot, waiting at most `timeout`; `TimedOut` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::TimedOut`] when no room was made in time; otherwise as
+    /// [`loan`](Self::loan).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().capacity(64).anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let _rx = channel.receiver()?; // connected, but not reading
+    /// tx.send(&[0u8; 48])?;
+    /// let waited = tx.loan_timeout(8, Duration::from_millis(20)).unwrap_err();
+    /// assert_eq!(waited.kind(), ErrorKind::TimedOut);
+    /// # Ok(()) }
+    /// ```
     pub fn loan_timeout(&mut self, len: usize, timeout: Duration) -> Result<Loan<'_>> {
         let name = self.shared.ring.name.clone();
         self.loan_until(len, Some(deadline(timeout)))?
@@ -198,6 +296,30 @@ impl Sender {
     }
 
     /// Copies `data` into the ring and sends it, waiting for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`loan`](Self::loan): [`ErrorKind::Disconnected`] when the
+    /// receiver is gone, [`ErrorKind::InvalidSize`] when `data` could never
+    /// fit the ring. A send that finds room at once does not ask whether
+    /// the receiver is still there (that would slow every send); one that
+    /// has to wait for room does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().capacity(64).anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let rx = channel.receiver()?;
+    /// tx.send(&[1u8; 48])?; // fills the ring
+    /// drop(rx); // the receiver leaves without reading
+    /// assert_eq!(tx.send(b"two").unwrap_err().kind(), ErrorKind::Disconnected);
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         let loan = self.loan(data.len())?;
@@ -205,6 +327,35 @@ impl Sender {
     }
 
     /// Sends if there is room now; `Full` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Full`] when there is no room now; otherwise as
+    /// [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// Dropping samples instead of waiting when the consumer falls behind:
+    ///
+    /// ```
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().capacity(256).anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let _rx = channel.receiver()?;
+    /// let mut dropped = 0;
+    /// for sample in 0..100u64 {
+    ///     match tx.try_send(&sample.to_le_bytes()) {
+    ///         Ok(()) => {}
+    ///         Err(e) if e.kind() == ErrorKind::Full => dropped += 1,
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// assert!(dropped > 0);
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
         let loan = self.try_loan(data.len())?;
@@ -212,6 +363,26 @@ impl Sender {
     }
 
     /// Sends, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::TimedOut`] when no room was made in time; otherwise as
+    /// [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    /// tx.send_timeout(b"on time", Duration::from_millis(100))?;
+    /// assert_eq!(rx.recv()?.to_vec(), b"on time");
+    /// # Ok(()) }
+    /// ```
     pub fn send_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
         let loan = self.loan_timeout(data.len(), timeout)?;
         loan.fill_and_send(data)
@@ -238,6 +409,26 @@ impl Drop for Sender {
 
 /// A slot in the ring being written; [`send`](Self::send) publishes it,
 /// dropping it unsent cancels it.
+///
+/// # Examples
+///
+/// ```
+/// use sections::channel::ChannelOptions;
+///
+/// # fn main() -> sections::Result<()> {
+/// let channel = ChannelOptions::new().anonymous()?;
+/// let mut tx = channel.sender()?;
+/// let mut rx = channel.receiver()?;
+///
+/// let loan = tx.loan(3)?;
+/// drop(loan); // changed our mind: nothing is sent
+/// let mut loan = tx.loan(3)?;
+/// assert_eq!(loan.len(), 3);
+/// loan.write_at(0, b"yes")?;
+/// loan.send();
+/// assert_eq!(rx.recv()?.to_vec(), b"yes");
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Loan<'a> {
     sender: &'a mut Sender,
@@ -259,6 +450,28 @@ impl Loan<'_> {
     }
 
     /// Copies `data` into the message at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidRange`] when `data` goes past the message's end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let _rx = channel.receiver()?;
+    /// let mut loan = tx.loan(4)?;
+    /// loan.write_at(0, b"ab")?;
+    /// loan.write_at(2, b"cd")?;
+    /// assert_eq!(loan.write_at(3, b"xy").unwrap_err().kind(), ErrorKind::InvalidRange);
+    /// loan.send();
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
         let ring = &self.sender.shared.ring;
@@ -286,6 +499,31 @@ impl Loan<'_> {
     /// The protocol gives these bytes to this loan alone; a peer that
     /// breaks it (a buggy or hostile process writing the ring) must not
     /// touch them while the borrow lives.
+    ///
+    /// # Examples
+    ///
+    /// Filling a message in place, for example with a reader or a
+    /// serializer that wants a `&mut [u8]`:
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    ///
+    /// let mut source: &[u8] = b"read straight into the ring";
+    /// let mut loan = tx.loan(source.len())?;
+    /// // SAFETY: only this process and its own receiver use the anonymous
+    /// // channel, and both follow the protocol.
+    /// let bytes = unsafe { loan.as_mut_slice() };
+    /// source.read_exact(bytes).unwrap();
+    /// loan.send();
+    /// assert_eq!(rx.recv()?.to_vec(), b"read straight into the ring");
+    /// # Ok(()) }
+    /// ```
     pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
         let shared = &self.sender.shared;
         let at = shared.ring.payload(&self.res);

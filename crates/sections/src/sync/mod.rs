@@ -9,7 +9,8 @@
 //! # fn main() -> sections::Result<()> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let ns = sections::Namespace::at(dir.path());
-//! let opts = SyncOptions::new().namespace(&ns).clone();
+//! let mut opts = SyncOptions::new();
+//! opts.namespace(&ns);
 //! let mutex = opts.create_mutex("jobs-lock")?;
 //! match mutex.lock()? {
 //!     Locked::Acquired(_guard) => { /* the state is as the last holder left it */ }
@@ -58,6 +59,35 @@ pub use bytemuck::Pod;
 
 /// Options shared by every sync object: namespace, lifetime, owner check,
 /// permission bits.
+///
+/// The setters take and return `&mut Self` so that one options value can
+/// be configured once and then make and open several objects without being
+/// moved; chain them straight into a verb, or configure a variable first.
+///
+/// # Examples
+///
+/// ```
+/// use sections::sync::{Reset, SyncOptions};
+/// # let dir = tempfile::tempdir().unwrap(); let ns = sections::Namespace::at(dir.path());
+/// let mut opts = SyncOptions::new();
+/// opts.namespace(&ns);
+/// let lock = opts.create_mutex("db-lock")?;
+/// let ready = opts.create_event("db-ready", Reset::Manual, false)?;
+/// let slots = opts.create_semaphore("db-slots", 4, 4)?;
+/// // Or one statement that ends in the verb (another process, say):
+/// let other = SyncOptions::new().namespace(&ns).open_mutex("db-lock")?;
+/// # drop((lock, ready, slots, other));
+/// # Ok::<(), sections::Error>(())
+/// ```
+///
+/// Binding the chain itself keeps a reference to a temporary that is gone
+/// at the end of the statement (E0716):
+///
+/// ```compile_fail,E0716
+/// # use sections::sync::SyncOptions; let ns = sections::Namespace::default();
+/// let opts = SyncOptions::new().namespace(&ns); // error: temporary dropped while borrowed
+/// let lock = opts.create_mutex("db-lock");
+/// ```
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
     pub(crate) namespace: Namespace,
@@ -139,6 +169,13 @@ impl SyncOptions {
     }
 
     /// Creates a named mutex; fails if the name exists.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::AlreadyExists`](crate::ErrorKind::AlreadyExists) when
+    /// the name is taken (by any kind of object);
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) on macOS,
+    /// and for a persistent lifetime on Windows.
     pub fn create_mutex(&self, name: &str) -> Result<Mutex> {
         Ok(Mutex::from_imp(
             imp::Mutex::create(&self.spec(), name, &[])?.0,
@@ -146,6 +183,32 @@ impl SyncOptions {
     }
 
     /// Opens a named mutex; `WrongKind` if the name is another object.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) when nothing
+    /// has the name; [`ErrorKind::WrongKind`](crate::ErrorKind::WrongKind)
+    /// when another kind of object has it;
+    /// [`ErrorKind::PermissionDenied`](crate::ErrorKind::PermissionDenied)
+    /// when it belongs to another user and
+    /// [`allow_foreign_owner`](Self::allow_foreign_owner) was not set. The
+    /// other `open_*` verbs fail alike.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::{sync::{Origin, SyncOptions}, ErrorKind};
+    /// # let dir = tempfile::tempdir().unwrap(); let ns = sections::Namespace::at(dir.path());
+    /// let mut opts = SyncOptions::new();
+    /// opts.namespace(&ns);
+    /// assert_eq!(opts.open_mutex("cache-lock").unwrap_err().kind(), ErrorKind::NotFound);
+    /// // Every process runs the same line; the first one creates it.
+    /// let (first, origin) = opts.create_or_open_mutex("cache-lock")?;
+    /// assert_eq!(origin, Origin::Created);
+    /// let opened = opts.open_mutex("cache-lock")?;
+    /// # drop((first, opened));
+    /// # Ok::<(), sections::Error>(())
+    /// ```
     pub fn open_mutex(&self, name: &str) -> Result<Mutex> {
         Ok(Mutex::from_imp(imp::Mutex::open(&self.spec(), name, 0)?.0))
     }
@@ -175,7 +238,9 @@ impl SyncOptions {
         )
     }
 
-    /// Creates a named semaphore with `initial` of at most `max` counts.
+    /// Creates a named semaphore with `initial` of at most `max` counts;
+    /// [`ErrorKind::InvalidRange`](crate::ErrorKind::InvalidRange) if
+    /// `initial` is more than `max` or `max` is 0.
     pub fn create_semaphore(&self, name: &str, initial: u32, max: u32) -> Result<Semaphore> {
         imp::Semaphore::create(&self.spec(), name, initial, max).map(|imp| Semaphore { imp })
     }
@@ -208,6 +273,7 @@ impl SyncOptions {
     }
 
     /// Opens a named guarded value; `WrongKind` if its size is not `T`'s.
+    /// See [`Guarded`] for an example.
     pub fn open_guarded<T: Pod>(&self, name: &str) -> Result<Guarded<T>> {
         check_alignment::<T>("open", name)?;
         let (mutex, data) = imp::Mutex::open(&self.spec(), name, std::mem::size_of::<T>())?;
@@ -267,6 +333,36 @@ impl<G> Locked<G> {
 }
 
 /// A robust inter-process mutex. See the module docs for abandonment.
+///
+/// # Examples
+///
+/// A holder that ends without unlocking (here a thread that forgets its
+/// guard; usually a process that crashed or was killed, as in
+/// `examples/robust_mutex.rs`) leaves the mutex abandoned, and the next
+/// locker is told, once:
+///
+/// ```
+/// use sections::sync::{Locked, SyncOptions};
+/// # let dir = tempfile::tempdir().unwrap(); let ns = sections::Namespace::at(dir.path());
+/// let mutex = SyncOptions::new().namespace(&ns).create_mutex("ledger-lock")?;
+/// std::thread::scope(|s| s.spawn(|| mutex.lock().map(std::mem::forget)).join().unwrap())?;
+///
+/// match mutex.lock()? {
+///     Locked::Abandoned(mut guard) => {
+///         // Repair what the dead holder may have left half done, then:
+///         guard.mark_consistent()?;
+///     }
+///     Locked::Acquired(_) => unreachable!("its holder ended holding it"),
+/// }
+/// assert!(!mutex.lock()?.is_abandoned());
+/// // While one thread (or process) holds it, `try_lock` elsewhere says `None`.
+/// let _held = mutex.lock()?.into_guard();
+/// let free = std::thread::scope(|s| {
+///     s.spawn(|| mutex.try_lock().map(|l| l.is_some())).join().unwrap()
+/// })?;
+/// assert!(!free);
+/// # Ok::<(), sections::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Mutex {
     imp: imp::Mutex,
@@ -364,6 +460,30 @@ impl Drop for MutexGuard<'_> {
 }
 
 /// A named event: manual-reset or auto-reset.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sections::sync::{Reset, SyncOptions};
+/// # let dir = tempfile::tempdir().unwrap(); let ns = sections::Namespace::at(dir.path());
+/// let mut opts = SyncOptions::new();
+/// opts.namespace(&ns);
+/// let go = opts.create_event("go", Reset::Manual, false)?;
+/// std::thread::scope(|s| {
+///     // Other threads (or processes) open it by name and wait.
+///     let waiters: Vec<_> = (0..3).map(|_| s.spawn(|| opts.open_event("go")?.wait())).collect();
+///     go.set()?; // a manual-reset event releases them all
+///     waiters.into_iter().try_for_each(|w| w.join().unwrap())
+/// })?;
+///
+/// // An auto-reset event hands each `set` to one waiter.
+/// let work = opts.create_event("work", Reset::Auto, false)?;
+/// work.set()?;
+/// assert!(work.wait_timeout(Duration::from_secs(1))?);
+/// assert!(!work.wait_timeout(Duration::from_millis(10))?); // nothing left
+/// # Ok::<(), sections::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Event {
     imp: imp::Event,
@@ -392,6 +512,22 @@ impl Event {
 }
 
 /// A named counting semaphore with a maximum.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sections::{sync::SyncOptions, ErrorKind};
+/// # let dir = tempfile::tempdir().unwrap(); let ns = sections::Namespace::at(dir.path());
+/// // At most two processes at a time in the GPU queue.
+/// let gpu = SyncOptions::new().namespace(&ns).create_semaphore("gpu", 2, 2)?;
+/// gpu.acquire()?;
+/// assert!(gpu.try_acquire()?);
+/// assert!(!gpu.acquire_timeout(Duration::from_millis(10))?); // none left
+/// gpu.release(2)?;
+/// assert_eq!(gpu.release(1).unwrap_err().kind(), ErrorKind::InvalidRange); // past the maximum
+/// # Ok::<(), sections::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Semaphore {
     imp: imp::Semaphore,
@@ -422,6 +558,34 @@ impl Semaphore {
 
 /// A value of type `T` in shared memory, reachable only through its robust
 /// mutex, so no one writes offsets by hand.
+///
+/// `T` is any [`Pod`] type: numbers, arrays of them, or a `#[repr(C)]`
+/// struct that implements it (bytemuck's derive macros do; this crate's
+/// `derive` feature turns them on).
+///
+/// # Examples
+///
+/// ```
+/// use sections::sync::{Locked, SyncOptions};
+/// # let dir = tempfile::tempdir().unwrap(); let ns = sections::Namespace::at(dir.path());
+/// let mut opts = SyncOptions::new();
+/// opts.namespace(&ns);
+/// let jobs_done = opts.create_guarded("jobs-done", 0u64)?;
+///
+/// // Any process that opens the name updates the same value.
+/// *opts.open_guarded::<u64>("jobs-done")?.lock()?.into_guard() += 1;
+///
+/// let mut value = match jobs_done.lock()? {
+///     Locked::Acquired(value) => value,
+///     Locked::Abandoned(mut value) => {
+///         value.mark_consistent()?; // a holder died mid-update: repair first
+///         value
+///     }
+/// };
+/// *value += 1;
+/// assert_eq!(*value, 2);
+/// # Ok::<(), sections::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Guarded<T: Pod> {
     mutex: Mutex,

@@ -209,12 +209,7 @@ pub(crate) fn open_named(
     let st = fstat(fd.as_fd()).map_err(|e| Error::os(OP, e).with_name(name))?;
     let me = crate::sys::unix::euid();
     if st.uid != me && !allow_foreign_owner {
-        return Err(Error::new(ErrorKind::PermissionDenied, OP)
-            .with_name(name)
-            .with_detail(format!(
-                "owned by uid {}, not by this user (uid {me}); opening another user's section must be allowed explicitly",
-                st.uid
-            )));
+        return Err(Error::refused_foreign_owner(OP, st.uid, me).with_name(name));
     }
     Ok((Object { fd }, Kind::Memory, Lifetime::Persistent))
 }

@@ -8,6 +8,27 @@
 /// A handle's access bounds its views: a section opened with
 /// [`Access::Read`] has a read-only descriptor, so the kernel itself refuses
 /// a writable shared mapping. Copy-on-write views only need read access.
+///
+/// # Examples
+///
+/// ```
+/// use sections::{Access, ErrorKind, Namespace, Section};
+///
+/// # fn main() -> sections::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = Namespace::at(dir.path());
+/// let _owner = Section::options().size(4096).namespace(&ns).create("prices")?;
+/// let reader = Section::options().access(Access::Read).namespace(&ns).open("prices")?;
+///
+/// assert!(reader.map_all(Access::Read).is_ok());
+/// // A private copy needs only read access; its writes stay in the view.
+/// let scratch = reader.map_all(Access::CopyOnWrite)?;
+/// assert!(scratch.access().writes() && scratch.access().is_private());
+/// scratch.write_at(0, b"what if")?;
+/// // A shared writable view needs a read-write handle.
+/// assert_eq!(reader.map_all(Access::ReadWrite).unwrap_err().kind(), ErrorKind::PermissionDenied);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Access {
     /// Read only.

@@ -9,19 +9,48 @@ pub(crate) use names::RESERVED_PREFIX;
 pub use names::{validate_name, Namespace, MAX_NAME_LEN};
 
 /// How long a named section's name lives.
+///
+/// # Examples
+///
+/// ```
+/// use sections::{Lifetime, Namespace, Section};
+///
+/// # fn main() -> sections::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = Namespace::at(dir.path());
+/// let counted = Section::options().size(4096).namespace(&ns).create("session")?;
+/// assert_eq!(counted.lifetime(), Lifetime::Counted);
+/// drop(counted); // the last holder: the name goes with it
+/// assert!(Section::options().namespace(&ns).open("session").is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Lifetime {
     /// As on Windows: while any process holds a handle or a view. The last
     /// holder's drop removes the name; if the last holder is killed, the
     /// name is stale (never opened as live, reclaimed by the next `create`
-    /// and by [`gc`]).
+    /// and by [`gc`](crate::gc)).
     #[default]
     Counted,
-    /// As POSIX `shm_open`: the name stays until [`Section::remove`].
+    /// As POSIX `shm_open`: the name stays until
+    /// [`Section::remove`](crate::Section::remove). Not on Windows
+    /// (`Unsupported`), where a name always goes with its last handle.
     Persistent,
 }
 
 /// Which of the four kinds a section is.
+///
+/// # Examples
+///
+/// ```
+/// use sections::{Kind, Section};
+///
+/// # fn main() -> sections::Result<()> {
+/// let kind = Section::anonymous(4096)?.kind();
+/// assert_eq!(kind, Kind::Anonymous);
+/// assert!(!kind.is_named() && !kind.is_file());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// Memory-backed, without a name (a sealed memfd on Linux).
@@ -47,6 +76,23 @@ impl Kind {
 }
 
 /// What [`SectionOptions::create_or_open`](crate::SectionOptions::create_or_open) did.
+///
+/// # Examples
+///
+/// ```
+/// use sections::{Disposition, Namespace, Section};
+///
+/// # fn main() -> sections::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = Namespace::at(dir.path());
+/// let (section, how) = Section::options().size(4096).namespace(&ns).create_or_open("shared")?;
+/// match how {
+///     Disposition::Created => { /* initialise it, then tell the others */ }
+///     Disposition::Opened { size } => assert!(size >= 4096, "made smaller by someone else"),
+/// }
+/// # drop(section);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "an opened section may have a different size than requested"]
 pub enum Disposition {

@@ -22,6 +22,24 @@ pub(crate) const RESERVED_PREFIX: &str = ".sections-";
 /// `SharedMemory("telemetry")` in Python and Boost.Interprocess open.
 /// [`Namespace::at`] picks any other directory, the analog of a Windows
 /// private namespace: names there are invisible to the default namespace.
+///
+/// # Examples
+///
+/// ```
+/// use sections::{Namespace, Section};
+///
+/// # fn main() -> sections::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let ns = Namespace::at(dir.path());
+/// # let name = &format!("doc-namespace-{}", std::process::id());
+/// let private = Section::options().size(4096).namespace(&ns).create(name)?;
+///
+/// // The same name in the default namespace is another object.
+/// assert!(Section::open(name, sections::Access::Read).is_err());
+/// let public = Section::create(name, 4096)?;
+/// # drop((private, public));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Namespace {
     dir: PathBuf,
@@ -30,6 +48,26 @@ pub struct Namespace {
 impl Namespace {
     /// A namespace rooted at `dir`, which must be an existing directory
     /// (checked when a section is created or opened in it).
+    ///
+    /// On Windows, `dir` only names the namespace: its objects' names get
+    /// a prefix made from it, and the directory need not exist. On macOS
+    /// only the default namespace exists (`Unsupported` otherwise).
+    ///
+    /// # Examples
+    ///
+    /// A namespace per test, so that tests running at once never meet
+    /// each other's names:
+    ///
+    /// ```
+    /// use sections::{Namespace, Section};
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let ns = Namespace::at(dir.path());
+    /// assert_eq!(ns.dir(), dir.path());
+    /// let _s = Section::options().size(4096).namespace(&ns).create("fixture")?;
+    /// # Ok(()) }
+    /// ```
     pub fn at(dir: impl Into<PathBuf>) -> Self {
         Namespace { dir: dir.into() }
     }
@@ -58,6 +96,21 @@ impl Default for Namespace {
 /// `.sections-`. A leading `/` (as in `shm_open("/name")`) is not accepted:
 /// pass the bare name. Nothing that passes can name a file outside the
 /// namespace directory.
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidName`], saying what is wrong with the name.
+///
+/// # Examples
+///
+/// ```
+/// use sections::{validate_name, ErrorKind};
+///
+/// assert!(validate_name("telemetry").is_ok());
+/// for bad in ["", "a/b", "..", "/telemetry"] {
+///     assert_eq!(validate_name(bad).unwrap_err().kind(), ErrorKind::InvalidName);
+/// }
+/// ```
 pub fn validate_name(name: &str) -> Result<()> {
     // Windows object names may say which session namespace they live in.
     #[cfg(windows)]

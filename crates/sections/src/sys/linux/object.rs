@@ -336,13 +336,9 @@ fn open_error(op: &'static str, name: &str, ns: &Namespace, e: OpenError) -> Err
         OpenError::NotRegular => Error::new(ErrorKind::WrongKind, op)
             .with_name(name)
             .with_detail("the entry is not a regular file"),
-        OpenError::ForeignOwner(uid) => Error::new(ErrorKind::PermissionDenied, op)
-            .with_name(name)
-            .with_detail(format!(
-                "owned by uid {uid}, not by this user (uid {}); opening another user's section \
-                 must be allowed explicitly",
-                crate::sys::unix::euid()
-            )),
+        OpenError::ForeignOwner(uid) => {
+            Error::refused_foreign_owner(op, uid, crate::sys::unix::euid()).with_name(name)
+        }
         OpenError::HardLinked(links) => Error::new(ErrorKind::PermissionDenied, op)
             .with_name(name)
             .with_detail(format!(
