@@ -83,6 +83,9 @@ fn parse_bytes(text: &str, what: &str) -> Result<u64, String> {
 /// Parses permission bits in octal: `600`, `0644`, `0o640`.
 pub fn parse_mode(text: &str) -> Result<u32, String> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("'{text}' is not an octal mode (e.g. 600 or 644)"));
+    }
     let mode = u32::from_str_radix(digits, 8)
         .map_err(|_| format!("'{text}' is not an octal mode (e.g. 600 or 644)"))?;
     if mode > 0o777 {
@@ -101,7 +104,8 @@ pub fn human(bytes: u64) -> String {
     }
     let mut value = bytes as f64 / 1024.0;
     let mut unit = 0;
-    while value >= 1024.0 && unit < BINARY_UNITS.len() - 1 {
+    // Up a unit when the next would print as 1024.0 of this one.
+    while value >= 1023.95 && unit < BINARY_UNITS.len() - 1 {
         value /= 1024.0;
         unit += 1;
     }
@@ -258,6 +262,8 @@ mod tests {
     fn human_units() {
         assert_eq!(human(512), "512 B");
         assert_eq!(human(4096), "4.0 KiB");
+        assert_eq!(human(1_048_575), "1.0 MiB", "not 1024.0 KiB");
+        assert_eq!(human(1_048_524), "1023.9 KiB");
         assert_eq!(human(3 << 29), "1.5 GiB");
     }
 

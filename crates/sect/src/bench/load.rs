@@ -28,18 +28,25 @@ pub struct Load {
 }
 
 impl Load {
-    /// The heavier of two loads, field by field (a claim is as trustworthy
-    /// as its most loaded case).
+    /// The heavier of two loads (a claim is as trustworthy as its most
+    /// loaded case).
     pub fn worst(self, other: Load) -> Load {
-        Load {
-            others_cores: self.others_cores.max(other.others_cores),
-            stolen_cores: self.stolen_cores.max(other.stolen_cores),
+        if other.cores() > self.cores() {
+            other
+        } else {
+            self
         }
     }
 
-    /// Whether the machine was too busy for the numbers to mean much.
+    /// Others' and stolen time together, to the two decimals printed.
+    pub fn cores(self) -> f64 {
+        ((self.others_cores + self.stolen_cores) * 100.0).round() / 100.0
+    }
+
+    /// Whether the machine was too busy for the numbers to mean much
+    /// (compared at the precision printed).
     pub fn busy(self, cores: usize) -> bool {
-        self.others_cores + self.stolen_cores > BUSY_FRACTION * cores as f64
+        self.cores() > BUSY_FRACTION * cores as f64
     }
 }
 
@@ -129,19 +136,13 @@ fn between(a: &Snapshot, b: &Snapshot, cores: usize) -> Load {
     }
     let ticks = ticks_per_second();
     let as_cores = |t: u64| t as f64 / ticks / secs;
-    // What each other process used since `a` (all of it, for one that
-    // started since).
-    let others: u64 = b
-        .others
-        .iter()
-        .map(|&(pid, now)| {
-            let before = a
-                .others
-                .binary_search_by_key(&pid, |&(p, _)| p)
-                .map_or(0, |i| a.others[i].1);
-            now.saturating_sub(before)
-        })
-        .sum();
+    // What other processes used since `a`: the difference of the totals.
+    // (Per process, a child reaped in between would count whole: in its
+    // parent's cutime, and never subtracted.) A process that ended
+    // unreaped, or was reaped by one not listed, takes its time with it:
+    // the load is then too low, never too high.
+    let total = |s: &Snapshot| s.others.iter().map(|&(_, t)| t).sum::<u64>();
+    let others = total(b).saturating_sub(total(a));
     Load {
         others_cores: as_cores(others).min(cores as f64),
         stolen_cores: as_cores(b.stolen.saturating_sub(a.stolen)),
@@ -354,16 +355,17 @@ mod tests {
             others_cores: 0.1,
             stolen_cores: 0.2,
         };
-        assert_eq!(
-            a.worst(b),
-            Load {
-                others_cores: 0.5,
-                stolen_cores: 0.2
-            }
-        );
+        // The heavier case whole, not a mix of two.
+        assert_eq!(a.worst(b), a);
+        assert_eq!(b.worst(a), a);
         assert!(!Load::default().busy(2));
-        // 0.5 + 0.2 cores of others on two cores: more than a tenth.
-        assert!(b.worst(a).busy(2));
+        assert!(a.busy(2), "0.5 of 2 cores is more than a tenth");
+        // Printed as 0.20: not above 0.20.
+        let edge = Load {
+            others_cores: 0.2004,
+            stolen_cores: 0.0,
+        };
+        assert!(!edge.busy(2));
         assert!(!b.busy(4), "0.3 of 4 cores is not a tenth");
     }
 }

@@ -442,7 +442,7 @@ fn value(v: f64) -> String {
 /// Others' CPU time during a case, and a mark when it was too much.
 fn load_cell(load: Load, cores: usize) -> String {
     let mark = if load.busy(cores) { " BUSY" } else { "" };
-    format!("{:.2}{mark}", load.others_cores + load.stolen_cores)
+    format!("{:.2}{mark}", load.cores())
 }
 
 fn print_summary(
@@ -472,7 +472,7 @@ fn print_summary(
          not ours. LOAD columns: CPU time others used (plus stolen) while a case ran (at least the \
          last {} ms), in cores; above {:.2} cores ({:.0}% of the machine) a case is BUSY and its \
          claims get no verdict",
-        machine.load.others_cores + machine.load.stolen_cores,
+        machine.load.cores(),
         machine.load_average_1m,
         machine.others_runnable,
         load::MIN_WINDOW.as_millis(),
@@ -567,10 +567,8 @@ fn print_summary(
                 c.verdict.to_uppercase(),
                 c.id,
                 c.goal,
-                c.load.map_or("-".to_owned(), |l| format!(
-                    "{:.2}",
-                    l.others_cores + l.stolen_cores
-                )),
+                c.load
+                    .map_or("-".to_owned(), |l| format!("{:.2}", l.cores())),
                 c.meaning
             )?,
             None => writeln!(out, "  {:<7} {:<28} {:>7}  (suite not run)", "-", c.id, "-")?,

@@ -191,7 +191,6 @@ impl Shared {
         check: &mut impl FnMut(Look) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         let mut spins = 1u32;
-        let mut parks = 0u32;
         let mut spinning = match (self.wait, adaptive.as_deref()) {
             (WaitStrategy::Park, _) => false,
             (_, Some(spin)) => !spin.budget.is_zero(),
@@ -224,23 +223,16 @@ impl Shared {
                 spins = spins.wrapping_add(1);
                 continue;
             }
-            // Announce, re-check, then sleep. The first sleep of a wait
-            // re-checks without the liveness checks (system calls); every
-            // later one, after a wake-up or a nap, with them: a peer that
-            // left or died is seen after one nap at most.
+            // Announce, re-check (with the liveness checks: a peer that
+            // left before the announcement sent no wake-up, and one that
+            // died sends none), then sleep.
             self.ring.announce(waiting_word(side));
-            let mode = if parks == 0 {
-                Look::Fast
-            } else {
-                Look::Liveness
-            };
-            if let Some(v) = check(mode)? {
+            if let Some(v) = check(Look::Liveness)? {
                 return Ok(Some(v));
             }
             if let Some(spin) = adaptive.as_deref_mut() {
                 spin.parked = true;
             }
-            parks += 1;
             let nap = Instant::now() + NAP;
             self.park(side, deadline.map_or(nap, |d| d.min(nap)))?;
         }

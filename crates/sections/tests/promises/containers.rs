@@ -59,6 +59,10 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             "hostile_owner_words_never_make_a_live_peer_look_gone",
             hostile_owner_words,
         ),
+        (
+            "short_timed_calls_see_a_killed_peer",
+            short_timed_calls_see_a_killed_peer,
+        ),
     ]
 }
 
@@ -670,5 +674,47 @@ fn hostile_owner_words() -> Result<(), Failed> {
             assert!(Instant::now() < deadline, "the sender never learned");
         }
     })?;
+    Ok(())
+}
+
+/// Calls with deadlines shorter than one nap (50 ms), made again and again
+/// as a polling loop does, still learn that the peer was killed: every
+/// sleep is preceded by a look at the peer locks.
+fn short_timed_calls_see_a_killed_peer() -> Result<(), Failed> {
+    let ns = private_namespace("containers-short-timeouts");
+    let o = opts(&ns.arg);
+    let short = Duration::from_millis(10);
+    let within = Duration::from_secs(5);
+    // A sender killed; the receiver polls.
+    let _c = o.create("rx-polls")?;
+    let mut rx = o.open_receiver("rx-polls")?;
+    let mut peer = spawn("ns-hold", &[&ns.arg, "rx-polls", "sender"]);
+    peer.expect("connected");
+    peer.kill();
+    let start = Instant::now();
+    loop {
+        match rx.recv_timeout(short) {
+            Err(e) if e.kind() == ErrorKind::Disconnected => break,
+            Err(e) if e.kind() == ErrorKind::TimedOut => {}
+            other => return Err(format!("unexpected {:?}", other.map(|m| m.len())).into()),
+        }
+        assert!(start.elapsed() < within, "a killed sender was never seen");
+    }
+    // A receiver killed; a sender with a full ring polls.
+    let _c = o.create("tx-polls")?;
+    let mut peer = spawn("ns-hold", &[&ns.arg, "tx-polls", "receiver"]);
+    peer.expect("connected");
+    let mut tx = o.open_sender("tx-polls")?;
+    while tx.try_send(&[7; 64]).is_ok() {}
+    peer.kill();
+    let start = Instant::now();
+    loop {
+        match tx.send_timeout(&[7; 64], short) {
+            Err(e) if e.kind() == ErrorKind::Disconnected => break,
+            Err(e) if e.kind() == ErrorKind::TimedOut => {}
+            other => return Err(format!("unexpected {other:?}").into()),
+        }
+        assert!(start.elapsed() < within, "a killed receiver was never seen");
+    }
     Ok(())
 }
