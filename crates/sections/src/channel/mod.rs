@@ -199,10 +199,11 @@ pub enum WaitStrategy {
     /// Spin on the shared memory: the lowest latency, a busy core.
     Spin,
     /// Spin briefly, then sleep on an event (the default). The spin
-    /// adapts per handle: at most 20 µs (about what a wake-up costs), only
-    /// while recent waits ended within that, none after a spin that lost
-    /// its CPU (a busy machine), with an occasional probe to find out
-    /// whether spinning pays again.
+    /// adapts per handle: at most 20 µs (about what a wake-up costs),
+    /// longer after waits the spin caught, shorter (down to none) after
+    /// waits that had to sleep or spins that lost their CPU (a busy
+    /// machine), with an occasional probe to find out whether spinning
+    /// pays again.
     #[default]
     SpinThenPark,
     /// Sleep on an event at once.

@@ -33,13 +33,12 @@ const PREEMPTED: Duration = Duration::from_micros(50);
 const PROBE_EVERY: u32 = 32;
 
 /// How long a `SpinThenPark` wait spins, learnt from the waits before it:
-/// a wait that ended within [`SPIN_CAP`] (spinning that long would have
-/// caught it) doubles the spin; a longer one halves it, down to
-/// [`SPIN_FLOOR`], and so does a spin that lost its CPU ([`PREEMPTED`]).
-/// So a handle spins while spinning has recently paid off
-/// and parks at once while the peer is slow or the machine is busy; one
-/// wait in [`PROBE_EVERY`] at the floor spins the longest again, to find
-/// its way back when waits get short again.
+/// a wait the spin itself caught doubles the spin (up to [`SPIN_CAP`]); one
+/// that had to sleep halves it, down to [`SPIN_FLOOR`], and so does a spin
+/// that lost its CPU ([`PREEMPTED`]). So a handle spins while spinning has
+/// recently paid off and parks at once while the peer is slow or the
+/// machine is busy; one wait in [`PROBE_EVERY`] at the floor spins the
+/// longest again, to find its way back when waits get short again.
 #[derive(Debug)]
 pub(crate) struct Adaptive {
     /// The current spin, in nanoseconds.
