@@ -175,7 +175,7 @@ fn snapshot() -> Option<Snapshot> {
         .ok()?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| *pid != me && !peers.contains(pid))
-        .filter_map(|pid| Some((pid, process_ticks(&pid.to_string(), true)?)))
+        .filter_map(|pid| Some((pid, process_ticks(&pid.to_string())?)))
         .collect();
     others.sort_unstable();
     Some(Snapshot { at, stolen, others })
@@ -194,16 +194,12 @@ fn stat_fields(who: &str) -> Option<Vec<u64>> {
     )
 }
 
-/// utime + stime (and, with `children`, cutime + cstime) of a process.
-fn process_ticks(who: &str, children: bool) -> Option<u64> {
+/// utime + stime + cutime + cstime of a process: its own CPU time and
+/// that of the children it has waited for.
+fn process_ticks(who: &str) -> Option<u64> {
     // After the state: ppid(0) ... utime(10) stime(11) cutime(12) cstime(13).
     let f = stat_fields(who)?;
-    let own = f.get(10)? + f.get(11)?;
-    Some(if children {
-        own + f.get(12)? + f.get(13)?
-    } else {
-        own
-    })
+    Some(f.get(10)? + f.get(11)? + f.get(12)? + f.get(13)?)
 }
 
 /// The machine when the bench starts: the 1-minute load average, the

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::wait::Shared;
 use crate::error::{Error, Result};
-use crate::sys::{self, PeerLock, PEER_CLOSED, PEER_FREE};
+use crate::sys::{self, PeerLock, Side, PEER_CLOSED, PEER_FREE};
 
 /// The receiver's peer-lock index; sender slot `i` has index `1 + i`.
 pub(crate) const RECEIVER: u32 = 0;
@@ -57,6 +57,25 @@ pub(crate) fn claim(shared: &Shared, index: u32, owner: &AtomicU64) -> Result<Op
 /// whether its process runs.
 pub(crate) fn held(shared: &Shared, index: u32, owner: u64) -> bool {
     sys::peer_held(shared.object(), index, owner)
+}
+
+/// An endpoint leaves its slot: writes `left` into its owner word (FREE for
+/// a sender, CLOSED for the receiver), lets go of the claim, then wakes
+/// `side`, which asks the lock. A forked child's copy does nothing: the
+/// slot is the parent's.
+pub(crate) fn leave(
+    shared: &Shared,
+    claim: &mut PeerLock,
+    owner: &AtomicU64,
+    left: u64,
+    side: Side,
+) {
+    if !claim.claimed_here() {
+        return;
+    }
+    owner.store(left, Ordering::Release);
+    claim.release();
+    let _ = shared.wake(side);
 }
 
 /// The error for an endpoint used in a process forked from the one that

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::layout::{RX_OWNER, TX_EVER};
-use super::peers::{claim, connected, held, sender_alive, sender_index, RECEIVER};
+use super::peers::{claim, connected, held, leave, sender_alive, sender_index, RECEIVER};
 use super::ring::{Found, Look};
 use super::wait::Shared;
 use super::ChannelOptions;
@@ -266,18 +266,15 @@ impl Receiver {
 impl Drop for Receiver {
     #[inline]
     fn drop(&mut self) {
-        let s = &self.shared;
-        if !self.claim.claimed_here() {
-            // A forked child's copy: the slot is the parent's.
-            return;
-        }
-        s.ring
-            .mem
-            .u64(RX_OWNER)
-            .store(PEER_CLOSED, Ordering::Release);
-        // Let go of the slot, then wake the senders (which ask the lock).
-        self.claim.release();
-        let _ = s.wake(Side::Senders);
+        // CLOSED, so that senders learn it at once.
+        let owner = self.shared.ring.mem.u64(RX_OWNER);
+        leave(
+            &self.shared,
+            &mut self.claim,
+            owner,
+            PEER_CLOSED,
+            Side::Senders,
+        );
     }
 }
 

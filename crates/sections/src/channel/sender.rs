@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::layout::{RX_OWNER, TX_EVER};
-use super::peers::{claim, forked_copy, held, sender_alive, sender_index, RECEIVER};
+use super::peers::{claim, forked_copy, held, leave, sender_alive, sender_index, RECEIVER};
 use super::ring::{Look, Reservation, Ring};
 use super::wait::Shared;
 use super::ChannelOptions;
@@ -392,18 +392,15 @@ impl Sender {
 impl Drop for Sender {
     #[inline]
     fn drop(&mut self) {
-        let s = &self.shared;
-        if !self.claim.claimed_here() {
-            // A forked child's copy: the slot is the parent's.
-            return;
-        }
-        s.ring
-            .slot_owner(self.slot)
-            .store(PEER_FREE, Ordering::Release);
-        // Let go of the slot, then wake the receiver, which may be waiting
-        // to learn that every sender is gone (and asks the lock).
-        self.claim.release();
-        let _ = s.wake(Side::Receiver);
+        // The receiver may be waiting to learn that every sender is gone.
+        let owner = self.shared.ring.slot_owner(self.slot);
+        leave(
+            &self.shared,
+            &mut self.claim,
+            owner,
+            PEER_FREE,
+            Side::Receiver,
+        );
     }
 }
 

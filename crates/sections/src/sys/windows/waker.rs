@@ -22,23 +22,28 @@ pub(crate) struct Waker {
 
 /// Where a channel's events live: its namespace, or the default one for an
 /// anonymous channel, so that a child finds them whatever its options say.
-fn spec(ns: &Namespace, anonymous: bool) -> (Namespace, Lifetime) {
+fn namespace(ns: &Namespace, anonymous: bool) -> Namespace {
     if anonymous {
-        (Namespace::default(), Lifetime::Counted)
+        Namespace::default()
     } else {
-        (ns.clone(), Lifetime::Counted)
+        ns.clone()
+    }
+}
+
+/// How a channel's events are made and opened: counted, this user's.
+fn sync_spec(ns: &Namespace) -> SyncSpec<'_> {
+    SyncSpec {
+        namespace: ns,
+        lifetime: Lifetime::Counted,
+        allow_foreign_owner: false,
+        mode: 0o600,
     }
 }
 
 impl Waker {
     pub(crate) fn create(ns: &Namespace, base: &str, anonymous: bool) -> Result<Waker> {
-        let (ns, lifetime) = spec(ns, anonymous);
-        let spec = SyncSpec {
-            namespace: &ns,
-            lifetime,
-            allow_foreign_owner: false,
-            mode: 0o600,
-        };
+        let ns = namespace(ns, anonymous);
+        let spec = sync_spec(&ns);
         Ok(Waker {
             rx: Event::create(&spec, &format!("{base}.rx"), false, false)?,
             tx: Event::create(&spec, &format!("{base}.tx"), false, false)?,
@@ -51,13 +56,8 @@ impl Waker {
             crate::error::Error::new(crate::error::ErrorKind::InvalidName, "open channel")
                 .with_detail("the token does not name the channel's events")
         })?;
-        let (ns, lifetime) = spec(ns, anonymous);
-        let spec = SyncSpec {
-            namespace: &ns,
-            lifetime,
-            allow_foreign_owner: false,
-            mode: 0o600,
-        };
+        let ns = namespace(ns, anonymous);
+        let spec = sync_spec(&ns);
         Ok(Waker {
             rx: Event::open(&spec, &format!("{base}.rx"))?,
             tx: Event::open(&spec, &format!("{base}.tx"))?,
