@@ -123,6 +123,27 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Show an executable or shared library (ELF or PE): its loadable
+    /// segments with their protections and how many of their pages the
+    /// page cache holds; with --symbols, its hottest and coldest symbols.
+    /// The file is only parsed, nothing of it is mapped to run; parsing
+    /// reads its headers and symbol tables without read-ahead, so those
+    /// pages (and no others) may be resident because of it.
+    Image {
+        /// The image file.
+        file: PathBuf,
+        /// Also rank its functions and data by the pages of their file
+        /// range in the page cache: the hottest and the coldest.
+        #[arg(long)]
+        symbols: bool,
+        /// How many symbols each of the two lists shows.
+        #[arg(long, value_name = "N", default_value = "10", requires = "symbols",
+              value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        top: u64,
+        /// Print a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure what sections rest on, on this machine: a mapped file
     /// against read(), shared memory against private memory.
     #[command(after_help = SIZES_HELP)]
@@ -171,4 +192,7 @@ pub enum Suite {
     /// Messages between processes: the channel against a pipe, a Unix
     /// socket and the raw cache-line floor.
     Ipc,
+    /// An executable image mapped by its segments against reading it
+    /// whole; what one call brings into memory (needs a C compiler).
+    Image,
 }

@@ -42,6 +42,12 @@ fn dispatch(g: &Global, command: Command) -> Result {
         Command::Info { name, json } => info(g, &name, json),
         Command::Rm { name } => rm(g, &name),
         Command::Gc { dry_run } => gc(g, dry_run),
+        Command::Image {
+            file,
+            symbols,
+            top,
+            json,
+        } => crate::image::run(&file, symbols, top as usize, json),
         #[cfg(target_os = "linux")]
         Command::Bench {
             suites,

@@ -5,6 +5,7 @@
 mod bench;
 mod cli;
 mod commands;
+mod image;
 mod report;
 mod units;
 

@@ -525,6 +525,8 @@ fn completions_and_man_page_come_from_the_same_definitions() {
         "info",
         "rm",
         "gc",
+        "image",
+        "--symbols",
         "--namespace",
         "--hex",
     ] {

@@ -347,7 +347,7 @@ fn man_dir_writes_every_page_sect_1_refers_to() {
         }
     }
     for command in [
-        "create", "hold", "write", "cat", "ls", "info", "rm", "gc", "man",
+        "create", "hold", "write", "cat", "ls", "info", "rm", "gc", "image", "man",
     ] {
         let page = format!("sect-{command}");
         assert!(

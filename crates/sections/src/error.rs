@@ -81,6 +81,14 @@ pub enum ErrorKind {
     /// A peer of another version of this library made the object: its
     /// shared layout or protocol differs, so it is not used.
     WrongVersion,
+    /// A file is not an image this crate can map, or its headers are
+    /// damaged or hostile (truncated, segments overlapping or past the end
+    /// of the file, absurd sizes). See [`Image::open`](crate::Image::open).
+    BadImage,
+    /// An image's code cannot run where it was mapped without a dynamic
+    /// loader: it needs relocations or other libraries, or is linked for
+    /// fixed addresses. See [`MappedImage::function`](crate::MappedImage::function).
+    NeedsRelocation,
     /// Any other operating-system error; see [`Error::os_error`].
     Os,
 }
@@ -106,6 +114,8 @@ impl ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::NoSpace => "no space",
             ErrorKind::WrongVersion => "made by an incompatible version",
+            ErrorKind::BadImage => "not a valid image",
+            ErrorKind::NeedsRelocation => "needs relocation by a dynamic loader",
             ErrorKind::Os => "operating-system error",
         }
     }
@@ -152,6 +162,8 @@ struct Inner {
     kind: ErrorKind,
     op: &'static str,
     name: Option<String>,
+    /// What `name` names: "section", or "image" for image files.
+    subject: &'static str,
     detail: Option<String>,
     source: Option<io::Error>,
     /// The owner's uid when the object was refused for belonging to
@@ -167,6 +179,7 @@ impl Error {
                 kind,
                 op,
                 name: None,
+                subject: "section",
                 detail: None,
                 source,
                 foreign_owner: None,
@@ -206,6 +219,15 @@ impl Error {
     pub(crate) fn with_name(mut self, name: &str) -> Self {
         if self.inner.name.is_none() {
             self.inner.name = Some(name.to_owned());
+        }
+        self
+    }
+
+    /// Names the image file the error is about.
+    pub(crate) fn with_image(mut self, path: &str) -> Self {
+        if self.inner.name.is_none() {
+            self.inner.name = Some(path.to_owned());
+            self.inner.subject = "image";
         }
         self
     }
@@ -275,7 +297,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
         if let Some(name) = &i.name {
-            write!(f, "section '{}': ", name.escape_debug())?;
+            write!(f, "{} '{}': ", i.subject, name.escape_debug())?;
         }
         write!(f, "{}: {}", i.op, i.kind)?;
         match (&i.detail, &i.source) {
@@ -305,6 +327,8 @@ impl From<Error> for io::Error {
             ErrorKind::Unsupported => io::ErrorKind::Unsupported,
             ErrorKind::NoSpace => io::ErrorKind::StorageFull,
             ErrorKind::WrongVersion => io::ErrorKind::InvalidData,
+            ErrorKind::BadImage => io::ErrorKind::InvalidData,
+            ErrorKind::NeedsRelocation => io::ErrorKind::Unsupported,
             ErrorKind::Os => err
                 .inner
                 .source

@@ -58,7 +58,7 @@
 //
 // 0  types, error            plain vocabulary and the error type
 // 1  sys                     the only code that talks to the OS
-// 2  section, view, options, share, share_unix, named
+// 2  section, view, options, share, share_unix, named, image
 //                            sections and views
 // 3  sync                    mutexes, events, semaphores, guarded values
 // 4  channel                 the channel
@@ -68,6 +68,7 @@ mod types;
 
 mod sys;
 
+mod image;
 mod named;
 mod options;
 mod section;
@@ -84,6 +85,10 @@ mod inspect;
 mod usage;
 
 pub use error::{Error, ErrorKind, Result};
+pub use image::{
+    Image, ImageFormat, ImageKind, MappedImage, PageSet, Protection, Segment, Symbol, SymbolKind,
+    MAX_METADATA, MAX_SPAN,
+};
 pub use inspect::{entry, gc, list, EntryInfo};
 pub use options::SectionOptions;
 pub use section::{remove, Section};

@@ -381,3 +381,24 @@ pub fn remove(namespace: &Namespace, name: &str) -> Result<Removed> {
     validate_name(name).map_err(|e| e.with_op("remove"))?;
     sys::remove(namespace, name)
 }
+
+impl Section {
+    /// Opens an executable or shared library as an image section: the same
+    /// as [`Image::open`](crate::Image::open). An image is its own type,
+    /// not a kind of `Section`: it is mapped by its segments, each with its
+    /// own protection, rather than as one range of bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use sections::Section;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let image = Section::image("/usr/bin/true")?;
+    /// println!("{} segments", image.segments().len());
+    /// # Ok(()) }
+    /// ```
+    pub fn image(path: impl AsRef<Path>) -> Result<crate::Image> {
+        crate::Image::open(path)
+    }
+}

@@ -14,6 +14,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("sys", 1),
     ("section", 2),
     ("view", 2),
+    ("image", 2),
     ("options", 2),
     ("share", 2),
     ("share_unix", 2),

@@ -40,6 +40,10 @@ pub enum CaseId {
     UdsLoadedRtt8,
     ChannelLoadedStream64K,
     UdsLoadedStream64K,
+    // image
+    ImageMapCold,
+    ImageReadCold,
+    ImageResidentRandom,
 }
 
 impl CaseId {

@@ -44,6 +44,7 @@ pub fn peer(role: &str) -> ! {
         "floor" => peer_floor(&arg),
         #[cfg(feature = "peers")]
         "iceoryx2" => super::iceoryx::peer(&arg),
+        "image" => super::image::peer(&arg),
         "channel-spin" => peer_channel(&arg, WaitStrategy::Spin),
         "channel-park" => peer_channel(&arg, WaitStrategy::SpinThenPark),
         "pipe" => {

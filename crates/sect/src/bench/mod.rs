@@ -5,6 +5,7 @@ mod cases;
 mod env;
 #[cfg(feature = "peers")]
 mod iceoryx;
+mod image;
 mod ipc;
 mod latency;
 mod load;
@@ -84,6 +85,7 @@ struct ResultRow<'a> {
 #[derive(Debug, Clone, Copy)]
 enum Goal {
     AtLeast(f64),
+    AtMost(f64),
     Within(f64, f64),
 }
 
@@ -93,6 +95,7 @@ impl Goal {
         let shown = round2(ratio);
         match self {
             Goal::AtLeast(g) => shown >= g,
+            Goal::AtMost(g) => shown <= g,
             Goal::Within(lo, hi) => (lo..=hi).contains(&shown),
         }
     }
@@ -100,6 +103,7 @@ impl Goal {
     fn text(self) -> String {
         match self {
             Goal::AtLeast(g) => format!(">= {g:.2}"),
+            Goal::AtMost(g) => format!("<= {g:.2}"),
             Goal::Within(lo, hi) => format!("{lo:.2}..{hi:.2}"),
         }
     }
@@ -146,7 +150,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     }
     let size = opts.size / 4096 * 4096;
     let suites = if opts.suites.is_empty() {
-        vec![Suite::Mmap, Suite::Shared, Suite::Ipc]
+        vec![Suite::Mmap, Suite::Shared, Suite::Ipc, Suite::Image]
     } else {
         opts.suites.clone()
     };
@@ -174,6 +178,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             Suite::Mmap => results.extend(mmap::run(&cfg, &progress, &mut notes)?),
             Suite::Shared => results.extend(shared::run(&cfg, &progress, &mut notes)?),
             Suite::Ipc => results.extend(ipc::run(&cfg, &progress, &mut notes)?),
+            Suite::Image => results.extend(image::run(&cfg, &progress, &mut notes)?),
         }
     }
     progress.finish_and_clear();
@@ -196,6 +201,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
                     metric: match r.metric {
                         Metric::Throughput => "throughput",
                         Metric::Latency => "latency",
+                        Metric::Fraction => "fraction",
                     },
                     unit: r.metric.unit(),
                     min: r.stats.min,
@@ -237,6 +243,8 @@ fn steps(suites: &[Suite], runs: usize) -> u64 {
             // floor, 2 × 4 channel sizes, 2 × 4 pipe/socket sizes, 3 × 2
             // streams; under load 3 round trips and 2 streams
             Suite::Ipc => 1 + 8 + 8 + 6 + 3 + 2,
+            // four "ready" cases, two residency cases of `runs` passes
+            Suite::Image => per_group(4, runs) + 2 * runs as u64,
         })
         .sum()
 }
@@ -376,6 +384,20 @@ fn claims(results: &[CaseResult], cores: usize) -> Vec<Claim> {
             "a named section serves random 8-byte reads at this fraction of private memory's speed",
         ),
     ];
+    claims.push(claim(
+        "image_map_vs_read_ready",
+        ratio(m(ImageReadCold), m(ImageMapCold)),
+        AtLeast(20.0),
+        &[ImageReadCold, ImageMapCold],
+        "from a cold cache, reading a 64 MiB image whole takes this many times as long as mapping it as an image",
+    ));
+    claims.push(claim(
+        "image_resident_after_one_call",
+        m(ImageResidentRandom),
+        AtMost(0.02),
+        &[ImageResidentRandom],
+        "fraction of a 64 MiB image in memory after one function call from a cold cache, read-ahead off",
+    ));
     // Only in a build with the other middleware (`--features peers`).
     if cfg!(feature = "peers") {
         claims.push(claim(
@@ -421,7 +443,7 @@ fn reference<'a>(results: &'a [CaseResult], r: &CaseResult) -> Option<&'a CaseRe
 fn speedup(r: &CaseResult, reference: &CaseResult) -> f64 {
     match r.metric {
         Metric::Throughput => r.stats.median / reference.stats.median,
-        Metric::Latency => reference.stats.median / r.stats.median,
+        Metric::Latency | Metric::Fraction => reference.stats.median / r.stats.median,
     }
 }
 

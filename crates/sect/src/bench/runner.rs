@@ -39,6 +39,9 @@ pub enum Metric {
     Throughput,
     /// Nanoseconds per operation; lower is better.
     Latency,
+    /// A fraction (of a file, resident); lower is better. Measured by the
+    /// suite itself, never by `measure`.
+    Fraction,
 }
 
 impl Metric {
@@ -46,6 +49,7 @@ impl Metric {
         match self {
             Metric::Throughput => "GB/s",
             Metric::Latency => "ns/op",
+            Metric::Fraction => "of file",
         }
     }
 
@@ -53,6 +57,7 @@ impl Metric {
         match self {
             Metric::Throughput => s.work / s.secs / 1e9,
             Metric::Latency => s.secs * 1e9 / s.work.max(1.0),
+            Metric::Fraction => s.work,
         }
     }
 }

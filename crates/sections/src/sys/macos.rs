@@ -402,3 +402,58 @@ impl PeerLock {
 pub(crate) fn peer_held(_object: &Object, _index: u32, _owner: u64) -> bool {
     false
 }
+
+/// Image sections: macOS maps neither ELF nor PE images here (Mach-O is
+/// its own format); every call is `Unsupported`.
+#[derive(Debug)]
+pub(crate) struct ImageMapping {
+    never: std::convert::Infallible,
+}
+
+impl ImageMapping {
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        match self.never {}
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self.never {}
+    }
+}
+
+fn no_images() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "image sections are mapped on Linux (ELF) and Windows (PE) only",
+    )
+}
+
+pub(crate) fn open_image_file(path: &std::path::Path) -> io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
+pub(crate) fn header_reader(file: &std::fs::File) -> io::Result<std::fs::File> {
+    file.try_clone()
+}
+
+pub(crate) fn map_elf(
+    _file: &std::fs::File,
+    _span: u64,
+    _segments: &[crate::sys::LoadSegment],
+) -> io::Result<ImageMapping> {
+    Err(no_images())
+}
+
+pub(crate) fn map_pe(_file: &std::fs::File) -> io::Result<ImageMapping> {
+    Err(no_images())
+}
+
+pub(crate) fn page_cache(
+    _file: &std::fs::File,
+    _path: &std::path::Path,
+) -> io::Result<Option<Vec<bool>>> {
+    Ok(None)
+}
+
+pub(crate) fn present_pages(_ptr: *const u8, _len: usize) -> io::Result<Vec<bool>> {
+    Err(no_images())
+}

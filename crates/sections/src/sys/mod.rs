@@ -16,6 +16,20 @@ use std::path::{Path, PathBuf};
 
 use crate::types::Lifetime;
 
+/// One loadable segment of an image, as `map_elf` maps it: `vaddr` is
+/// relative to the start of the image's page-aligned range.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // read by Linux's `map_elf`
+pub(crate) struct LoadSegment {
+    pub vaddr: u64,
+    pub mem_size: u64,
+    pub offset: u64,
+    pub file_size: u64,
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
 /// What a new named section is asked to be.
 pub(crate) struct Spec<'a> {
     pub size: Option<u64>,
@@ -189,6 +203,14 @@ pub(crate) use imp::{
 };
 // For `Mapping` only.
 use imp::{unmap, Guard};
+
+// Image sections: a file mapped by its segments (`map_elf` on Linux,
+// `map_pe` on Windows; `Unsupported` elsewhere), the page cache's residency
+// of a file (`None` where the OS does not tell this process), the pages of
+// a range mapped in this process.
+pub(crate) use imp::{
+    header_reader, map_elf, map_pe, open_image_file, page_cache, present_pages, ImageMapping,
+};
 
 // Processes, named sync objects, a channel's peer slots and waking its
 // sides.

@@ -5,6 +5,7 @@
 //! The contract items (`sys/mod.rs`) are named here; the rest is Linux's own.
 
 mod fork;
+mod image;
 mod lifetime;
 mod listing;
 mod object;
@@ -23,6 +24,9 @@ use rustix::fs::{self as rfs, Mode, OFlags};
 pub(crate) use super::unix::{
     advise, flush, from_file, granularity, lock, lock_limit_hint, open_path, page_size, prefetch,
     resident_pages, unlock, unmap, Guard,
+};
+pub(crate) use image::{
+    header_reader, map_elf, map_pe, open_image_file, page_cache, present_pages, ImageMapping,
 };
 pub(crate) use lifetime::{entry_type, reclaim_stale};
 pub(crate) use listing::{list_entry, list_namespace, remove_abandoned_build};

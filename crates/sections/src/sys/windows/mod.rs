@@ -5,6 +5,7 @@
 //! so nothing is ever stale. What Windows cannot do is a typed
 //! `Unsupported` error that says what to use instead.
 
+mod image;
 mod object;
 mod peers;
 pub(crate) mod sync;
@@ -18,6 +19,9 @@ pub(crate) use object::{
 pub(crate) use crate::sys::unlisted::{
     entry_type, list_entry, list_namespace, peer_held_at, reclaim_stale, remove_abandoned_build,
     resident_bytes, users_of,
+};
+pub(crate) use image::{
+    header_reader, map_elf, map_pe, open_image_file, page_cache, present_pages, ImageMapping,
 };
 pub(crate) use peers::{peer_held, PeerLock};
 pub(crate) use view::{

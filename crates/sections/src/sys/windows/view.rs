@@ -83,10 +83,16 @@ pub(crate) unsafe fn prefetch(ptr: *mut u8, len: usize, _write: bool) -> io::Res
 /// # Safety
 /// The range must lie within a live view.
 pub(crate) unsafe fn resident_pages(ptr: *mut u8, len: usize) -> io::Result<usize> {
+    Ok(working_set(ptr, len)?.into_iter().filter(|&p| p).count())
+}
+
+/// Which pages of a range are in the working set, one flag per page.
+/// Asking about an address is harmless whatever lies there.
+pub(crate) fn working_set(ptr: *const u8, len: usize) -> io::Result<Vec<bool>> {
     let page = page_size();
     let mut entries: Vec<PSAPI_WORKING_SET_EX_INFORMATION> = (0..len.div_ceil(page))
         .map(|i| PSAPI_WORKING_SET_EX_INFORMATION {
-            VirtualAddress: ptr.wrapping_add(i * page).cast(),
+            VirtualAddress: ptr.wrapping_add(i * page) as *mut _,
             ..Default::default()
         })
         .collect();
@@ -99,8 +105,8 @@ pub(crate) unsafe fn resident_pages(ptr: *mut u8, len: usize) -> io::Result<usiz
     // SAFETY: reading the `Flags` view of a plain-data union; bit 0 is Valid.
     Ok(entries
         .iter()
-        .filter(|e| unsafe { e.VirtualAttributes.Flags } & 1 == 1)
-        .count())
+        .map(|e| unsafe { e.VirtualAttributes.Flags } & 1 == 1)
+        .collect())
 }
 
 /// # Safety
