@@ -56,6 +56,9 @@ pub struct ImageReport {
     pub total_pages: Option<usize>,
     /// Symbols with an address in a loadable segment.
     pub symbol_count: usize,
+    /// False when the image names more symbols than the library lists
+    /// (names over 64 MiB in all).
+    pub symbols_complete: bool,
     pub segments: Vec<SegmentReport>,
     /// With `--symbols` only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -208,6 +211,7 @@ fn build(image: &Image, cache: Option<&PageSet>, top: Option<usize>) -> ImageRep
         resident_pages: total.map(|t| t.resident_pages),
         total_pages: total.map(|t| t.total_pages),
         symbol_count: image.symbols().len(),
+        symbols_complete: image.symbols_complete(),
         segments,
         symbols: top.map(|top| symbols(image, cache, top)),
     }
@@ -219,19 +223,19 @@ fn symbols(image: &Image, cache: Option<&PageSet>, top: usize) -> SymbolsReport 
     // Functions and data with a size and bytes in the file, one entry per
     // address and size (the library sorts by address, then name).
     let mut ranked: Vec<(Vec<&sections::Symbol>, std::ops::Range<u64>)> = Vec::new();
+    // Aliases: one address, size and kind.
+    let mut seen: std::collections::HashMap<(u64, u64, bool), usize> =
+        std::collections::HashMap::new();
     for s in all
         .iter()
-        .filter(|s| matches!(s.kind, SymbolKind::Function | SymbolKind::Data) && s.size > 0)
+        .filter(|s| s.size > 0 && s.kind != SymbolKind::Other)
     {
-        match ranked
-            .iter_mut()
-            .rev()
-            .take_while(|(g, _)| g[0].address == s.address)
-            .find(|(g, _)| g[0].size == s.size)
-        {
-            Some((group, _)) => group.push(s),
+        let key = (s.address, s.size, s.kind == SymbolKind::Data);
+        match seen.get(&key) {
+            Some(&i) => ranked[i].0.push(s),
             None => {
                 if let Some(range) = image.file_range_of(s.address, s.size) {
+                    seen.insert(key, ranked.len());
                     ranked.push((vec![s], range));
                 }
             }
@@ -249,10 +253,10 @@ fn symbols(image: &Image, cache: Option<&PageSet>, top: usize) -> SymbolsReport 
                 SymbolReport {
                     name: names[0].to_owned(),
                     aliases: names[1..].iter().map(|n| (*n).to_owned()).collect(),
-                    kind: if s.kind == SymbolKind::Function {
-                        "function"
-                    } else {
+                    kind: if s.kind == SymbolKind::Data {
                         "data"
+                    } else {
+                        "function"
                     },
                     address: s.address,
                     size: s.size,
@@ -275,7 +279,7 @@ fn symbols(image: &Image, cache: Option<&PageSet>, top: usize) -> SymbolsReport 
     let (hottest, coldest) = lists.unzip();
     SymbolsReport {
         count: all.len(),
-        functions: of_kind(SymbolKind::Function),
+        functions: of_kind(SymbolKind::Function) + of_kind(SymbolKind::IndirectFunction),
         data: of_kind(SymbolKind::Data),
         ranked: ranked.len(),
         hottest,
@@ -335,14 +339,19 @@ fn write_text(out: &mut impl Write, image: &Image, r: &ImageReport) -> io::Resul
         let all = image.symbols();
         let functions = all
             .iter()
-            .filter(|s| s.kind == SymbolKind::Function)
+            .filter(|s| matches!(s.kind, SymbolKind::Function | SymbolKind::IndirectFunction))
             .count();
         let data = all.iter().filter(|s| s.kind == SymbolKind::Data).count();
         format!(
-            "{} ({functions} function{}, {data} data, {} other)",
+            "{} ({functions} function{}, {data} data, {} other){}",
             r.symbol_count,
             if functions == 1 { "" } else { "s" },
-            r.symbol_count - functions - data
+            r.symbol_count - functions - data,
+            if r.symbols_complete {
+                ""
+            } else {
+                "; more not listed: their names pass 64 MiB"
+            }
         )
     };
     line(out, "symbols", &symbols)?;

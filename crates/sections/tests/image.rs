@@ -511,6 +511,68 @@ unsigned long pick(unsigned long i) { return table[i & 1](); }
         assert!(status.success());
     }
 
+    /// The child side of the test below: root in a user namespace of
+    /// nobody's, asking about libc (owned by the real root).
+    #[test]
+    fn child_asks_in_a_user_namespace() {
+        let Some(libc) = std::env::var_os("SECTIONS_IMAGE_USERNS") else {
+            return;
+        };
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "root in the namespace");
+        let image = Image::open(libc).unwrap();
+        assert_eq!(image.page_cache().unwrap(), None);
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("own");
+        std::fs::copy(std::env::current_exe().unwrap(), &own).unwrap();
+        assert!(Image::open(&own).unwrap().page_cache().unwrap().is_some());
+    }
+
+    #[test]
+    fn root_in_a_user_namespace_gets_no_made_up_residency() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // needs setpriv as root
+        }
+        let libc = system_images()
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains("libc.so"))
+            .expect("libc.so.6 in a standard place");
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("image-test");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let probe = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["unshare", "--user", "--map-root-user", "true"])
+            .status();
+        if !matches!(probe, Ok(s) if s.success()) {
+            eprintln!("nobody cannot make a user namespace here: skipped");
+            return;
+        }
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["unshare", "--user", "--map-root-user"])
+            .arg(&exe)
+            .args([
+                "--exact",
+                "linux::child_asks_in_a_user_namespace",
+                "--nocapture",
+            ])
+            .env("SECTIONS_IMAGE_USERNS", &libc)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("1 passed"), "{text}");
+    }
+
     /// A valid tiny image with its bytes changed by proptest: never a panic
     /// or a crash, always an image or a clean error; mapping what parses
     /// never crashes either.
@@ -616,6 +678,9 @@ unsigned long pick(unsigned long i) { return table[i & 1](); }
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
     }
 
+    /// The tests that measure peak memory run one at a time.
+    static MEMORY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     /// Peak resident memory of this process, in KiB.
     fn max_rss_kb() -> i64 {
         // SAFETY: getrusage fills the struct we pass.
@@ -648,11 +713,167 @@ unsigned long pick(unsigned long i) { return table[i & 1](); }
             .unwrap()
             .set_len(8 << 30)
             .unwrap();
+        let _one = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
         let before = max_rss_kb();
         let image = Image::open(&huge).expect("segments are fine; only symbols are absurd");
         assert!(image.symbols().is_empty());
         let grew = max_rss_kb() - before;
         assert!(grew < 64 << 10, "peak memory grew by {grew} KiB");
+    }
+
+    /// Writes `bytes` (a patched tiny object) and opens it.
+    fn patched(dir: &Path, name: &str, bytes: &[u8]) -> sections::Result<Image> {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        Image::open(&path)
+    }
+
+    #[test]
+    fn what_only_a_loader_or_another_machine_could_run_is_not_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(path) = tiny(dir.path()) else { return };
+        let bytes = std::fs::read(&path).unwrap();
+        // Another architecture (AArch64 on x86-64, x86-64 elsewhere).
+        let mut other = bytes.clone();
+        let machine = if cfg!(target_arch = "x86_64") {
+            183
+        } else {
+            62
+        };
+        put(&mut other, 18, machine, 2);
+        let image = patched(dir.path(), "other.so", &other).unwrap();
+        let mapped = image.map().unwrap();
+        // SAFETY: never called: the lookup must fail.
+        let e = unsafe { mapped.function::<extern "C" fn(u64, u64) -> u64>("add") }.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+        assert!(e.to_string().contains("machine"), "{e}");
+        // An indirect function: its address is a resolver.
+        let source = "static unsigned long real(void) { return 42; }\n\
+                      static void *resolve(void) { return (void *)real; }\n\
+                      unsigned long answer(void) __attribute__((ifunc(\"resolve\")));\n";
+        let Some(ifunc) = cc(dir.path(), "ifunc", source, &[]) else {
+            return;
+        };
+        let image = Image::open(&ifunc).unwrap();
+        if let Some(sym) = image.symbol("answer") {
+            assert_eq!(sym.kind, SymbolKind::IndirectFunction);
+            let mapped = image.map().unwrap();
+            // SAFETY: never called: the lookup must fail.
+            let e = unsafe { mapped.function::<extern "C" fn() -> u64>("answer") }.unwrap_err();
+            assert!(
+                matches!(
+                    e.kind(),
+                    ErrorKind::Unsupported | ErrorKind::NeedsRelocation
+                ),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn segments_sharing_a_page_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(path) = tiny(dir.path()) else { return };
+        let mut bytes = std::fs::read(&path).unwrap();
+        let phoff = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
+        // The read-only segment after the code moved onto the code's page
+        // (0x1800, offset 0x2800: no byte overlaps, the page is shared).
+        let ro = phoff + 2 * 56;
+        put(&mut bytes, ro + 8, 0x2800, 8);
+        put(&mut bytes, ro + 16, 0x1800, 8);
+        let e = patched(dir.path(), "shared-page.so", &bytes).unwrap_err();
+        assert!(e.to_string().contains("share a page"), "{e}");
+    }
+
+    #[test]
+    fn a_file_shrunk_between_open_and_map_is_not_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(path) = tiny(dir.path()) else { return };
+        let image = Image::open(&path).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        let e = image.map().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(Image::open(&fifo).map(|_| ()).map_err(|e| e.kind()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("Image::open on a FIFO must not block");
+        assert_eq!(got, Err(ErrorKind::BadImage));
+    }
+
+    #[test]
+    fn an_empty_segment_with_an_absurd_offset_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(path) = tiny(dir.path()) else { return };
+        let mut bytes = std::fs::read(&path).unwrap();
+        let phoff = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
+        let seg = phoff + 2 * 56;
+        put(&mut bytes, seg + 4, 7, 4); // rwx
+        put(&mut bytes, seg + 8, u64::MAX, 8); // offset
+        put(&mut bytes, seg + 32, 0, 8); // filesz
+        put(&mut bytes, seg + 40, 0, 8); // memsz
+        let e = patched(dir.path(), "empty.so", &bytes).unwrap_err();
+        assert!(e.to_string().contains("past the end"), "{e}");
+    }
+
+    #[test]
+    fn long_names_for_many_symbols_do_not_take_memory_without_bound() {
+        // 40,000 symbols each named by the same 4000-byte string: 160 MB of
+        // names from a file of about 1 MB.
+        let dir = tempfile::tempdir().unwrap();
+        let name = "n".repeat(4000);
+        let mut source = String::new();
+        for i in 0..40_000 {
+            source.push_str(&format!("unsigned long f{i}(void) {{ return {i}; }}\n"));
+        }
+        let Some(path) = cc(dir.path(), "many", &source, &["-O0"]) else {
+            return;
+        };
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Point every .symtab name at one long string appended to the file,
+        // as the new string table.
+        let shoff = u64::from_le_bytes(bytes[40..48].try_into().unwrap()) as usize;
+        let shnum = u16::from_le_bytes(bytes[60..62].try_into().unwrap()) as usize;
+        let header = |i: usize| shoff + i * 64;
+        let symtab = (0..shnum)
+            .find(|&i| u32::from_le_bytes(bytes[header(i) + 4..][..4].try_into().unwrap()) == 2)
+            .expect("a .symtab");
+        let sh = header(symtab);
+        let link = u32::from_le_bytes(bytes[sh + 40..sh + 44].try_into().unwrap()) as usize;
+        let strtab = header(link);
+        let at = bytes.len() as u64;
+        bytes.push(0);
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0);
+        put(&mut bytes, strtab + 24, at, 8);
+        put(&mut bytes, strtab + 32, name.len() as u64 + 2, 8);
+        let sym_off = u64::from_le_bytes(bytes[sh + 24..sh + 32].try_into().unwrap()) as usize;
+        let sym_size = u64::from_le_bytes(bytes[sh + 32..sh + 40].try_into().unwrap()) as usize;
+        for k in 1..sym_size / 24 {
+            put(&mut bytes, sym_off + k * 24, 1, 4);
+        }
+        let _one = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+        let before = max_rss_kb();
+        let image = patched(dir.path(), "long-names.so", &bytes).unwrap();
+        let grew = max_rss_kb() - before;
+        assert!(!image.symbols_complete());
+        assert!(grew < 120 << 10, "peak memory grew by {grew} KiB");
     }
 
     fn crafted(dir: &Path, edit: impl Fn(&mut Vec<u8>, usize)) -> sections::Error {

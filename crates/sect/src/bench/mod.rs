@@ -243,8 +243,8 @@ fn steps(suites: &[Suite], runs: usize) -> u64 {
             // floor, 2 × 4 channel sizes, 2 × 4 pipe/socket sizes, 3 × 2
             // streams; under load 3 round trips and 2 streams
             Suite::Ipc => 1 + 8 + 8 + 6 + 3 + 2,
-            // four "ready" cases, two residency cases of `runs` passes
-            Suite::Image => per_group(4, runs) + 2 * runs as u64,
+            // five "ready" cases, two residency cases of `runs` passes
+            Suite::Image => per_group(5, runs) + 2 * runs as u64,
         })
         .sum()
 }

@@ -98,6 +98,12 @@ struct Inner {
     symbols: Vec<Symbol>,
     /// Why the image cannot run unrelocated (empty: it can).
     relocations: Vec<String>,
+    /// Why this process cannot run its code at all (another architecture).
+    foreign: Option<String>,
+    symbols_complete: bool,
+    /// Indices of the segments with memory, in address order (they do not
+    /// overlap: `check_layout`).
+    by_address: Vec<usize>,
     /// Lowest segment address rounded down to a page.
     low: u64,
     /// Bytes from `low` to the end of the highest segment, page-rounded.
@@ -144,7 +150,8 @@ impl Image {
         }
         let reader = sys::header_reader(&file).map_err(|e| named(Error::os("open image", e)))?;
         let cache = ReadCache::new(reader);
-        let data = Bounded(&cache);
+        let budget = std::cell::Cell::new(0);
+        let data = Bounded::new(&cache, &budget);
         let parsed = match FileKind::parse(data) {
             Ok(FileKind::Elf32) => {
                 parse_elf::<elf::FileHeader32<Endianness>>(data, ImageFormat::Elf32)
@@ -161,6 +168,10 @@ impl Image {
         }
         .map_err(named)?;
         let (low, span) = check_layout(&parsed, file_len).map_err(named)?;
+        let mut by_address: Vec<usize> = (0..parsed.segments.len())
+            .filter(|&i| parsed.segments[i].mem_size > 0)
+            .collect();
+        by_address.sort_by_key(|&i| parsed.segments[i].address);
         Ok(Image {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -172,6 +183,9 @@ impl Image {
                 segments: parsed.segments,
                 symbols: parsed.symbols,
                 relocations: parsed.relocations,
+                foreign: parsed.foreign,
+                symbols_complete: parsed.symbols_complete,
+                by_address,
                 low,
                 span,
             }),
@@ -216,6 +230,13 @@ impl Image {
         &self.inner.symbols
     }
 
+    /// Whether [`symbols`](Image::symbols) lists every symbol: false when
+    /// their names together passed 64 MiB (a hostile table can give every
+    /// symbol a 4 KiB name) and the rest were left out.
+    pub fn symbols_complete(&self) -> bool {
+        self.inner.symbols_complete
+    }
+
     /// The symbol called `name`, if any.
     pub fn symbol(&self, name: &str) -> Option<&Symbol> {
         self.inner.symbols.iter().find(|s| s.name == name)
@@ -236,7 +257,7 @@ impl Image {
     /// far as the file holds them (`None` for addresses only memory has,
     /// like `.bss`).
     pub fn file_range_of(&self, address: u64, len: u64) -> Option<Range<u64>> {
-        let seg = self.inner.segments.iter().find(|s| s.contains(address))?;
+        let seg = self.inner.segment_at(address)?;
         let rel = address - seg.address;
         if rel >= seg.file_size {
             return None;
@@ -265,6 +286,14 @@ impl Image {
     /// # Ok(()) }
     /// ```
     pub fn page_cache(&self) -> Result<Option<PageSet>> {
+        if self.inner.file_len > MAX_SPAN {
+            return Err(Error::new(ErrorKind::InvalidSize, "page-cache residency")
+                .with_image(&self.inner.path.display().to_string())
+                .with_detail(format!(
+                    "the file has {} bytes; residency is reported for files of at most {MAX_SPAN}",
+                    self.inner.file_len
+                )));
+        }
         let pages = sys::page_cache(&self.inner.file, &self.inner.path).map_err(|e| {
             Error::os("page-cache residency", e).with_image(&self.inner.path.display().to_string())
         })?;
@@ -281,11 +310,27 @@ impl Image {
     /// # Errors
     ///
     /// [`ErrorKind::Unsupported`] for a format this platform does not map
-    /// (ELF on Windows, PE on Linux, anything on macOS); an OS error if a
-    /// mapping fails.
+    /// (ELF on Windows, PE on Linux, anything on macOS);
+    /// [`ErrorKind::Truncated`] if the file shrank since it was opened; an
+    /// OS error if a mapping fails.
     pub fn map(&self) -> Result<MappedImage> {
         let inner = &self.inner;
         let shown = inner.path.display().to_string();
+        // The segments were checked against the file's length when it was
+        // opened: a file shrunk since then is not mapped.
+        let now = inner
+            .file
+            .metadata()
+            .map_err(|e| Error::os("map image", e).with_image(&shown))?
+            .len();
+        if now < inner.file_len {
+            return Err(Error::new(ErrorKind::Truncated, "map image")
+                .with_image(&shown)
+                .with_detail(format!(
+                    "the file shrank from {} to {now} bytes since it was opened",
+                    inner.file_len
+                )));
+        }
         let mapping = if inner.format.is_elf() {
             let segments: Vec<LoadSegment> = inner
                 .segments
@@ -310,6 +355,17 @@ impl Image {
             image: self.clone(),
             mapping,
         })
+    }
+}
+
+impl Inner {
+    /// The segment whose memory holds `address`.
+    fn segment_at(&self, address: u64) -> Option<&Segment> {
+        let i = self
+            .by_address
+            .partition_point(|&i| self.segments[i].address <= address);
+        let seg = &self.segments[*self.by_address.get(i.checked_sub(1)?)?];
+        seg.contains(address).then_some(seg)
     }
 }
 
@@ -365,11 +421,7 @@ impl MappedImage {
         if rel >= self.mapping.len() as u64 {
             return None;
         }
-        self.image
-            .inner
-            .segments
-            .iter()
-            .find(|s| s.contains(address))?;
+        self.image.inner.segment_at(address)?;
         Some(self.mapping.ptr().wrapping_add(rel as usize).cast_const())
     }
 
@@ -401,8 +453,11 @@ impl MappedImage {
     /// such function; [`ErrorKind::PermissionDenied`] if its segment is not
     /// executable (or asked to be writable too, and was mapped without
     /// execute); [`ErrorKind::InvalidSize`] if `F` is not pointer-sized;
-    /// [`ErrorKind::Unsupported`] for PE images (the system maps them; use
-    /// its loader to call into them).
+    /// [`ErrorKind::Unsupported`] for an image of another architecture,
+    /// class or byte order than this process, and for PE images (the
+    /// system maps them; use its loader to call into them). Indirect
+    /// functions (`STT_GNU_IFUNC`) are never handed out: their address is a
+    /// resolver only a dynamic loader runs.
     ///
     /// # Safety
     ///
@@ -421,6 +476,9 @@ impl MappedImage {
             return Err(Error::new(ErrorKind::InvalidSize, op)
                 .with_detail("the function type must be a function pointer"));
         }
+        if let Some(why) = &inner.foreign {
+            return Err(Error::new(ErrorKind::Unsupported, op).with_detail(why.clone()));
+        }
         if inner.kind == ImageKind::Executable {
             return Err(Error::new(ErrorKind::NeedsRelocation, op).with_detail(
                 "the image is linked to run at fixed addresses (ET_EXEC); it was mapped elsewhere",
@@ -434,6 +492,16 @@ impl MappedImage {
                 )),
             );
         }
+        if inner
+            .symbols
+            .iter()
+            .any(|s| s.name == name && s.kind == SymbolKind::IndirectFunction)
+        {
+            return Err(Error::new(ErrorKind::Unsupported, op).with_detail(format!(
+                "{name:?} is an indirect function (STT_GNU_IFUNC): its address is a resolver \
+                 that only a dynamic loader runs"
+            )));
+        }
         let sym = inner
             .symbols
             .iter()
@@ -442,14 +510,10 @@ impl MappedImage {
                 Error::new(ErrorKind::NotFound, op)
                     .with_detail(format!("no function {name:?} in the image"))
             })?;
-        let seg = inner
-            .segments
-            .iter()
-            .find(|s| s.contains(sym.address))
-            .ok_or_else(|| {
-                Error::new(ErrorKind::NotFound, op)
-                    .with_detail(format!("function {name:?} lies outside the image's memory"))
-            })?;
+        let seg = inner.segment_at(sym.address).ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, op)
+                .with_detail(format!("function {name:?} lies outside the image's memory"))
+        })?;
         if !seg.protection.execute || seg.protection.write {
             return Err(
                 Error::new(ErrorKind::PermissionDenied, op).with_detail(format!(

@@ -1,11 +1,13 @@
 //! Reading an image's headers: ELF and PE through the `object` crate, over
 //! a bounded reader, and the checks a layout must pass before it is mapped.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::ops::Range;
 
-use object::read::elf::{Dyn as _, FileHeader, ProgramHeader as _, Sym as _};
+use object::read::elf::{Dyn as _, FileHeader, ProgramHeader as _, SectionHeader as _, Sym as _};
 use object::read::pe::ImageNtHeaders;
+use object::read::StringTable;
 use object::{elf, pe, Endianness, LittleEndian as LE, ReadCache, ReadRef};
 
 use super::types::{ImageFormat, ImageKind, Protection, Segment, Symbol, SymbolKind};
@@ -13,21 +15,45 @@ use super::{MAX_METADATA, MAX_SPAN};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 
+/// The most bytes of symbol names an image's symbol list keeps: a hostile
+/// table can name every symbol with the same long string, and each name is
+/// a `String` of its own.
+pub(super) const MAX_NAMES: u64 = 64 << 20;
+
+/// The most loadable segments an image may have (real ones have a handful).
+const MAX_SEGMENTS: usize = 1024;
+
 /// A bounded reader for the header parser: reads are served from the file
-/// on demand and cached, and no single read may exceed [`MAX_METADATA`].
+/// on demand and cached, and all of them together may not exceed
+/// [`MAX_METADATA`] bytes (a header claiming more is refused as absurd).
 #[derive(Clone, Copy)]
-pub(super) struct Bounded<'a>(pub(super) &'a ReadCache<File>);
+pub(super) struct Bounded<'a> {
+    cache: &'a ReadCache<File>,
+    /// Bytes this reader may still read.
+    left: &'a Cell<u64>,
+}
+
+impl<'a> Bounded<'a> {
+    pub(super) fn new(cache: &'a ReadCache<File>, left: &'a Cell<u64>) -> Self {
+        left.set(MAX_METADATA);
+        Bounded { cache, left }
+    }
+
+    fn take(self, size: u64) -> std::result::Result<(), ()> {
+        let left = self.left.get().checked_sub(size).ok_or(())?;
+        self.left.set(left);
+        Ok(())
+    }
+}
 
 impl<'a> ReadRef<'a> for Bounded<'a> {
     fn len(self) -> std::result::Result<u64, ()> {
-        self.0.len()
+        self.cache.len()
     }
 
     fn read_bytes_at(self, offset: u64, size: u64) -> std::result::Result<&'a [u8], ()> {
-        if size > MAX_METADATA {
-            return Err(());
-        }
-        self.0.read_bytes_at(offset, size)
+        self.take(size)?;
+        self.cache.read_bytes_at(offset, size)
     }
 
     fn read_bytes_at_until(
@@ -35,7 +61,9 @@ impl<'a> ReadRef<'a> for Bounded<'a> {
         range: Range<u64>,
         delimiter: u8,
     ) -> std::result::Result<&'a [u8], ()> {
-        self.0.read_bytes_at_until(range, delimiter)
+        // At most 4 KiB per string (the cache's own limit).
+        self.take(4096)?;
+        self.cache.read_bytes_at_until(range, delimiter)
     }
 }
 
@@ -51,6 +79,32 @@ pub(super) struct Parsed {
     pub(super) segments: Vec<Segment>,
     pub(super) symbols: Vec<Symbol>,
     pub(super) relocations: Vec<String>,
+    /// Why this process cannot run the image's code, if it cannot: another
+    /// architecture, class or byte order.
+    pub(super) foreign: Option<String>,
+    /// False when the symbols' names passed [`MAX_NAMES`] and the rest
+    /// were not listed.
+    pub(super) symbols_complete: bool,
+}
+
+/// The ELF machine, class and byte order of this process.
+fn native_elf() -> Option<(u16, bool, bool)> {
+    let machine = if cfg!(target_arch = "x86_64") {
+        elf::EM_X86_64
+    } else if cfg!(target_arch = "aarch64") {
+        elf::EM_AARCH64
+    } else if cfg!(target_arch = "x86") {
+        elf::EM_386
+    } else if cfg!(target_arch = "riscv64") {
+        elf::EM_RISCV
+    } else {
+        return None;
+    };
+    Some((
+        machine.0,
+        cfg!(target_pointer_width = "64"),
+        cfg!(target_endian = "little"),
+    ))
 }
 
 fn elf_err(what: &str) -> impl Fn(object::read::Error) -> Error + '_ {
@@ -74,6 +128,17 @@ pub(super) fn parse_elf<E: FileHeader<Endian = Endianness>>(
         }
     };
     let entry: u64 = header.e_entry(endian).into();
+    let machine = header.e_machine(endian).0;
+    let mine = (machine, header.is_class_64(), header.is_little_endian());
+    let foreign = match native_elf() {
+        Some(native) if native == mine => None,
+        Some(_) => Some(format!(
+            "the image is for ELF machine {machine} ({}-bit, {} endian), not this process's",
+            if mine.1 { 64 } else { 32 },
+            if mine.2 { "little" } else { "big" }
+        )),
+        None => Some("this process's architecture is not one the crate calls into".to_owned()),
+    };
     let phdrs = header
         .program_headers(endian, data)
         .map_err(elf_err("program headers"))?;
@@ -121,6 +186,7 @@ pub(super) fn parse_elf<E: FileHeader<Endian = Endianness>>(
     }
     relocations.dedup();
     let mut symbols = Vec::new();
+    let mut complete = true;
     // Symbols are optional: an image without section headers (or with
     // damaged ones) still maps; only its symbols are unknown.
     if let Ok(sections) = header.sections(endian, data) {
@@ -128,20 +194,35 @@ pub(super) fn parse_elf<E: FileHeader<Endian = Endianness>>(
         if table.as_ref().map_or(true, |t| t.symbols().is_empty()) {
             table = sections.symbols(endian, data, elf::SHT_DYNSYM);
         }
-        if let Ok(table) = table {
-            let strings = table.strings();
+        // The string table is read once, whole (names read one by one would
+        // each be cached on their own: a hostile table could name every
+        // symbol with 4 KiB).
+        let strtab = table.as_ref().ok().and_then(|t| {
+            let section = sections.section(t.string_section()).ok()?;
+            section.data(endian, data).ok()
+        });
+        let mut loadable: Vec<&Segment> = segments.iter().filter(|s| s.mem_size > 0).collect();
+        loadable.sort_by_key(|s| s.address);
+        let in_memory = |address: u64| {
+            let i = loadable.partition_point(|s| s.address <= address);
+            i > 0 && loadable[i - 1].contains(address)
+        };
+        if let (Ok(table), Some(strtab)) = (table, strtab) {
+            let mut names = 0u64;
+            let strings = StringTable::new(strtab, 0, strtab.len() as u64);
             for sym in table.symbols() {
                 if sym.st_shndx(endian) == elf::SHN_UNDEF {
                     continue;
                 }
                 let kind = match sym.st_type() {
-                    elf::STT_FUNC | elf::STT_GNU_IFUNC => SymbolKind::Function,
+                    elf::STT_FUNC => SymbolKind::Function,
+                    elf::STT_GNU_IFUNC => SymbolKind::IndirectFunction,
                     elf::STT_OBJECT => SymbolKind::Data,
                     elf::STT_NOTYPE => SymbolKind::Other,
                     _ => continue, // sections, files, thread-locals: no address
                 };
                 let address: u64 = sym.st_value(endian).into();
-                if !segments.iter().any(|s: &Segment| s.contains(address)) {
+                if !in_memory(address) {
                     continue;
                 }
                 let Ok(name) = sym.name(endian, strings) else {
@@ -149,6 +230,11 @@ pub(super) fn parse_elf<E: FileHeader<Endian = Endianness>>(
                 };
                 if name.is_empty() {
                     continue;
+                }
+                names += name.len() as u64;
+                if names > MAX_NAMES {
+                    complete = false;
+                    break;
                 }
                 symbols.push(Symbol {
                     name: String::from_utf8_lossy(name).into_owned(),
@@ -168,6 +254,8 @@ pub(super) fn parse_elf<E: FileHeader<Endian = Endianness>>(
         segments,
         symbols,
         relocations,
+        foreign,
+        symbols_complete: complete,
     })
 }
 
@@ -208,6 +296,8 @@ pub(super) fn parse_pe<N: ImageNtHeaders>(
         segments,
         symbols: Vec::new(),
         relocations: Vec::new(),
+        foreign: None,
+        symbols_complete: true,
     })
 }
 
@@ -217,15 +307,16 @@ pub(super) fn parse_pe<N: ImageNtHeaders>(
 /// Returns the page-rounded low address and span.
 pub(super) fn check_layout(parsed: &Parsed, file_len: u64) -> Result<(u64, u64)> {
     let page = sys::page_size() as u64;
-    let mut segs: Vec<&Segment> = parsed.segments.iter().filter(|s| s.mem_size > 0).collect();
-    if segs.is_empty() {
-        return Err(bad("the image has no loadable segments"));
+    if parsed.segments.len() > MAX_SEGMENTS {
+        return Err(bad(format!(
+            "the image has {} loadable segments (at most {MAX_SEGMENTS} are accepted)",
+            parsed.segments.len()
+        )));
     }
-    segs.sort_by_key(|s| s.address);
-    for (i, s) in segs.iter().enumerate() {
+    // Every segment, empty or not, must say something possible.
+    for (i, s) in parsed.segments.iter().enumerate() {
         let at = format!("segment {i} at {:#x}", s.address);
-        let end = s
-            .address
+        s.address
             .checked_add(s.mem_size)
             .ok_or_else(|| bad(format!("{at}: its size {} overflows", s.mem_size)))?;
         if s.file_size > s.mem_size {
@@ -235,7 +326,7 @@ pub(super) fn check_layout(parsed: &Parsed, file_len: u64) -> Result<(u64, u64)>
             )));
         }
         let file_end = s.file_offset.checked_add(s.file_size);
-        if s.file_size > 0 && file_end.is_none_or(|e| e > file_len) {
+        if s.file_offset > file_len || file_end.is_none_or(|e| e > file_len) {
             return Err(bad(format!(
                 "{at}: its bytes {}..{} lie past the end of the file ({} bytes)",
                 s.file_offset,
@@ -249,13 +340,29 @@ pub(super) fn check_layout(parsed: &Parsed, file_len: u64) -> Result<(u64, u64)>
                 s.file_offset
             )));
         }
-        if let Some(next) = segs.get(i + 1) {
-            if end > next.address {
-                return Err(bad(format!(
-                    "{at} overlaps the segment at {:#x}",
-                    next.address
-                )));
-            }
+    }
+    let mut segs: Vec<&Segment> = parsed.segments.iter().filter(|s| s.mem_size > 0).collect();
+    if segs.is_empty() {
+        return Err(bad("the image has no loadable segments"));
+    }
+    segs.sort_by_key(|s| s.address);
+    for pair in segs.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let end = a.address + a.mem_size;
+        if end > b.address {
+            return Err(bad(format!(
+                "the segment at {:#x} overlaps the segment at {:#x}",
+                a.address, b.address
+            )));
+        }
+        // Pages are mapped whole: a page both would map would hold one
+        // segment's bytes with the other's protection (ELF; the system
+        // lays PE images out itself).
+        if parsed.format.is_elf() && (end - 1) / page == b.address / page {
+            return Err(bad(format!(
+                "the segments at {:#x} and {:#x} share a page",
+                a.address, b.address
+            )));
         }
     }
     let low = segs[0].address / page * page;

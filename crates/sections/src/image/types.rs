@@ -111,6 +111,10 @@ impl Segment {
 pub enum SymbolKind {
     /// Code.
     Function,
+    /// An indirect function (ELF `STT_GNU_IFUNC`): its address is a
+    /// resolver that a dynamic loader calls to choose the function; never
+    /// handed out as callable.
+    IndirectFunction,
     /// Data.
     Data,
     /// Anything else with an address (no type given).

@@ -9,10 +9,9 @@ use std::ffi::c_void;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::ptr::NonNull;
 
-use rustix::fs::{Access as FsAccess, AtFlags, CWD};
 use rustix::mm::{self, MapFlags, ProtFlags};
 
 use crate::sys::LoadSegment;
@@ -49,9 +48,15 @@ impl Drop for ImageMapping {
     }
 }
 
-/// Opens an image file for reading (and mapping).
+/// Opens an image file for reading (and mapping). Non-blocking, so that a
+/// FIFO put where an image was expected is refused (not a regular file)
+/// instead of waiting for a writer; reads of regular files ignore the flag.
 pub(crate) fn open_image_file(path: &std::path::Path) -> io::Result<File> {
-    File::open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
 }
 
 /// A descriptor to read an image's headers through, advised for random
@@ -122,47 +127,56 @@ pub(crate) fn map_elf(
         let mem_end = (seg.vaddr + seg.mem_size).div_ceil(page) * page;
         let mut zero_from = start; // first page not mapped from the file
         if seg.file_size > 0 {
-            let map_end = file_end.div_ceil(page) * page;
+            // Pages wholly of the file are mapped from it; a last page that
+            // is partly memory (the segment goes on as zeros, `.bss`) is
+            // this mapping's own: zero pages with the file's bytes copied
+            // in with `pread` (never a store through the file's mapping,
+            // which would fault if the file shrank meanwhile).
+            let whole_end = if seg.mem_size > seg.file_size {
+                file_end / page * page
+            } else {
+                file_end.div_ceil(page) * page
+            };
             let offset = seg.offset - (seg.vaddr - start);
-            // SAFETY: `start..map_end` lies inside our own reservation
-            // (checked by the caller against `span`), so MAP_FIXED replaces
-            // only pages this mapping owns; the file range is readable.
-            unsafe {
-                mm::mmap(
-                    (base + start as usize) as *mut c_void,
-                    (map_end - start) as usize,
-                    prot,
-                    MapFlags::PRIVATE | MapFlags::FIXED,
-                    file.as_fd(),
-                    offset,
-                )?;
+            if whole_end > start {
+                // SAFETY: `start..whole_end` lies inside our own reservation
+                // (checked by the caller against `span`), so MAP_FIXED
+                // replaces only pages this mapping owns.
+                unsafe {
+                    mm::mmap(
+                        (base + start as usize) as *mut c_void,
+                        (whole_end - start) as usize,
+                        prot,
+                        MapFlags::PRIVATE | MapFlags::FIXED,
+                        file.as_fd(),
+                        offset,
+                    )?;
+                }
             }
-            zero_from = map_end;
-            // The rest of the last file page belongs to memory, not to the
-            // file: zero it as the loader does (a copy of that one page).
-            let tail = (map_end - file_end) as usize;
-            if seg.mem_size > seg.file_size && tail > 0 {
-                let at = (base + file_end as usize) as *mut u8;
-                let last = (base + (map_end - page) as usize) as *mut c_void;
-                if !seg.write {
-                    // SAFETY: one page of our own mapping, made writable
-                    // (never writable and executable at once) for the
-                    // zeroing and given its protection back below.
-                    unsafe {
-                        mm::mprotect(
-                            last,
-                            page as usize,
-                            mm::MprotectFlags::READ | mm::MprotectFlags::WRITE,
-                        )?
-                    };
+            zero_from = whole_end.max(start);
+            if file_end > zero_from {
+                let at = (base + zero_from as usize) as *mut c_void;
+                // SAFETY: one page inside our reservation, made writable
+                // (not executable) for the copy, its protection set below.
+                unsafe {
+                    mm::mmap_anonymous(
+                        at,
+                        page as usize,
+                        ProtFlags::READ | ProtFlags::WRITE,
+                        MapFlags::PRIVATE | MapFlags::FIXED,
+                    )?;
                 }
-                // SAFETY: `at..at+tail` is the end of the page just mapped
-                // (private, writable now); nothing else refers to it yet.
-                unsafe { std::ptr::write_bytes(at, 0, tail) };
-                if !seg.write {
-                    // SAFETY: as above.
-                    unsafe { mm::mprotect(last, page as usize, mprotect_flags(prot))? };
-                }
+                let want = (file_end - zero_from) as usize;
+                // The page's file offset (the page may start before the
+                // segment: the loader maps those bytes from the file too).
+                let from = (seg.offset + zero_from) - seg.vaddr;
+                // SAFETY: `at..at+want` is inside the page just mapped,
+                // writable, and nothing else refers to it yet.
+                let buf = unsafe { std::slice::from_raw_parts_mut(at.cast::<u8>(), want) };
+                read_fully_at(file, buf, from)?;
+                // SAFETY: the same page; its final protection (W^X kept).
+                unsafe { mm::mprotect(at, page as usize, mprotect_flags(prot))? };
+                zero_from += page;
             }
         }
         if mem_end > zero_from {
@@ -179,6 +193,21 @@ pub(crate) fn map_elf(
         }
     }
     Ok(mapping)
+}
+
+/// Reads what the file holds at `offset` into `buf`; a file that ends
+/// early leaves the rest zero.
+fn read_fully_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn mprotect_flags(prot: ProtFlags) -> mm::MprotectFlags {
@@ -204,53 +233,72 @@ pub(crate) fn map_pe(_file: &File) -> io::Result<ImageMapping> {
 }
 
 /// Which pages of `file` the page cache holds, one flag per page, or `None`
-/// when the kernel does not tell this process: since Linux 5.2 `mincore`
-/// reports page-cache residency of a file only to processes that own the
-/// file or may write it; for others it reports only the pages the process
-/// itself has mapped, which would read as "not cached".
-pub(crate) fn page_cache(file: &File, path: &std::path::Path) -> io::Result<Option<Vec<bool>>> {
-    let meta = file.metadata()?;
-    if !residency_observable(&meta, path) {
-        return Ok(None);
-    }
-    let len = usize::try_from(meta.len())
+/// when the kernel does not tell this process. Since Linux 5.2 `mincore`
+/// reports page-cache residency of a file only to processes that own it
+/// (or have CAP_FOWNER in its user namespace) or may write it; to others it
+/// answers "resident" for every page. Rather than guess that rule (user
+/// namespaces, capabilities, a path renamed since it was opened), the
+/// mapping asked about reaches one page past the end of the file, a page
+/// the page cache can never hold: "resident" there means the kernel is not
+/// telling. Nothing is read or faulted in.
+pub(crate) fn page_cache(file: &File, _path: &std::path::Path) -> io::Result<Option<Vec<bool>>> {
+    let len = file.metadata()?.len();
+    let page = super::page_size() as u64;
+    // A page past the end, beyond any large folio that holds the last one.
+    const FOLIO: u64 = 2 << 20;
+    let probe = len.div_ceil(FOLIO) * FOLIO;
+    let map_len = usize::try_from(probe + page)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
-    if len == 0 {
-        return Ok(Some(Vec::new()));
-    }
-    // SAFETY: a fresh read-only shared mapping of our file, never touched
-    // (mincore faults nothing in) and unmapped below.
+    // SAFETY: a fresh read-only shared mapping of our file (partly past its
+    // end), never touched: mincore faults nothing in. Unmapped below.
     let ptr = unsafe {
         mm::mmap(
             std::ptr::null_mut(),
-            len,
+            map_len,
             ProtFlags::READ,
             MapFlags::SHARED,
             file.as_fd(),
             0,
         )?
     };
-    let page = super::page_size();
-    let mut vec = vec![0u8; len.div_ceil(page)];
-    // SAFETY: `vec` has one byte per page of the mapping, as mincore needs.
-    let rc = unsafe { libc::mincore(ptr, len, vec.as_mut_ptr().cast()) };
-    let err = io::Error::last_os_error();
+    let result = (|| {
+        let mut one = [0u8; 1];
+        // SAFETY: the last page of the mapping.
+        let at = unsafe { ptr.cast::<u8>().add(probe as usize) };
+        // SAFETY: one page of the mapping, one byte of answer.
+        if unsafe { libc::mincore(at.cast(), page as usize, one.as_mut_ptr().cast()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if one[0] & 1 == 1 {
+            return Ok(None);
+        }
+        let pages = len.div_ceil(page) as usize;
+        let mut out = Vec::with_capacity(pages);
+        let chunk = 1usize << 16; // pages asked at once
+        let mut vec = vec![0u8; chunk.min(pages)];
+        let mut first = 0usize;
+        while first < pages {
+            let n = chunk.min(pages - first);
+            // SAFETY: `n` pages from page `first`, inside the mapping;
+            // `vec` has at least one byte per page asked about.
+            let rc = unsafe {
+                libc::mincore(
+                    ptr.cast::<u8>().add(first * page as usize).cast(),
+                    n * page as usize,
+                    vec.as_mut_ptr().cast(),
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            out.extend(vec[..n].iter().map(|b| b & 1 == 1));
+            first += n;
+        }
+        Ok(Some(out))
+    })();
     // SAFETY: the mapping made above, used by nothing else.
-    let _ = unsafe { mm::munmap(ptr, len) };
-    if rc != 0 {
-        return Err(err);
-    }
-    Ok(Some(vec.iter().map(|b| b & 1 == 1).collect()))
-}
-
-/// The kernel's rule for `mincore` on a file mapping (`can_do_mincore`): the
-/// caller owns the file (or has CAP_FOWNER, approximated by being root), or
-/// may open it for writing.
-fn residency_observable(meta: &std::fs::Metadata, path: &std::path::Path) -> bool {
-    let euid = crate::sys::unix::euid();
-    euid == 0
-        || meta.uid() == euid
-        || rustix::fs::accessat(CWD, path, FsAccess::WRITE_OK, AtFlags::EACCESS).is_ok()
+    let _ = unsafe { mm::munmap(ptr, map_len) };
+    result
 }
 
 /// Which pages of `ptr..ptr+len` (page-aligned, inside a live mapping of
