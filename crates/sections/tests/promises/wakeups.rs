@@ -3,13 +3,15 @@
 //! event is set or a permit is free. The same is model-checked step by
 //! step in `sync/protocol.rs` (loom); here real processes are killed right
 //! after the signal, round after round, so the kill lands at every point
-//! the scheduler offers.
+//! the scheduler offers. The channel's two sides are killed the same way,
+//! right after the other side woke them: the survivor must never hang.
 
 use std::time::{Duration, Instant};
 
 use libtest_mimic::Failed;
+use sections::channel::ChannelOptions;
 use sections::sync::{Reset, SyncOptions};
-use sections::{list, Namespace, ObjectState};
+use sections::{list, ErrorKind, Namespace, ObjectState};
 
 use crate::ns::private_namespace;
 use crate::peer::{spawn, Peer, TestFn};
@@ -23,6 +25,14 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
         (
             "a_semaphore_survives_its_woken_waiter_being_killed",
             semaphore_woken_waiter_killed,
+        ),
+        (
+            "a_channel_receiver_killed_as_it_wakes_never_hangs_the_sender",
+            receiver_killed_as_it_wakes,
+        ),
+        (
+            "a_channel_sender_killed_as_it_wakes_leaves_every_sent_message",
+            sender_killed_as_it_wakes,
         ),
     ]
 }
@@ -41,6 +51,24 @@ pub fn role(role: &str, args: &[String]) -> Option<RoleResult> {
             println!("waiting");
             e.wait()?;
             println!("released");
+            Ok(())
+        }),
+        // A receiver asleep on an empty channel, then taking whatever comes.
+        "channel-recv-forever" => run(&|| {
+            let mut rx = channel_opts(arg(0)).open_receiver(arg(1))?;
+            println!("waiting");
+            loop {
+                drop(rx.recv()?);
+            }
+        }),
+        // A sender filling the ring with numbered messages, asleep when it
+        // is full.
+        "channel-send-forever" => run(&|| {
+            let mut tx = channel_opts(arg(0)).open_sender(arg(1))?;
+            println!("sending");
+            for i in 0u64.. {
+                tx.send(&message(i))?;
+            }
             Ok(())
         }),
         "semaphore-acquire-forever" => run(&|| {
@@ -163,5 +191,116 @@ fn semaphore_woken_waiter_killed() -> Result<(), Failed> {
     println!(
         "{survivors} of {ROUNDS} rounds: a survivor took the permit (else the killed waiter had)"
     );
+    Ok(())
+}
+
+/// Small channels, so that a few messages fill them.
+fn channel_opts(dir: &str) -> ChannelOptions {
+    let mut o = ChannelOptions::new();
+    o.namespace(&Namespace::at(dir)).capacity(4096);
+    o
+}
+
+/// Message `i` of a sender: its number, then filler that depends on it.
+fn message(i: u64) -> Vec<u8> {
+    let mut m = i.to_le_bytes().to_vec();
+    m.extend((0..248).map(|k| (i as u8).wrapping_add(k as u8)));
+    m
+}
+
+/// Spins for a random moment of up to `max_us`, so that kills land at
+/// different points after the wake-up.
+fn jitter(max_us: u64) {
+    let until = Instant::now() + Duration::from_micros(fastrand::u64(0..=max_us));
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+/// Runs `f` on a thread and fails if it has not returned within `limit`
+/// (an untimed call that hangs would hang the test run otherwise).
+fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failed> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .map_err(|_| format!("{what}: still waiting after {limit:?}").into())
+}
+
+/// The receiver wakes for a message and is killed at once (before or
+/// after it takes it): the sender, filling the ring, gets `Disconnected`
+/// from an untimed send, and the receiver's slot is free for the next.
+fn receiver_killed_as_it_wakes() -> Result<(), Failed> {
+    let ns = private_namespace("wake-chan-rx");
+    for r in 0..ROUNDS {
+        let name = format!("ch{r}");
+        let _channel = channel_opts(&ns.arg).create(&name)?;
+        let mut tx = channel_opts(&ns.arg).open_sender(&name)?;
+        let mut rx = spawn("channel-recv-forever", &[&ns.arg, &name]);
+        rx.expect("waiting");
+        // Let it reach the futex.
+        std::thread::sleep(Duration::from_millis(20));
+        tx.send(&message(0))?;
+        jitter(200);
+        rx.kill();
+        let sent = within(Duration::from_secs(10), "an untimed send", move || {
+            let mut n = 1u64;
+            loop {
+                match tx.send(&message(n)) {
+                    Ok(()) => n += 1,
+                    Err(e) => return (n, e.kind()),
+                }
+            }
+        })?;
+        assert_eq!(sent.1, ErrorKind::Disconnected, "round {r}: {sent:?}");
+        // The dead receiver's slot is claimable.
+        let mut next = spawn("channel-recv-forever", &[&ns.arg, &name]);
+        next.expect("waiting");
+        next.kill();
+    }
+    Ok(())
+}
+
+/// The sender sleeps on a full ring; the receiver takes one message (which
+/// wakes it) and kills it at once: every message it had fully sent is
+/// received, intact and in order, then `Disconnected`, never a hang.
+fn sender_killed_as_it_wakes() -> Result<(), Failed> {
+    let ns = private_namespace("wake-chan-tx");
+    for r in 0..ROUNDS {
+        let name = format!("ch{r}");
+        let _channel = channel_opts(&ns.arg).create(&name)?;
+        let mut rx = channel_opts(&ns.arg).open_receiver(&name)?;
+        let mut tx = spawn("channel-send-forever", &[&ns.arg, &name]);
+        tx.expect("sending");
+        // Let it fill the ring and fall asleep.
+        std::thread::sleep(Duration::from_millis(20));
+        let first = rx.recv()?.to_vec();
+        assert_eq!(first, message(0), "round {r}");
+        jitter(200);
+        tx.kill();
+        let got = within(Duration::from_secs(10), "an untimed recv", move || {
+            let mut next = 1u64;
+            loop {
+                match rx.recv() {
+                    Ok(m) => {
+                        let m = m.to_vec();
+                        if m != message(next) {
+                            return Err(format!("message {next} arrived as {m:?}"));
+                        }
+                        next += 1;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Disconnected => return Ok(next),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        })?;
+        let n = got.map_err(|e| format!("round {r}: {e}"))?;
+        assert!(n >= 2, "round {r}: a 4 KiB ring held more than one message");
+    }
     Ok(())
 }
