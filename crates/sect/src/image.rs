@@ -116,7 +116,16 @@ pub struct SymbolReport {
 pub fn run(path: &Path, symbols: bool, top: usize, json: bool) -> Result {
     refuse_special_files(path)?;
     let image = Image::open(path)?;
-    let cache = image.page_cache()?;
+    let cache = match image.page_cache() {
+        Ok(cache) => cache,
+        // A file too large to keep a flag per page for: the segments are
+        // still worth showing.
+        Err(e) if e.kind() == sections::ErrorKind::InvalidSize => {
+            eprintln!("sect: {e}; residency is not shown");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let report = build(&image, cache.as_ref(), symbols.then_some(top));
     let mut out = io::BufWriter::new(io::stdout().lock());
     if json {
@@ -350,7 +359,7 @@ fn write_text(out: &mut impl Write, image: &Image, r: &ImageReport) -> io::Resul
             if r.symbols_complete {
                 ""
             } else {
-                "; more not listed: their names pass 64 MiB"
+                "; more not listed: over 1,048,576 symbols or 64 MiB of names"
             }
         )
     };

@@ -747,6 +747,21 @@ unsigned long pick(unsigned long i) { return table[i & 1](); }
         let e = unsafe { mapped.function::<extern "C" fn(u64, u64) -> u64>("add") }.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
         assert!(e.to_string().contains("machine"), "{e}");
+        // Thread-local storage: the code would use the caller's.
+        let tls = "__thread unsigned long slot = 7;\n\
+                   unsigned long tls_read(void) { return slot; }\n";
+        if let Some(tls) = cc(dir.path(), "tls", tls, &["-fPIE", "-pie", "-Wl,-e,0"]) {
+            let image = Image::open(&tls).unwrap();
+            assert!(
+                image.relocations().iter().any(|r| r.contains("PT_TLS")),
+                "{:?}",
+                image.relocations()
+            );
+            let mapped = image.map().unwrap();
+            // SAFETY: never called: the lookup must fail.
+            let e = unsafe { mapped.function::<extern "C" fn() -> u64>("tls_read") }.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::NeedsRelocation, "{e}");
+        }
         // An indirect function: its address is a resolver.
         let source = "static unsigned long real(void) { return 42; }\n\
                       static void *resolve(void) { return (void *)real; }\n\
@@ -798,6 +813,22 @@ unsigned long pick(unsigned long i) { return table[i & 1](); }
             .unwrap();
         let e = image.map().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
+    }
+
+    #[test]
+    fn residency_of_a_file_grown_huge_after_open_is_refused_not_allocated() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(path) = tiny(dir.path()) else { return };
+        let image = Image::open(&path).unwrap();
+        // 300 GiB, sparse: a flag per page would be 75 million flags.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(300 << 30)
+            .unwrap();
+        let e = image.page_cache().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidSize, "{e}");
     }
 
     #[test]

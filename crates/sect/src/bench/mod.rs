@@ -430,6 +430,8 @@ fn reference<'a>(results: &'a [CaseResult], r: &CaseResult) -> Option<&'a CaseRe
     match (r.suite, r.group) {
         ("mmap", "scan") => best_read(results),
         ("ipc", _) => None,
+        // Fractions of a file: nothing to be faster than.
+        ("image", "resident after one call") => None,
         ("shared", _) => results
             .iter()
             .find(|x| x.group == r.group && x.case.ends_with("private, 4 KiB pages")),

@@ -231,8 +231,9 @@ impl Image {
     }
 
     /// Whether [`symbols`](Image::symbols) lists every symbol: false when
-    /// their names together passed 64 MiB (a hostile table can give every
-    /// symbol a 4 KiB name) and the rest were left out.
+    /// there were more than 1,048,576 or their names together passed
+    /// 64 MiB (a hostile table can give every symbol a 4 KiB name), and the
+    /// rest were left out.
     pub fn symbols_complete(&self) -> bool {
         self.inner.symbols_complete
     }
@@ -286,22 +287,18 @@ impl Image {
     /// # Ok(()) }
     /// ```
     pub fn page_cache(&self) -> Result<Option<PageSet>> {
-        if self.inner.file_len > MAX_SPAN {
-            return Err(Error::new(ErrorKind::InvalidSize, "page-cache residency")
-                .with_image(&self.inner.path.display().to_string())
-                .with_detail(format!(
-                    "the file has {} bytes; residency is reported for files of at most {MAX_SPAN}",
-                    self.inner.file_len
-                )));
-        }
-        let pages = sys::page_cache(&self.inner.file, &self.inner.path).map_err(|e| {
-            Error::os("page-cache residency", e).with_image(&self.inner.path.display().to_string())
+        let shown = self.inner.path.display().to_string();
+        let pages = sys::page_cache(&self.inner.file, MAX_SPAN).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidInput {
+                // Too large: the file's length now, checked once.
+                Error::new(ErrorKind::InvalidSize, "page-cache residency")
+                    .with_image(&shown)
+                    .with_detail(e.to_string())
+            } else {
+                Error::os("page-cache residency", e).with_image(&shown)
+            }
         })?;
-        Ok(pages.map(|pages| PageSet {
-            start: 0,
-            page_size: sys::page_size(),
-            pages,
-        }))
+        Ok(pages.map(|pages| PageSet::new(0, sys::page_size(), pages)))
     }
 
     /// Maps the image: on Linux an ELF image by its segments, on Windows a
@@ -536,11 +533,7 @@ impl MappedImage {
     pub fn touched(&self) -> Result<PageSet> {
         let pages = sys::present_pages(self.mapping.ptr(), self.mapping.len())
             .map_err(|e| Error::os("image residency", e))?;
-        Ok(PageSet {
-            start: self.low(),
-            page_size: sys::page_size(),
-            pages,
-        })
+        Ok(PageSet::new(self.low(), sys::page_size(), pages))
     }
 
     /// Per segment, how many of its pages are mapped in this process now.

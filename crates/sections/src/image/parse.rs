@@ -20,6 +20,9 @@ use crate::sys;
 /// a `String` of its own.
 pub(super) const MAX_NAMES: u64 = 64 << 20;
 
+/// The most symbols an image's symbol list keeps.
+pub(super) const MAX_SYMBOLS: usize = 1 << 20;
+
 /// The most loadable segments an image may have (real ones have a handful).
 const MAX_SEGMENTS: usize = 1024;
 
@@ -143,7 +146,11 @@ pub(super) fn parse_elf<E: FileHeader<Endian = Endianness>>(
         .program_headers(endian, data)
         .map_err(elf_err("program headers"))?;
     let mut segments = Vec::new();
-    let mut relocations = Vec::new();
+    // What only a loader provides, by kind: relocation bytes summed (a
+    // hostile dynamic section can repeat a tag millions of times), the
+    // rest once.
+    let mut sizes = [0u64; 4];
+    let (mut textrel, mut needed, mut tls) = (false, false, false);
     for ph in phdrs {
         let p_type = ph.p_type(endian);
         if p_type == elf::PT_LOAD {
@@ -160,6 +167,8 @@ pub(super) fn parse_elf<E: FileHeader<Endian = Endianness>>(
                     execute: flags & elf::PF_X.0 != 0,
                 },
             });
+        } else if p_type == elf::PT_TLS {
+            tls = true;
         } else if p_type == elf::PT_DYNAMIC {
             let dynamic = ph
                 .dynamic(endian, data)
@@ -168,23 +177,40 @@ pub(super) fn parse_elf<E: FileHeader<Endian = Endianness>>(
             for d in dynamic {
                 let tag = d.d_tag(endian);
                 let val: u64 = d.d_val(endian).into();
-                let mut named = |what: &str| {
-                    relocations.push(format!("{val} bytes of {what} relocations"));
-                };
+                let mut add = |i: usize| sizes[i] = sizes[i].saturating_add(val);
                 match tag {
                     elf::DT_NULL => break,
-                    elf::DT_RELASZ if val > 0 => named("DT_RELA"),
-                    elf::DT_RELSZ if val > 0 => named("DT_REL"),
-                    elf::DT_PLTRELSZ if val > 0 => named("DT_JMPREL"),
-                    elf::DT_RELRSZ if val > 0 => named("DT_RELR"),
-                    elf::DT_TEXTREL => relocations.push("text relocations (DT_TEXTREL)".into()),
-                    elf::DT_NEEDED => relocations.push("other libraries (DT_NEEDED)".into()),
+                    elf::DT_RELASZ => add(0),
+                    elf::DT_RELSZ => add(1),
+                    elf::DT_PLTRELSZ => add(2),
+                    elf::DT_RELRSZ => add(3),
+                    elf::DT_TEXTREL => textrel = true,
+                    elf::DT_NEEDED => needed = true,
                     _ => {}
                 }
             }
         }
     }
-    relocations.dedup();
+    let mut relocations = Vec::new();
+    if needed {
+        relocations.push("other libraries (DT_NEEDED)".to_owned());
+    }
+    for (size, what) in sizes
+        .iter()
+        .zip(["DT_RELA", "DT_REL", "DT_JMPREL", "DT_RELR"])
+    {
+        if *size > 0 {
+            relocations.push(format!("{size} bytes of {what} relocations"));
+        }
+    }
+    if textrel {
+        relocations.push("text relocations (DT_TEXTREL)".to_owned());
+    }
+    // Thread-local variables live where a loader puts them; code reaching
+    // them through the thread pointer would use the caller's own.
+    if tls {
+        relocations.push("thread-local storage (PT_TLS)".to_owned());
+    }
     let mut symbols = Vec::new();
     let mut complete = true;
     // Symbols are optional: an image without section headers (or with
@@ -232,7 +258,7 @@ pub(super) fn parse_elf<E: FileHeader<Endian = Endianness>>(
                     continue;
                 }
                 names += name.len() as u64;
-                if names > MAX_NAMES {
+                if names > MAX_NAMES || symbols.len() >= MAX_SYMBOLS {
                     complete = false;
                     break;
                 }

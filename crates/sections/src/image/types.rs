@@ -137,14 +137,35 @@ pub struct Symbol {
 /// Pages of a range, each resident or not: the answer of
 /// [`Image::page_cache`](crate::Image::page_cache) (pages of the file) and of
 /// [`MappedImage::touched`](crate::MappedImage::touched) (pages of the image's addresses).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PageSet {
-    pub(super) start: u64,
-    pub(super) page_size: usize,
-    pub(super) pages: Vec<bool>,
+    start: u64,
+    page_size: usize,
+    pages: Vec<bool>,
+    /// Resident pages before each page, built on the first count of a
+    /// long range: then every count takes constant time, however many
+    /// symbols span however many pages.
+    before: std::sync::OnceLock<Vec<u32>>,
 }
 
+impl PartialEq for PageSet {
+    fn eq(&self, other: &Self) -> bool {
+        (self.start, self.page_size, &self.pages) == (other.start, other.page_size, &other.pages)
+    }
+}
+
+impl Eq for PageSet {}
+
 impl PageSet {
+    pub(super) fn new(start: u64, page_size: usize, pages: Vec<bool>) -> PageSet {
+        PageSet {
+            start,
+            page_size,
+            pages,
+            before: std::sync::OnceLock::new(),
+        }
+    }
+
     /// The first byte the set covers (a file offset or an image address).
     pub fn start(&self) -> u64 {
         self.start
@@ -178,7 +199,21 @@ impl PageSet {
         let to = (to as usize).min(self.pages.len());
         if from < to {
             out.total_pages = to - from;
-            out.resident_pages = self.pages[from..to].iter().filter(|&&p| p).count();
+            out.resident_pages = if to - from <= 64 {
+                self.pages[from..to].iter().filter(|&&p| p).count()
+            } else {
+                let before = self.before.get_or_init(|| {
+                    let mut sum = 0u32;
+                    let mut v = Vec::with_capacity(self.pages.len() + 1);
+                    v.push(0);
+                    for &p in &self.pages {
+                        sum += u32::from(p);
+                        v.push(sum);
+                    }
+                    v
+                });
+                (before[to] - before[from]) as usize
+            };
         }
         out
     }
@@ -189,6 +224,37 @@ impl PageSet {
             resident_pages: self.pages.iter().filter(|&&p| p).count(),
             total_pages: self.pages.len(),
             page_size: self.page_size,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_of_long_and_short_ranges_agree_with_counting_one_by_one() {
+        let pages: Vec<bool> = (0..5000).map(|_| fastrand::bool()).collect();
+        let set = PageSet::new(0x10_000, 4096, pages.clone());
+        for _ in 0..2000 {
+            let start = fastrand::u64(0..0x10_000 + 5200 * 4096);
+            let len = fastrand::u64(0..300 * 4096);
+            let got = set.count(start, len);
+            let (mut resident, mut total) = (0, 0);
+            if len > 0 {
+                for (i, &p) in pages.iter().enumerate() {
+                    let (a, b) = (0x10_000 + i as u64 * 4096, 0x10_000 + (i as u64 + 1) * 4096);
+                    if a < start + len && b > start {
+                        total += 1;
+                        resident += usize::from(p);
+                    }
+                }
+            }
+            assert_eq!(
+                (got.resident_pages, got.total_pages),
+                (resident, total),
+                "{start:#x}+{len:#x}"
+            );
         }
     }
 }

@@ -447,10 +447,7 @@ pub(crate) fn map_pe(_file: &std::fs::File) -> io::Result<ImageMapping> {
     Err(no_images())
 }
 
-pub(crate) fn page_cache(
-    _file: &std::fs::File,
-    _path: &std::path::Path,
-) -> io::Result<Option<Vec<bool>>> {
+pub(crate) fn page_cache(_file: &std::fs::File, _max_len: u64) -> io::Result<Option<Vec<bool>>> {
     Ok(None)
 }
 

@@ -241,11 +241,22 @@ pub(crate) fn map_pe(_file: &File) -> io::Result<ImageMapping> {
 /// mapping asked about reaches one page past the end of the file, a page
 /// the page cache can never hold: "resident" there means the kernel is not
 /// telling. Nothing is read or faulted in.
-pub(crate) fn page_cache(file: &File, _path: &std::path::Path) -> io::Result<Option<Vec<bool>>> {
+/// Files longer than `max_len` (measured once, here) are refused with
+/// `InvalidInput`: one flag per page is kept.
+pub(crate) fn page_cache(file: &File, max_len: u64) -> io::Result<Option<Vec<bool>>> {
     let len = file.metadata()?.len();
+    if len > max_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the file has {len} bytes; residency is reported for files of at most {max_len}"
+            ),
+        ));
+    }
     let page = super::page_size() as u64;
-    // A page past the end, beyond any large folio that holds the last one.
-    const FOLIO: u64 = 2 << 20;
+    // A page past the end, beyond any large folio that can hold the last
+    // one (the largest are a PMD: 512 MiB with 64 KiB pages).
+    const FOLIO: u64 = 1 << 30;
     let probe = len.div_ceil(FOLIO) * FOLIO;
     let map_len = usize::try_from(probe + page)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;

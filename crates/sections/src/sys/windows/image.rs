@@ -119,7 +119,7 @@ pub(crate) fn map_pe(file: &File) -> io::Result<ImageMapping> {
 }
 
 /// Windows does not say which pages of a file its cache holds.
-pub(crate) fn page_cache(_file: &File, _path: &std::path::Path) -> io::Result<Option<Vec<bool>>> {
+pub(crate) fn page_cache(_file: &File, _max_len: u64) -> io::Result<Option<Vec<bool>>> {
     Ok(None)
 }
 
