@@ -127,6 +127,40 @@ unsigned long pick(unsigned long i) { return table[i & 1](); }
         assert_eq!(ours, loads, "{}", path.display());
     }
 
+    /// Drops `path` from the page cache (written back first).
+    fn evict(path: &Path) {
+        let file = std::fs::File::open(path).unwrap();
+        file.sync_all().unwrap();
+        // SAFETY: plain advice on our own descriptor.
+        unsafe {
+            libc::posix_fadvise(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                0,
+                0,
+                libc::POSIX_FADV_DONTNEED,
+            )
+        };
+    }
+
+    /// A copy of this test program that any user (`nobody`) may run,
+    /// wherever the build directory is; the directory goes with the guard.
+    fn copy_anyone_may_run() -> (tempfile::TempDir, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("image-test");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, exe)
+    }
+
+    /// The system's libc, resolved.
+    fn system_libc() -> Option<PathBuf> {
+        system_images()
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains("libc.so"))
+    }
+
     fn system_images() -> Vec<PathBuf> {
         let mut out = Vec::new();
         for p in [
@@ -283,22 +317,11 @@ unsigned long pick(unsigned long i) { return table[i & 1](); }
                 "{n}"
             );
         }
-        // SAFETY: the function's true type.
         // Read-ahead off, and a cold cache (opening the image read its
         // headers, and read-ahead brought the rest of this small file in):
         // a fault then reads and maps its own page only.
         mapped.advise(Advice::Random).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        file.sync_all().unwrap();
-        // SAFETY: plain advice on our own descriptor.
-        unsafe {
-            libc::posix_fadvise(
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                0,
-                0,
-                libc::POSIX_FADV_DONTNEED,
-            )
-        };
+        evict(&path);
         // Memory file systems (tmpfs) keep their pages whatever the advice.
         let cold = image.page_cache().unwrap().unwrap().total().resident_pages == 0;
         // SAFETY: the function's true type.
@@ -336,27 +359,14 @@ unsigned long pick(unsigned long i) { return table[i & 1](); }
     fn opening_an_image_reads_only_its_headers() {
         // A copy of libc: its symbol tables lie just before its code, which
         // read-ahead would bring into the page cache with them.
-        let Some(libc) = system_images()
-            .into_iter()
-            .find(|p| p.to_string_lossy().contains("libc.so"))
-        else {
+        let Some(libc) = system_libc() else {
             assert!(std::env::var_os("CI").is_none(), "no libc.so.6");
             return;
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("libc-copy.so");
         std::fs::copy(&libc, &path).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        file.sync_all().unwrap();
-        // SAFETY: plain advice on our own descriptor.
-        unsafe {
-            libc::posix_fadvise(
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                0,
-                0,
-                libc::POSIX_FADV_DONTNEED,
-            )
-        };
+        evict(&path);
         let image = Image::open(&path).unwrap();
         assert!(!image.symbols().is_empty());
         let cache = image.page_cache().unwrap().unwrap();
@@ -474,9 +484,7 @@ unsigned long pick(unsigned long i) { return table[i & 1](); }
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             // As an ordinary user, a system library is not ours to ask about.
-            let libc = system_images()
-                .into_iter()
-                .find(|p| p.to_string_lossy().contains("libc.so"));
+            let libc = system_libc();
             let libc = libc.expect("libc.so.6 in a standard place");
             let image = Image::open(libc).unwrap();
             assert_eq!(image.page_cache().unwrap(), None);
@@ -488,14 +496,7 @@ unsigned long pick(unsigned long i) { return table[i & 1](); }
             return;
         }
         // As root: ask again as nobody, in a child.
-        // A copy of this test program that nobody may run, wherever the
-        // build directory is.
-        let dir = tempfile::tempdir().unwrap();
-        let exe = dir.path().join("image-test");
-        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (_dir, exe) = copy_anyone_may_run();
         let Ok(status) = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(&exe)
@@ -534,16 +535,8 @@ unsigned long pick(unsigned long i) { return table[i & 1](); }
         if unsafe { libc::geteuid() } != 0 {
             return; // needs setpriv as root
         }
-        let libc = system_images()
-            .into_iter()
-            .find(|p| p.to_string_lossy().contains("libc.so"))
-            .expect("libc.so.6 in a standard place");
-        let dir = tempfile::tempdir().unwrap();
-        let exe = dir.path().join("image-test");
-        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let libc = system_libc().expect("libc.so.6 in a standard place");
+        let (_dir, exe) = copy_anyone_may_run();
         let probe = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .args(["unshare", "--user", "--map-root-user", "true"])

@@ -403,22 +403,9 @@ pub(crate) fn peer_held(_object: &Object, _index: u32, _owner: u64) -> bool {
     false
 }
 
-/// Image sections: macOS maps neither ELF nor PE images here (Mach-O is
-/// its own format); every call is `Unsupported`.
-#[derive(Debug)]
-pub(crate) struct ImageMapping {
-    never: std::convert::Infallible,
-}
-
-impl ImageMapping {
-    pub(crate) fn ptr(&self) -> *mut u8 {
-        match self.never {}
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        match self.never {}
-    }
-}
+// Image sections: macOS maps neither ELF nor PE images here (Mach-O is
+// its own format); every call is `Unsupported`.
+use crate::sys::ImageMapping;
 
 fn no_images() -> io::Error {
     io::Error::new(

@@ -125,3 +125,44 @@ mod tests {
         assert!(!guarded(ptr));
     }
 }
+
+/// An image mapped into this process (`map_elf`, `map_pe`): its whole
+/// range, unmapped on drop with the same `unmap` as a view's mapping (one
+/// `munmap` of the reserved range removes every segment in it; on Windows
+/// the image section's view is unmapped like any view).
+#[derive(Debug)]
+pub(crate) struct ImageMapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: process-wide memory, valid from any thread; `MappedImage` decides
+// what may be done with it.
+unsafe impl Send for ImageMapping {}
+// SAFETY: see `Send`.
+unsafe impl Sync for ImageMapping {}
+
+impl ImageMapping {
+    /// # Safety
+    /// `ptr..ptr+len` is an image's mapping that nothing else owns; the
+    /// value unmaps it once, when dropped.
+    #[cfg_attr(target_os = "macos", allow(dead_code))] // macOS maps no images
+    pub(crate) unsafe fn new(ptr: NonNull<u8>, len: usize) -> ImageMapping {
+        ImageMapping { ptr, len }
+    }
+
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for ImageMapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping this value owns (see `new`).
+        let _ = unsafe { unmap(self.ptr.as_ptr(), self.len) };
+    }
+}

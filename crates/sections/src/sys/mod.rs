@@ -165,7 +165,7 @@ mod claim;
 mod mapping;
 #[cfg(not(target_os = "linux"))]
 mod unlisted;
-pub(crate) use mapping::Mapping;
+pub(crate) use mapping::{ImageMapping, Mapping};
 
 // The contract: what every platform provides.
 /// Whether `create_named` can run an initialiser before the name appears
@@ -208,9 +208,7 @@ use imp::{unmap, Guard};
 // `map_pe` on Windows; `Unsupported` elsewhere), the page cache's residency
 // of a file (`None` where the OS does not tell this process), the pages of
 // a range mapped in this process.
-pub(crate) use imp::{
-    header_reader, map_elf, map_pe, open_image_file, page_cache, present_pages, ImageMapping,
-};
+pub(crate) use imp::{header_reader, map_elf, map_pe, open_image_file, page_cache, present_pages};
 
 // Processes, named sync objects, a channel's peer slots and waking its
 // sides.

@@ -14,39 +14,7 @@ use std::ptr::NonNull;
 
 use rustix::mm::{self, MapFlags, ProtFlags};
 
-use crate::sys::LoadSegment;
-
-/// An image mapped into this process: the whole reserved range, unmapped
-/// on drop.
-#[derive(Debug)]
-pub(crate) struct ImageMapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: process-wide memory, valid from any thread; `MappedImage` decides
-// what may be done with it.
-unsafe impl Send for ImageMapping {}
-// SAFETY: see `Send`.
-unsafe impl Sync for ImageMapping {}
-
-impl ImageMapping {
-    pub(crate) fn ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-}
-
-impl Drop for ImageMapping {
-    fn drop(&mut self) {
-        // SAFETY: the range reserved by `map_elf`, owned by this value; every
-        // segment mapping lies inside it, so one munmap removes them all.
-        let _ = unsafe { mm::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
+use crate::sys::{ImageMapping, LoadSegment};
 
 /// Opens an image file for reading (and mapping). Non-blocking, so that a
 /// FIFO put where an image was expected is refused (not a regular file)
@@ -103,9 +71,13 @@ pub(crate) fn map_elf(
             MapFlags::PRIVATE | MapFlags::NORESERVE,
         )?
     };
-    let mapping = ImageMapping {
-        ptr: NonNull::new(base.cast()).expect("mmap never returns null on success"),
-        len: span,
+    // SAFETY: the reservation just made, owned by nothing else; every
+    // segment is mapped inside it, so unmapping it removes them all.
+    let mapping = unsafe {
+        ImageMapping::new(
+            NonNull::new(base.cast()).expect("mmap never returns null on success"),
+            span,
+        )
     };
     let base = base as usize;
     for seg in segments {

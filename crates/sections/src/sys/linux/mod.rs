@@ -26,7 +26,7 @@ pub(crate) use super::unix::{
     resident_pages, unlock, unmap, Guard,
 };
 pub(crate) use image::{
-    header_reader, map_elf, map_pe, open_image_file, page_cache, present_pages, ImageMapping,
+    header_reader, map_elf, map_pe, open_image_file, page_cache, present_pages,
 };
 pub(crate) use lifetime::{entry_type, reclaim_stale};
 pub(crate) use listing::{list_entry, list_namespace, remove_abandoned_build};

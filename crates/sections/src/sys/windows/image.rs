@@ -10,48 +10,15 @@ use std::os::windows::io::AsRawHandle;
 use std::ptr::NonNull;
 
 use windows_sys::Win32::System::Memory::{
-    CreateFileMappingW, MapViewOfFile, UnmapViewOfFile, VirtualQuery, FILE_MAP_READ,
-    MEMORY_BASIC_INFORMATION, MEMORY_MAPPED_VIEW_ADDRESS, PAGE_READONLY,
+    CreateFileMappingW, MapViewOfFile, VirtualQuery, FILE_MAP_READ, MEMORY_BASIC_INFORMATION,
+    PAGE_READONLY,
 };
 
 use super::{last_error, owned, raw, GENERIC_READ};
-use crate::sys::LoadSegment;
+use crate::sys::{ImageMapping, LoadSegment};
 
 const GENERIC_EXECUTE: u32 = 0x2000_0000;
 const SEC_IMAGE: u32 = 0x0100_0000;
-
-/// A PE image mapped by the system (`SEC_IMAGE`), unmapped on drop.
-#[derive(Debug)]
-pub(crate) struct ImageMapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: process-wide memory, valid from any thread.
-unsafe impl Send for ImageMapping {}
-// SAFETY: see `Send`.
-unsafe impl Sync for ImageMapping {}
-
-impl ImageMapping {
-    pub(crate) fn ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-}
-
-impl Drop for ImageMapping {
-    fn drop(&mut self) {
-        // SAFETY: the view mapped by `map_pe`, owned by this value.
-        unsafe {
-            UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
-                Value: self.ptr.as_ptr().cast(),
-            })
-        };
-    }
-}
 
 /// Opens an image file for reading and executing (an image section needs
 /// both rights on the file).
@@ -115,7 +82,8 @@ pub(crate) fn map_pe(file: &File) -> io::Result<ImageMapping> {
         }
         len += info.RegionSize;
     }
-    Ok(ImageMapping { ptr, len })
+    // SAFETY: the view mapped above, owned by nothing else.
+    Ok(unsafe { ImageMapping::new(ptr, len) })
 }
 
 /// Windows does not say which pages of a file its cache holds.

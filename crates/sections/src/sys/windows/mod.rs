@@ -21,7 +21,7 @@ pub(crate) use crate::sys::unlisted::{
     resident_bytes, users_of,
 };
 pub(crate) use image::{
-    header_reader, map_elf, map_pe, open_image_file, page_cache, present_pages, ImageMapping,
+    header_reader, map_elf, map_pe, open_image_file, page_cache, present_pages,
 };
 pub(crate) use peers::{peer_held, PeerLock};
 pub(crate) use view::{
