@@ -123,6 +123,49 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Send messages on a channel: each MESSAGE argument, or else each
+    /// line of standard input (without its newline), or with --file the
+    /// whole file as one message.
+    Send {
+        /// The channel's name.
+        name: String,
+        /// The messages, in order.
+        #[arg(conflicts_with = "file")]
+        messages: Vec<String>,
+        /// Send FILE's bytes as one message (`-`: standard input).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Create the channel with this capacity in bytes (it lives while
+        /// this command or another holder runs).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        create: Option<u64>,
+        /// Give up when the receiver makes no room for this many seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+    },
+    /// Receive messages from a channel and print each on its own line
+    /// (control characters and backslashes escaped), until every sender is
+    /// gone, or --count messages came.
+    Recv {
+        /// The channel's name.
+        name: String,
+        /// Stop after N messages.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Create the channel with this capacity in bytes (it lives while
+        /// this command or another holder runs).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        create: Option<u64>,
+        /// Give up when no message comes for this many seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+        /// Print each message as hexadecimal instead.
+        #[arg(long, conflicts_with = "raw")]
+        hex: bool,
+        /// Write the messages' bytes unframed and unescaped.
+        #[arg(long)]
+        raw: bool,
+    },
     /// Show an executable or shared library (ELF or PE): its loadable
     /// segments with their protections and how many of their pages the
     /// page cache holds; with --symbols, its hottest and coldest symbols.

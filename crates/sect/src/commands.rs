@@ -42,6 +42,27 @@ fn dispatch(g: &Global, command: Command) -> Result {
         Command::Info { name, json } => info(g, &name, json),
         Command::Rm { name } => rm(g, &name),
         Command::Gc { dry_run } => gc(g, dry_run),
+        Command::Send {
+            name,
+            messages,
+            file,
+            create,
+            timeout,
+        } => crate::channel::send(
+            g,
+            &name,
+            crate::channel::Input::of(messages, file),
+            create,
+            timeout,
+        ),
+        Command::Recv {
+            name,
+            count,
+            create,
+            timeout,
+            hex,
+            raw,
+        } => crate::channel::recv(g, &name, count, create, timeout, hex, raw),
         Command::Image {
             file,
             symbols,
@@ -118,7 +139,7 @@ fn man_pages(dir: &Path) -> Result {
     Ok(())
 }
 
-fn namespace(g: &Global) -> Namespace {
+pub fn namespace(g: &Global) -> Namespace {
     Namespace::at(&g.namespace)
 }
 

@@ -3,6 +3,7 @@
 
 #[cfg(target_os = "linux")]
 mod bench;
+mod channel;
 mod cli;
 mod commands;
 mod image;

@@ -83,3 +83,34 @@ fn commands_without_a_windows_counterpart_say_so() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("invalid name"));
 }
+
+#[test]
+fn send_and_recv_carry_messages_between_two_sect_processes() {
+    let name = format!("sect-windows-channel-{}", std::process::id());
+    let receiver = Command::new(sect_exe())
+        .args(["recv", &name, "--create", "64K", "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The receiver creates the channel; until then a send finds nothing.
+    let started = std::time::Instant::now();
+    loop {
+        let out = sect(&["send", &name, "one", "two\x1b[2J"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            text(&out.stderr).contains("not found") && started.elapsed().as_secs() < 60,
+            "{}",
+            text(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = receiver.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).lines().collect::<Vec<_>>(),
+        ["one", "two\\x1b[2J"]
+    );
+}

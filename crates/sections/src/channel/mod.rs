@@ -146,6 +146,8 @@ mod layout; // the header type and offsets, the record meta word
 #[cfg(all(test, loom))]
 mod model; // loom models of the ring and its lock
 #[cfg(not(loom))]
+mod owned; // OwnedLoan, Returned: what owns its endpoint
+#[cfg(not(loom))]
 mod peers; // peer slots and liveness
 #[cfg(not(loom))]
 mod receiver; // Receiver, Message
@@ -163,7 +165,9 @@ pub(crate) use handle::describe;
 #[cfg(not(loom))]
 pub use handle::{Channel, InheritableChannel};
 #[cfg(not(loom))]
-pub use receiver::{Message, Receiver};
+pub use owned::{OwnedLoan, Returned};
+#[cfg(not(loom))]
+pub use receiver::{Message, OwnedMessage, Receiver};
 #[cfg(not(loom))]
 pub use sender::{Loan, Sender};
 

@@ -9,7 +9,7 @@ use super::layout::{RX_OWNER, TX_EVER};
 use super::peers::{claim, connected, held, leave, sender_alive, sender_index, RECEIVER};
 use super::ring::{Found, Look};
 use super::wait::Shared;
-use super::ChannelOptions;
+use super::{ChannelOptions, Returned};
 use crate::error::{Error, ErrorKind, Result};
 use crate::named::deadline;
 use crate::sys::{PeerLock, Side, PEER_CLOSED};
@@ -122,19 +122,75 @@ impl Receiver {
     }
 
     #[inline]
-    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Message<'_>>> {
+    fn find_until(&self, deadline: Option<Instant>) -> Result<Option<Span>> {
         if !self.claim.claimed_here() {
             return Err(super::peers::forked_copy(&self.shared.ring, "receive"));
         }
         let found = self
             .shared
             .wait_for(Side::Receiver, deadline, |mode| self.look(mode))?;
-        Ok(found.map(|(payload, len, next)| Message {
+        Ok(found.map(|(payload, len, next)| Span { payload, len, next }))
+    }
+
+    #[inline]
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Message<'_>>> {
+        let found = self.find_until(deadline)?;
+        Ok(found.map(|span| Message {
             receiver: self,
-            payload,
-            len,
-            next,
+            span,
         }))
+    }
+
+    /// A message that owns this receiver: for holders that cannot keep a
+    /// borrow, such as another language's objects. It waits like
+    /// [`recv`](Self::recv) when `timeout` is `None`, at most `timeout`
+    /// otherwise (`Duration::ZERO`: only a message there now, as
+    /// [`try_recv`](Self::try_recv)). [`OwnedMessage::release`] frees the
+    /// message's room and gives the receiver back; so does the error.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv), [`try_recv`](Self::try_recv) (`Empty`)
+    /// and [`recv_timeout`](Self::recv_timeout) (`TimedOut`), with the
+    /// receiver inside the [`Returned`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().anonymous()?;
+    /// let mut tx = channel.sender()?;
+    /// let rx = channel.receiver()?;
+    /// tx.send(b"one")?;
+    /// tx.send(b"two")?;
+    ///
+    /// let first = rx.recv_owned(None)?;
+    /// assert_eq!(first.to_vec(), b"one");
+    /// let rx = first.release(); // the room is free, the receiver back
+    /// assert_eq!(rx.recv_owned(None)?.to_vec(), b"two");
+    /// # Ok(()) }
+    /// ```
+    pub fn recv_owned(
+        self,
+        timeout: Option<Duration>,
+    ) -> std::result::Result<OwnedMessage, Returned<Receiver>> {
+        match self.find_until(timeout.map(deadline)) {
+            Ok(Some(span)) => Ok(OwnedMessage {
+                receiver: Some(self),
+                span,
+            }),
+            Ok(None) => {
+                let kind = match timeout {
+                    Some(t) if t.is_zero() => ErrorKind::Empty,
+                    _ => ErrorKind::TimedOut,
+                };
+                let error = Error::new(kind, "receive").with_name(&self.shared.ring.name);
+                Err(Returned::new(error, self))
+            }
+            Err(error) => Err(Returned::new(error, self)),
+        }
     }
 
     /// The next message, waiting for one; `Disconnected` once every sender
@@ -305,22 +361,88 @@ impl Drop for Receiver {
 #[derive(Debug)]
 pub struct Message<'a> {
     receiver: &'a mut Receiver,
+    span: Span,
+}
+
+/// Where a received message lies in the ring, validated when found.
+#[derive(Debug)]
+struct Span {
     payload: usize,
     len: usize,
     next: u64,
+}
+
+impl Span {
+    #[inline]
+    fn copy_to(&self, shared: &Shared, buf: &mut [u8]) -> Result<()> {
+        if buf.len() != self.len {
+            return Err(shared
+                .ring
+                .err(ErrorKind::InvalidRange, "receive")
+                .with_detail(format!(
+                    "a {}-byte buffer for a {}-byte message",
+                    buf.len(),
+                    self.len
+                )));
+        }
+        shared.ring.mem.read(self.payload, buf)
+    }
+
+    #[inline]
+    fn read_at(&self, shared: &Shared, offset: usize, buf: &mut [u8]) -> Result<()> {
+        if offset
+            .checked_add(buf.len())
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(shared
+                .ring
+                .err(ErrorKind::InvalidRange, "receive")
+                .with_detail(format!(
+                    "{} bytes at {offset} of a {}-byte message",
+                    buf.len(),
+                    self.len
+                )));
+        }
+        shared.ring.mem.read(self.payload + offset, buf)
+    }
+
+    fn to_vec(&self, shared: &Shared) -> Vec<u8> {
+        let mut buf = vec![0u8; self.len];
+        // The range was validated when the message was found.
+        let _ = shared.ring.mem.read(self.payload, &mut buf);
+        buf
+    }
+
+    #[inline]
+    fn as_ptr(&self, shared: &Shared) -> *const u8 {
+        // In bounds of the live view (validated against the ring).
+        shared.view().as_ptr().wrapping_add(self.payload)
+    }
+
+    /// Frees the message's room (unless this is a forked child's copy of
+    /// its parent's message: the parent frees it).
+    #[inline]
+    fn release(&self, receiver: &Receiver) {
+        if !receiver.claim.claimed_here() {
+            return;
+        }
+        let shared = &receiver.shared;
+        shared.ring.advance(self.next);
+        let _ = shared.wake(Side::Senders);
+    }
 }
 
 impl Message<'_> {
     /// The message length.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.span.len
     }
 
     /// Whether the message is empty.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.span.len == 0
     }
 
     #[inline]
@@ -353,18 +475,7 @@ impl Message<'_> {
     /// ```
     #[inline]
     pub fn copy_to(&self, buf: &mut [u8]) -> Result<()> {
-        if buf.len() != self.len {
-            return Err(self
-                .shared()
-                .ring
-                .err(ErrorKind::InvalidRange, "receive")
-                .with_detail(format!(
-                    "a {}-byte buffer for a {}-byte message",
-                    buf.len(),
-                    self.len
-                )));
-        }
-        self.shared().ring.mem.read(self.payload, buf)
+        self.span.copy_to(self.shared(), buf)
     }
 
     /// Copies `buf.len()` bytes of the message at `offset` into `buf`.
@@ -396,21 +507,7 @@ impl Message<'_> {
     /// ```
     #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
-        if offset
-            .checked_add(buf.len())
-            .is_none_or(|end| end > self.len)
-        {
-            return Err(self
-                .shared()
-                .ring
-                .err(ErrorKind::InvalidRange, "receive")
-                .with_detail(format!(
-                    "{} bytes at {offset} of a {}-byte message",
-                    buf.len(),
-                    self.len
-                )));
-        }
-        self.shared().ring.mem.read(self.payload + offset, buf)
+        self.span.read_at(self.shared(), offset, buf)
     }
 
     /// The message as a vector.
@@ -430,10 +527,7 @@ impl Message<'_> {
     /// # Ok(()) }
     /// ```
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut buf = vec![0u8; self.len];
-        // The range was validated when the message was found.
-        let _ = self.shared().ring.mem.read(self.payload, &mut buf);
-        buf
+        self.span.to_vec(self.shared())
     }
 
     /// The message's bytes in place.
@@ -465,22 +559,130 @@ impl Message<'_> {
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: in bounds of the live view (validated against the ring);
         // no writer per the contract.
-        unsafe {
-            std::slice::from_raw_parts(self.shared().view().as_ptr().add(self.payload), self.len)
-        }
+        unsafe { std::slice::from_raw_parts(self.span.as_ptr(self.shared()), self.span.len) }
     }
 }
 
 impl Drop for Message<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.receiver.claim.claimed_here() {
-            // A forked child's copy of its parent's message: the parent
-            // frees it.
-            return;
+        self.span.release(self.receiver);
+    }
+}
+
+/// A received message that owns its [`Receiver`]
+/// ([`Receiver::recv_owned`]), in place in the ring until
+/// [`release`](Self::release)d (which gives the receiver back) or dropped
+/// (which drops the receiver too).
+///
+/// # Examples
+///
+/// ```
+/// use sections::channel::ChannelOptions;
+///
+/// # fn main() -> sections::Result<()> {
+/// let channel = ChannelOptions::new().anonymous()?;
+/// let mut tx = channel.sender()?;
+/// tx.send(&7u32.to_le_bytes())?;
+///
+/// let message = channel.receiver()?.recv_owned(None)?;
+/// let mut word = [0u8; 4];
+/// message.read_at(0, &mut word)?;
+/// assert_eq!(u32::from_le_bytes(word), 7);
+/// let _rx = message.release();
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct OwnedMessage {
+    /// `None` only once released.
+    receiver: Option<Receiver>,
+    span: Span,
+}
+
+impl OwnedMessage {
+    #[inline]
+    fn shared(&self) -> &Shared {
+        &self
+            .receiver
+            .as_ref()
+            .expect("a live message has its receiver")
+            .shared
+    }
+
+    /// The message length.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.span.len
+    }
+
+    /// Whether the message is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.span.len == 0
+    }
+
+    /// Copies the message into `buf`, which must be exactly as long.
+    ///
+    /// # Errors
+    ///
+    /// As [`Message::copy_to`].
+    #[inline]
+    pub fn copy_to(&self, buf: &mut [u8]) -> Result<()> {
+        self.span.copy_to(self.shared(), buf)
+    }
+
+    /// Copies `buf.len()` bytes of the message at `offset` into `buf`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Message::read_at`].
+    #[inline]
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.span.read_at(self.shared(), offset, buf)
+    }
+
+    /// The message as a vector.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.span.to_vec(self.shared())
+    }
+
+    /// The message's first byte, for code that hands the memory to
+    /// someone else (another language's buffer, say) and keeps this
+    /// message alive while it is used; [`len`](Self::len) bytes are the
+    /// message's. The same contract as [`Message::as_slice`] holds for
+    /// reading through it.
+    #[inline]
+    pub fn as_ptr(&self) -> *const u8 {
+        self.span.as_ptr(self.shared())
+    }
+
+    /// The message's bytes in place.
+    ///
+    /// # Safety
+    /// As [`Message::as_slice`].
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: in bounds of the live view (validated against the ring);
+        // no writer per the contract.
+        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.span.len) }
+    }
+
+    /// Frees the message's room in the ring and gives the receiver back.
+    #[inline]
+    pub fn release(mut self) -> Receiver {
+        let receiver = self
+            .receiver
+            .take()
+            .expect("a live message has its receiver");
+        self.span.release(&receiver);
+        receiver
+    }
+}
+
+impl Drop for OwnedMessage {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(receiver) = self.receiver.take() {
+            self.span.release(&receiver);
         }
-        let shared = &self.receiver.shared;
-        shared.ring.advance(self.next);
-        let _ = shared.wake(Side::Senders);
     }
 }

@@ -10,7 +10,7 @@ use super::layout::{RX_OWNER, TX_EVER};
 use super::peers::{claim, forked_copy, held, leave, sender_alive, sender_index, RECEIVER};
 use super::ring::{Look, Reservation, Ring};
 use super::wait::Shared;
-use super::ChannelOptions;
+use super::{ChannelOptions, OwnedLoan, Returned};
 use crate::error::{Error, ErrorKind, Result};
 use crate::named::deadline;
 use crate::sys::{PeerLock, Side, PEER_CLOSED, PEER_FREE};
@@ -174,26 +174,87 @@ impl Sender {
     }
 
     #[inline]
-    fn loan_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Option<Loan<'_>>> {
-        let this = &*self;
-        let shared = &this.shared;
-        if !this.claim.claimed_here() {
+    fn reserve_until(&self, len: usize, deadline: Option<Instant>) -> Result<Option<Reservation>> {
+        let shared = &self.shared;
+        if !self.claim.claimed_here() {
             return Err(forked_copy(&shared.ring, "send"));
         }
-        let reserved = shared.wait_for(Side::Senders, deadline, |mode| {
-            if this.receiver_gone(mode) {
+        shared.wait_for(Side::Senders, deadline, |mode| {
+            if self.receiver_gone(mode) {
                 return Err(shared
                     .ring
                     .err(ErrorKind::Disconnected, "send")
                     .with_detail("the receiver is gone"));
             }
-            this.reserve(len, deadline)
-        })?;
+            self.reserve(len, deadline)
+        })
+    }
+
+    #[inline]
+    fn loan_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Option<Loan<'_>>> {
+        let reserved = self.reserve_until(len, deadline)?;
         Ok(reserved.map(|res| Loan {
             sender: self,
             res,
             done: false,
         }))
+    }
+
+    /// A loan that owns this sender: for holders that cannot keep a
+    /// borrow, such as another language's objects or a task that moves
+    /// between threads. It waits for room like [`loan`](Self::loan) when
+    /// `timeout` is `None`, at most `timeout` otherwise (`Duration::ZERO`:
+    /// only if there is room now, as [`try_loan`](Self::try_loan)).
+    /// [`OwnedLoan::send`] and [`OwnedLoan::cancel`] give the sender back;
+    /// so does the error.
+    ///
+    /// # Errors
+    ///
+    /// As [`loan`](Self::loan), [`try_loan`](Self::try_loan) (`Full`) and
+    /// [`loan_timeout`](Self::loan_timeout) (`TimedOut`), with the sender
+    /// inside the [`Returned`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sections::ErrorKind;
+    /// use sections::channel::ChannelOptions;
+    ///
+    /// # fn main() -> sections::Result<()> {
+    /// let channel = ChannelOptions::new().capacity(64).anonymous()?;
+    /// let tx = channel.sender()?;
+    /// let mut rx = channel.receiver()?;
+    ///
+    /// let mut loan = tx.loan_owned(5, None)?; // the loan owns the sender
+    /// loan.write_at(0, b"owned")?;
+    /// let tx = loan.send(); // and gives it back
+    ///
+    /// // No room now: the error gives the sender back too.
+    /// let full = tx.loan_owned(40, Some(Duration::ZERO)).unwrap_err();
+    /// assert_eq!(full.kind(), ErrorKind::Full);
+    /// let _tx = full.into_inner();
+    /// assert_eq!(rx.recv()?.to_vec(), b"owned");
+    /// # Ok(()) }
+    /// ```
+    pub fn loan_owned(
+        self,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> std::result::Result<OwnedLoan, Returned<Sender>> {
+        let deadline = timeout.map(deadline);
+        match self.reserve_until(len, deadline) {
+            Ok(Some(res)) => Ok(OwnedLoan::new(self, res)),
+            Ok(None) => {
+                let kind = match timeout {
+                    Some(t) if t.is_zero() => ErrorKind::Full,
+                    _ => ErrorKind::TimedOut,
+                };
+                let error = Error::new(kind, "send").with_name(&self.shared.ring.name);
+                Err(Returned::new(error, self))
+            }
+            Err(error) => Err(Returned::new(error, self)),
+        }
     }
 
     /// A writable slot of `len` bytes in the ring, waiting for room.
@@ -389,6 +450,74 @@ impl Sender {
     }
 }
 
+impl Sender {
+    /// Copies `data` into the reserved message at `offset`.
+    #[inline]
+    pub(super) fn write_reserved(
+        &self,
+        res: &Reservation,
+        offset: usize,
+        data: &[u8],
+    ) -> Result<()> {
+        let ring = &self.shared.ring;
+        if !self.claim.claimed_here() {
+            return Err(forked_copy(ring, "write"));
+        }
+        if offset
+            .checked_add(data.len())
+            .is_none_or(|end| end as u64 > res.len)
+        {
+            return Err(ring
+                .err(ErrorKind::InvalidRange, "write")
+                .with_detail(format!(
+                    "{} bytes at {offset} in a {}-byte message",
+                    data.len(),
+                    res.len
+                )));
+        }
+        ring.mem.write(ring.payload(res) + offset, data)
+    }
+
+    /// The reserved message's bytes.
+    ///
+    /// # Safety
+    /// As [`Loan::as_mut_slice`]; and one slice at a time per reservation.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn reserved_slice(&self, res: &Reservation) -> &mut [u8] {
+        let at = self.shared.ring.payload(res);
+        // SAFETY: in bounds of the live view (checked at reservation);
+        // exclusivity per the caller's contract and the protocol.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.shared.view().as_mut_ptr().add(at),
+                res.len as usize,
+            )
+        }
+    }
+
+    /// The reserved message's first byte.
+    #[inline]
+    pub(super) fn reserved_ptr(&self, res: &Reservation) -> *mut u8 {
+        let at = self.shared.ring.payload(res);
+        // In bounds of the live view (checked at reservation).
+        self.shared.view().as_mut_ptr().wrapping_add(at)
+    }
+
+    /// Sends (or, with `cancel`, cancels) the reserved message and wakes
+    /// the receiver.
+    #[inline]
+    pub(super) fn commit_reserved(&self, res: &Reservation, cancel: bool) {
+        if !self.claim.claimed_here() {
+            // A forked child's copy of its parent's loan: the parent sends
+            // or cancels it.
+            return;
+        }
+        let s = &self.shared;
+        s.ring.commit(res, self.slot, self.generation, cancel);
+        let _ = s.wake(Side::Receiver);
+    }
+}
+
 impl Drop for Sender {
     #[inline]
     fn drop(&mut self) {
@@ -471,23 +600,7 @@ impl Loan<'_> {
     /// ```
     #[inline]
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
-        let ring = &self.sender.shared.ring;
-        if !self.sender.claim.claimed_here() {
-            return Err(forked_copy(ring, "write"));
-        }
-        if offset
-            .checked_add(data.len())
-            .is_none_or(|end| end as u64 > self.res.len)
-        {
-            return Err(ring
-                .err(ErrorKind::InvalidRange, "write")
-                .with_detail(format!(
-                    "{} bytes at {offset} in a {}-byte message",
-                    data.len(),
-                    self.res.len
-                )));
-        }
-        ring.mem.write(ring.payload(&self.res) + offset, data)
+        self.sender.write_reserved(&self.res, offset, data)
     }
 
     /// The message's bytes, to write in place.
@@ -522,11 +635,8 @@ impl Loan<'_> {
     /// # Ok(()) }
     /// ```
     pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
-        let shared = &self.sender.shared;
-        let at = shared.ring.payload(&self.res);
-        // SAFETY: in bounds of the live view (checked at reservation);
-        // exclusivity per the contract and the protocol.
-        unsafe { std::slice::from_raw_parts_mut(shared.view().as_mut_ptr().add(at), self.len()) }
+        // SAFETY: the caller's contract is this function's.
+        unsafe { self.sender.reserved_slice(&self.res) }
     }
 
     #[inline]
@@ -539,15 +649,7 @@ impl Loan<'_> {
     #[inline]
     fn commit(&mut self, cancel: bool) {
         self.done = true;
-        if !self.sender.claim.claimed_here() {
-            // A forked child's copy of its parent's loan: the parent sends
-            // or cancels it.
-            return;
-        }
-        let s = &self.sender.shared;
-        s.ring
-            .commit(&self.res, self.sender.slot, self.sender.generation, cancel);
-        let _ = s.wake(Side::Receiver);
+        self.sender.commit_reserved(&self.res, cancel);
     }
 
     /// Publishes the message. (In a process forked while the loan was

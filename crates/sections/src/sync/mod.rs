@@ -419,6 +419,33 @@ impl Mutex {
             .map(|a| self.guard(a)))
     }
 
+    /// Unlocks a mutex whose guard this thread forgot (`mem::forget`), for
+    /// holders that cannot keep a guard, such as another language's lock
+    /// object released by a later call on the same thread.
+    ///
+    /// # Safety
+    /// The calling thread holds the lock: it took it and forgot the guard,
+    /// and has not unlocked it since. (After an abandoned lock, call
+    /// [`MutexGuard::mark_consistent`] before forgetting the guard, as its
+    /// drop would have.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sections::sync::SyncOptions;
+    /// # let dir = tempfile::tempdir().unwrap(); let ns = sections::Namespace::at(dir.path());
+    /// # let mut opts = SyncOptions::new(); opts.namespace(&ns);
+    /// let mutex = opts.create_mutex("forgotten")?;
+    /// std::mem::forget(mutex.lock()?.into_guard());
+    /// // SAFETY: this thread took the lock above and forgot its guard.
+    /// unsafe { mutex.force_unlock()? };
+    /// assert!(mutex.try_lock()?.is_some());
+    /// # Ok::<(), sections::Error>(())
+    /// ```
+    pub unsafe fn force_unlock(&self) -> Result<()> {
+        self.imp.unlock()
+    }
+
     /// The process holding the mutex, where the OS tells (Linux), for
     /// people to read; `None` when it is free, its holder is gone, or the OS
     /// does not say. A holder in another PID namespace is marked so: its
