@@ -20,6 +20,7 @@ use pyo3::exceptions::{PyBufferError, PyRuntimeError, PyStopIteration, PyValueEr
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
 use sections::channel::{self as ch, ChannelOptions, OwnedLoan, OwnedMessage, Returned};
 use sections::ErrorKind;
@@ -339,6 +340,12 @@ impl Channel {
         Ok(self.get()?.fill())
     }
 
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_none()
+    }
+
     /// Closes this handle (connected endpoints keep the channel alive).
     fn close(&mut self) {
         self.inner = None;
@@ -386,6 +393,12 @@ impl Inheritable {
             .split_once("fd:")
             .and_then(|(_, rest)| rest.split(':').next())
             .and_then(|fd| fd.parse().ok()))
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_none()
     }
 
     /// Closes this process's inheritable copy.
@@ -436,7 +449,16 @@ impl Sender {
 
 /// The bytes of a contiguous Python buffer, with the buffer held.
 fn contiguous(data: &Bound<'_, PyAny>) -> PyResult<PyUntypedBuffer> {
-    let buf = PyUntypedBuffer::get(data)?;
+    let buf = match PyUntypedBuffer::get(data) {
+        Ok(buf) => buf,
+        // A buffer without a shape (a 0-d NumPy array, say): its bytes, as
+        // a flat memoryview of them (no copy).
+        Err(e) if e.is_instance_of::<PyBufferError>(data.py()) => {
+            let flat = pyo3::types::PyMemoryView::from(data)?.call_method1("cast", ("B",))?;
+            PyUntypedBuffer::get(&flat)?
+        }
+        Err(e) => return Err(e),
+    };
     if !buf.is_c_contiguous() {
         return Err(PyValueError::new_err(
             "the buffer is not contiguous: send a contiguous copy (numpy.ascontiguousarray)",
@@ -542,6 +564,7 @@ impl Sender {
         Ok(())
     }
 
+    /// Whether `close()` was called.
     #[getter]
     fn closed(&self) -> bool {
         matches!(*lock(&self.shared), State::Closed)
@@ -608,6 +631,27 @@ impl Loan {
         self.len
     }
 
+    /// The memoryview `__enter__` made refers back to this loan: a loan
+    /// entered and never exited is a cycle the collector must see, so that
+    /// it is cancelled when collected.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(entered) = self.entered.try_lock() {
+            if let Some(view) = entered.as_ref() {
+                visit.call(view)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let entered = self
+            .entered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(entered);
+    }
+
     /// Publishes the message.
     fn send(&self) -> PyResult<()> {
         finish(
@@ -661,14 +705,20 @@ impl Loan {
     ) -> PyResult<()> {
         let py = slf.py();
         let entered = slf.entered.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if crate::failed(exc_type.as_ref()) {
+            // The block's own exception goes on: if a buffer made from the
+            // memoryview still lives, the loan stays pending and is
+            // cancelled when this object goes.
+            if let Some(view) = entered {
+                let _ = view.bind(py).call_method0("release");
+            }
+            let _ = slf.cancel();
+            return Ok(());
+        }
         if let Some(view) = entered {
             view.bind(py).call_method0("release")?;
         }
-        if crate::failed(exc_type.as_ref()) {
-            slf.cancel()
-        } else {
-            slf.send()
-        }
+        slf.send()
     }
 }
 
@@ -807,6 +857,7 @@ impl Receiver {
         }
     }
 
+    /// Whether `close()` was called.
     #[getter]
     fn closed(&self) -> bool {
         matches!(*lock(&self.shared), State::Closed)

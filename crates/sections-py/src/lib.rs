@@ -146,7 +146,9 @@ pub(crate) fn access_name(access: sections::Access) -> &'static str {
         sections::Access::Read => "read",
         sections::Access::ReadWrite => "readwrite",
         sections::Access::CopyOnWrite => "copyonwrite",
-        _ => "readexecute",
+        sections::Access::ReadExecute => "readexecute",
+        sections::Access::ReadWriteExecute => "readwriteexecute",
+        sections::Access::CopyOnWriteExecute => "copyonwriteexecute",
     }
 }
 

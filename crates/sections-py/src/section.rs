@@ -244,7 +244,8 @@ impl View {
     ) -> PyResult<()> {
         let this = slf.try_borrow()?;
         let mapped = this.get()?;
-        let readonly = mapped.access() == sections::Access::Read;
+        // Copy-on-write views are writable too (privately).
+        let readonly = !mapped.access().writes();
         // SAFETY: the view stays mapped while exported: `close` refuses
         // while `exports` is non-zero, and the buffer holds a reference to
         // this object, so it is not dropped either.

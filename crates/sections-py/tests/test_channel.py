@@ -148,6 +148,8 @@ def test_bad_input_to_channels():
         sections.Channel.sender_from_token("\x1b[2J garbage")
     with pytest.raises(sections.ExistsError):
         ch.receiver()  # one receiver at a time
+    tx.send(np.float64(1.5))  # a 0-d buffer: no shape
+    assert np.frombuffer(rx.recv_bytes()) == 1.5
     tx.send(b"")
     assert rx.recv_bytes() == b""
     tx.close()
@@ -297,3 +299,36 @@ def test_a_section_rust_creates_is_opened_by_python(ns, sect):
     # The Rust holder is gone, and no Python handle is left: so is the name.
     with pytest.raises(sections.NotFoundError):
         sections.Section.open("from-rust", namespace=ns)
+
+
+def test_a_loan_entered_and_never_exited_is_cancelled_when_collected():
+    import gc
+
+    ch = sections.Channel.anonymous(4096)
+    tx, rx = ch.sender(), ch.receiver()
+    buf = tx.loan(8).__enter__()
+    buf[:] = b"unsent!!"
+    del buf  # the memoryview and its loan form a cycle
+    gc.collect()
+    tx.send(b"next")  # the sender is free again
+    tx.close()
+    assert [bytes(m) for m in rx] == [b"next"], "the collected loan was cancelled"
+
+
+def test_an_exception_in_a_loan_block_is_not_replaced_by_a_live_buffer():
+    ch = sections.Channel.anonymous(4096)
+    tx, rx = ch.sender(), ch.receiver()
+    with pytest.raises(KeyError):
+        with tx.loan(4) as buf:
+            kept = np.frombuffer(buf, dtype=np.uint8)
+            raise KeyError("the block's own error")
+    assert kept.nbytes == 4  # still mapped: the loan is pending
+    with pytest.raises(RuntimeError):
+        tx.send(b"x")
+    del kept, buf
+    import gc
+
+    gc.collect()
+    tx.send(b"after")
+    tx.close()
+    assert [bytes(m) for m in rx] == [b"after"]

@@ -79,3 +79,36 @@ def test_event_and_semaphore_between_processes(ns, py):
         sem.release(100)
     with pytest.raises(sections.NotFoundError):
         sections.Event.open("missing", namespace=ns)
+
+
+def test_a_held_mutex_collected_on_another_thread_never_corrupts_memory(ns, py):
+    # The holder's robust list runs through the mutex's page: unmapping it
+    # while held made the next lock write into whatever was mapped there.
+    child = py.spawn(
+        """
+        import sys, threading, sections
+        ns = sys.argv[1]
+        other = sections.Mutex.create("other", namespace=ns)
+        held = [sections.Mutex.create("held", namespace=ns)]
+        held[0].acquire()
+        t = threading.Thread(target=held.clear)  # the last reference goes there
+        t.start(); t.join()
+        # A new mapping of the same size may take the freed address.
+        s = sections.Section.create("after", 4096, namespace=ns)
+        v = s.map(); m = memoryview(v); m[:] = b"\\xaa" * 4096
+        other.acquire(); other.release()
+        print("clean" if all(b == 0xaa for b in m) else "written", flush=True)
+        """,
+        ns,
+    )
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert out.strip() == "clean"
+
+
+def test_mutex_acquire_from_a_second_object_on_the_same_thread_fails_cleanly(ns):
+    a = sections.Mutex.create("twice", namespace=ns)
+    b = sections.Mutex.open("twice", namespace=ns)
+    with a:
+        with pytest.raises(sections.Error):
+            b.acquire(timeout=0.05)

@@ -79,8 +79,13 @@ impl Section {
     /// in the parent (or, on Windows, by `duplicate_into`). See
     /// [`inheritable`](Self::inheritable) for an example.
     ///
-    /// A token names a handle this process inherited: adopt each token
-    /// once, and only in the child it was made for.
+    /// A token names a handle this process inherited. The section adopts
+    /// a duplicate of it: whatever the token names (a handle this process
+    /// uses for something else, or its own `Inheritable`), nothing of this
+    /// process is closed or taken over, on success or on error; the
+    /// inherited handle itself stays open until the child closes it or
+    /// ends (it holds no lock: the lifetime of anonymous memory is at most
+    /// the child's).
     ///
     /// # Errors
     ///

@@ -1073,3 +1073,53 @@ fn residency_of_huge_sparse_entries_costs_what_they_hold() {
         start.elapsed()
     );
 }
+
+/// A token is a string: whatever descriptor it names, adopting it closes
+/// or takes over nothing of this process, on error or on success.
+#[cfg(unix)]
+#[test]
+fn a_token_never_closes_or_takes_over_the_descriptor_it_names() {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+
+    use sections::channel::ChannelOptions;
+
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(b"mine").unwrap();
+    let fd = file.as_raw_fd();
+    for token in [
+        format!("fd:{fd}:1:0"),
+        format!("fd:{fd}:1:1"),
+        format!("channel::fd:{fd}:1:0"),
+        "fd:0:1:0".to_owned(),
+        "fd:2:1:0".to_owned(),
+    ] {
+        let _ = Section::from_token(&token).map(|s| s.map_all(Access::Read));
+        let _ = ChannelOptions::new().receiver_from_token(&token);
+        let _ = ChannelOptions::new().sender_from_token(&token);
+    }
+    // The file's descriptor is still the file's.
+    file.write_all(b" still").unwrap();
+    file.rewind().unwrap();
+    let mut back = String::new();
+    file.read_to_string(&mut back).unwrap();
+    assert_eq!(back, "mine still");
+    // SAFETY: fcntl(F_GETFD) on descriptors 0 and 2 only asks.
+    assert!(unsafe { libc::fcntl(0, libc::F_GETFD) } >= 0, "stdin open");
+    assert!(unsafe { libc::fcntl(2, libc::F_GETFD) } >= 0, "stderr open");
+
+    // This process's own token, adopted here: two owners of one number
+    // would close it twice. Drop the share first, then the adopted side.
+    let section = Section::anonymous(4096).unwrap();
+    let share = section.inheritable().unwrap();
+    let adopted = Section::from_token(share.token()).unwrap();
+    drop(share);
+    let victim = tempfile::tempfile().unwrap();
+    let view = adopted.map_all(Access::ReadWrite).unwrap();
+    view.write_at(0, b"ok").unwrap();
+    drop((view, adopted));
+    // The victim that may have reused the number is still open.
+    assert!(victim.metadata().is_ok());
+    // SAFETY: fcntl(F_GETFD) only asks.
+    assert!(unsafe { libc::fcntl(victim.as_raw_fd(), libc::F_GETFD) } >= 0);
+}

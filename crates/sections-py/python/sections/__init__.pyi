@@ -269,6 +269,9 @@ class Channel:
     def fill(self) -> int:
         """Bytes taken in the ring now."""
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
     def close(self) -> None:
         """Closes this handle (connected endpoints keep the channel alive)."""
 
@@ -287,6 +290,9 @@ class Inheritable:
     def fd(self) -> int | None:
         """The inherited descriptor the token names (Unix), else None."""
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
     def close(self) -> None:
         """Closes this process's inheritable copy."""
 

@@ -433,16 +433,21 @@ pub(crate) fn adopt_token<O>(
         .and_then(Access::from_tag)
         .ok_or_else(bad)?;
     let is_file = parts.next() == Some("1");
-    // Only adopt a descriptor that is open in this process.
-    // SAFETY: fcntl(F_GETFD) on any integer is harmless.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    // The number came in a string: the descriptor is not ours to close (it
+    // may be stdin, a file someone else writes, or the `Inheritable` of
+    // this very process). Adopt a duplicate; the inherited descriptor stays
+    // as it is, whatever happens next.
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on any integer is harmless: it fails
+    // with EBADF for a number that is not an open descriptor, and otherwise
+    // makes a new one that nothing else owns.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
         return Err(
             Error::os(OP, io::Error::last_os_error()).with_detail(format!("descriptor {fd}"))
         );
     }
-    // SAFETY: the parent made this descriptor inheritable for us and passed
-    // its number; nothing else in this process owns it.
-    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: `dup` was just made by fcntl for this call alone.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup) };
     let (object, _, actual) = adopt(fd, OP)?;
     let access = sent.within(actual);
     Ok((

@@ -547,9 +547,31 @@ pub(crate) fn from_inherited(token: &str) -> Result<(Object, Kind, Access)> {
         .and_then(Access::from_tag)
         .ok_or_else(bad)?;
     let is_file = parts.next() == Some("1");
-    // SAFETY: the parent made this handle inheritable for us and passed its
-    // value; nothing else in this process owns it.
-    let mapping = unsafe { OwnedHandle::from_raw_handle(value as RawHandle) };
+    // The value came in a string: the handle is not ours to close (it may
+    // be another part of this process's, or the `Inheritable` of this very
+    // process). Adopt a duplicate; the inherited handle stays as it is.
+    let mut dup: HANDLE = std::ptr::null_mut();
+    // SAFETY: DuplicateHandle on any value is harmless: it fails for a
+    // value that is not a handle of this process, and otherwise writes a
+    // new handle, which nothing else owns, to `dup`.
+    let ok = unsafe {
+        DuplicateHandle(
+            GetCurrentProcess(),
+            value as HANDLE,
+            GetCurrentProcess(),
+            &mut dup,
+            0,
+            0,
+            DUPLICATE_SAME_ACCESS,
+        )
+    };
+    if ok == 0 || dup.is_null() {
+        return Err(
+            Error::os(OP, io::Error::last_os_error()).with_detail(format!("handle {value}"))
+        );
+    }
+    // SAFETY: `dup` was just made by DuplicateHandle for this call alone.
+    let mapping = unsafe { OwnedHandle::from_raw_handle(dup as RawHandle) };
     let object = Object::query(mapping).map_err(|e| Error::os(OP, e))?;
     Ok((
         object,
