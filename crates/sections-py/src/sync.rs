@@ -1,6 +1,5 @@
 //! `Mutex`, `Event`, `Semaphore`: the library's robust named objects.
 
-use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -58,8 +57,9 @@ fn thread_id() -> u64 {
 /// Released by the thread that acquired it.
 #[pyclass(module = "sections")]
 pub struct Mutex {
-    /// Dropped unless another thread holds it (see `Drop`).
-    inner: ManuallyDrop<sections::sync::Mutex>,
+    /// Held through a forgotten guard (released by `force_unlock`); the
+    /// library keeps the mapping of a mutex dropped while held.
+    inner: sections::sync::Mutex,
     /// The thread holding it through this object (0: none).
     holder: AtomicU64,
     abandoned: AtomicBool,
@@ -171,7 +171,7 @@ impl Mutex {
 impl Mutex {
     fn new(inner: sections::sync::Mutex) -> Mutex {
         Mutex {
-            inner: ManuallyDrop::new(inner),
+            inner,
             holder: AtomicU64::new(0),
             abandoned: AtomicBool::new(false),
         }
@@ -180,21 +180,14 @@ impl Mutex {
 
 impl Drop for Mutex {
     fn drop(&mut self) {
-        let holder = self.holder.load(Ordering::Acquire);
-        if holder == thread_id() {
+        if self.holder.load(Ordering::Acquire) == thread_id() {
             // SAFETY: this thread holds it (forgotten guard) and has not
             // unlocked it.
             let _ = unsafe { self.inner.force_unlock() };
-        } else if holder != 0 {
-            // Another thread holds it: its lock word is on that thread's
-            // robust list, which the C library and the kernel walk through
-            // the mapping itself. Unmapping it would make them write into
-            // whatever is mapped there next. Keep the mapping (a leak of
-            // one page): the holder's exit leaves the mutex abandoned.
-            return;
         }
-        // SAFETY: dropped once, here, and never used again.
-        unsafe { ManuallyDrop::drop(&mut self.inner) };
+        // Held by another thread: dropping `inner` keeps its mapping (the
+        // library's rule for a mutex dropped with a forgotten guard), and
+        // that thread's robust list stays valid.
     }
 }
 

@@ -1123,3 +1123,49 @@ fn a_token_never_closes_or_takes_over_the_descriptor_it_names() {
     // SAFETY: fcntl(F_GETFD) only asks.
     assert!(unsafe { libc::fcntl(victim.as_raw_fd(), libc::F_GETFD) } >= 0);
 }
+
+/// A guard forgotten (safe: `mem::forget`) and its mutex dropped: the lock
+/// word is on this thread's robust list, which the C library walks through
+/// the mapping. The mutex keeps its mapping, so locking another robust
+/// mutex writes into nothing but its own pages (before, it wrote a pointer
+/// into a section mapped where the first mutex had been).
+#[test]
+fn a_mutex_dropped_with_a_forgotten_guard_never_corrupts_memory() {
+    let (_dir, ns) = namespace();
+    let mut opts = sections::sync::SyncOptions::new();
+    opts.namespace(&ns);
+    let other = opts.create_mutex("other").unwrap();
+    // Run on a thread of its own: its robust list ends with it.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let first = opts.create_mutex("first").unwrap();
+            std::mem::forget(first.lock().unwrap().into_guard());
+            drop(first);
+            let section = create(&ns, "after", 4096);
+            let view = section.map_all(Access::ReadWrite).unwrap();
+            view.write_at(0, &[0xaa; 4096]).unwrap();
+            for _ in 0..100 {
+                drop(other.lock().unwrap());
+            }
+            let mut back = [0u8; 4096];
+            view.read_at(0, &mut back).unwrap();
+            assert!(
+                back.iter().all(|&b| b == 0xaa),
+                "locking wrote into a section"
+            );
+        })
+        .join()
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_zero_sized_guarded_value_is_refused() {
+    let (_dir, ns) = namespace();
+    let mut opts = sections::sync::SyncOptions::new();
+    opts.namespace(&ns);
+    let e = opts.create_guarded("empty", ()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidSize);
+    let e = opts.open_guarded::<[u8; 0]>("empty").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidSize);
+}

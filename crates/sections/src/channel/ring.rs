@@ -317,7 +317,7 @@ impl Ring {
         if meta.pad || off + size > self.capacity {
             return Err(self.corrupted(format!("a record at {pos} runs past the ring")));
         }
-        reserve.store(pos + size, Ordering::Release);
+        reserve.store(pos.wrapping_add(size), Ordering::Release);
         Ok(())
     }
 
@@ -334,7 +334,12 @@ impl Ring {
         read: &Cell<u64>,
     ) -> Result<Option<Reservation>> {
         let cap = self.capacity;
-        let need = RECORD + round16(len as u64);
+        // Checked before any arithmetic: a length near `usize::MAX` would
+        // wrap the rounding and pass for a small record.
+        let need = u64::try_from(len)
+            .ok()
+            .filter(|&l| l <= cap)
+            .map_or(u64::MAX, |l| RECORD + round16(l));
         if need > cap {
             return Err(self
                 .err(ErrorKind::InvalidSize, "send")
@@ -361,7 +366,7 @@ impl Ring {
             // Release: the padding's length before its position word.
             pos_word.store(self.tag(pos, COMMITTED), Ordering::Release);
             // Release: the padding is committed before `reserve` passes it.
-            pos += pad;
+            pos = pos.wrapping_add(pad);
             reserve.store(pos, Ordering::Release);
         }
         if !self.room(pos, need, read)? {
@@ -382,7 +387,7 @@ impl Ring {
             pos_word.store(self.tag(pos, RESERVED), Ordering::Relaxed);
             // Release: the header is visible to whoever sees `reserve` move
             // past it.
-            reserve.store(pos + need, Ordering::Release);
+            reserve.store(pos.wrapping_add(need), Ordering::Release);
         }
         // A single sender writes nothing shared until it commits: the
         // receiver, polling the record's line, sees it change once.
@@ -434,9 +439,10 @@ impl Ring {
         // Release: `reserve` never passes a record that is not committed.
         // It may lag behind what the receiver already took; the receiver
         // allows for that.
-        self.mem
-            .u64(RESERVE)
-            .store(r.at + RECORD + round16(r.len), Ordering::Release);
+        self.mem.u64(RESERVE).store(
+            r.at.wrapping_add(RECORD + round16(r.len)),
+            Ordering::Release,
+        );
     }
 
     /// Looks at the read position, skipping padding, cancelled records and
@@ -511,7 +517,9 @@ impl Ring {
                 // Padding is committed before `reserve` moves past it; the
                 // read position does not pass `reserve` (so a sender never
                 // finds `read` ahead of it).
-                let end = r + (cap - off);
+                // Positions are any peer's to write: wrapping, never a
+                // panic (what does not add up is `Corrupted` below).
+                let end = r.wrapping_add(cap - off);
                 if w.is_none() && self.mem.u64(RESERVE).load(Ordering::Acquire) < end {
                     return Ok((Found::Nothing, skipped));
                 }
@@ -526,14 +534,17 @@ impl Ring {
             }
             let size = RECORD + round16(len);
             let slot = u32::from(meta.slot);
-            if off + size > cap || w.is_some_and(|w| r + size > w) || slot >= self.senders {
+            if off + size > cap
+                || w.is_some_and(|w| r.wrapping_add(size) > w)
+                || slot >= self.senders
+            {
                 return Err(self.corrupted(format!(
                     "a record at {r} claims {len} bytes from sender {slot}"
                 )));
             }
             if pos == committed {
                 if meta.cancel {
-                    self.advance(r + size);
+                    self.advance(r.wrapping_add(size));
                     skipped = true;
                     continue;
                 }
@@ -541,7 +552,7 @@ impl Ring {
                     Found::Message {
                         payload: HEADER + (off + RECORD) as usize,
                         len: len as usize,
-                        next: r + size,
+                        next: r.wrapping_add(size),
                     },
                     skipped,
                 ));
@@ -554,7 +565,7 @@ impl Ring {
             }
             // Reserved and not committed yet: wait, unless its sender is gone.
             if mode == Look::Liveness && !alive(slot, u32::from(meta.generation)) {
-                self.advance(r + size);
+                self.advance(r.wrapping_add(size));
                 skipped = true;
                 continue;
             }

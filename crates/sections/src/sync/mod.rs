@@ -56,6 +56,10 @@ use crate::types::Lifetime;
 use crate::types::Namespace;
 
 pub use bytemuck::Pod;
+pub use guarded::{Guarded, GuardedRef};
+
+// Guarded values: a `T` behind a robust mutex.
+mod guarded;
 
 /// Options shared by every sync object: namespace, lifetime, owner check,
 /// permission bits.
@@ -281,8 +285,14 @@ impl SyncOptions {
     }
 }
 
-/// Guarded values start 64-byte aligned.
+/// Guarded values start 64-byte aligned, and have bytes (a zero-sized
+/// value has no memory behind it on every platform).
 fn check_alignment<T>(op: &'static str, name: &str) -> Result<()> {
+    if std::mem::size_of::<T>() == 0 {
+        return Err(crate::Error::new(crate::ErrorKind::InvalidSize, op)
+            .with_name(name)
+            .with_detail("a guarded value's type must have a size (use a Mutex for none)"));
+    }
     if std::mem::align_of::<T>() > 64 {
         return Err(crate::Error::new(crate::ErrorKind::InvalidRange, op)
             .with_name(name)
@@ -334,6 +344,11 @@ impl<G> Locked<G> {
 
 /// A robust inter-process mutex. See the module docs for abandonment.
 ///
+/// A guard forgotten with `mem::forget` leaves the lock held by its thread
+/// (and abandoned when that thread ends); a `Mutex` dropped while such a
+/// guard is out keeps its mapping, one page, for the life of the process:
+/// the holder thread's robust list (C library and kernel) points into it.
+///
 /// # Examples
 ///
 /// A holder that ends without unlocking (here a thread that forgets its
@@ -365,12 +380,33 @@ impl<G> Locked<G> {
 /// ```
 #[derive(Debug)]
 pub struct Mutex {
-    imp: imp::Mutex,
+    /// Unmapped on drop unless a guard was forgotten (see `Drop`).
+    imp: std::mem::ManuallyDrop<imp::Mutex>,
+    /// Guards given out and not dropped (nor unlocked by `force_unlock`).
+    held: std::sync::atomic::AtomicUsize,
+}
+
+impl Drop for Mutex {
+    fn drop(&mut self) {
+        if self.held.load(std::sync::atomic::Ordering::Acquire) != 0 {
+            // A guard was forgotten: the lock word is on its thread's
+            // robust list, which the C library and the kernel walk through
+            // the mapping itself. Unmapping it would let them write into
+            // whatever is mapped there next; the mapping is kept (leaked)
+            // instead, and the holder's exit leaves the mutex abandoned.
+            return;
+        }
+        // SAFETY: dropped once, here; `imp` is not used again.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.imp) };
+    }
 }
 
 impl Mutex {
     fn from_imp(imp: imp::Mutex) -> Mutex {
-        Mutex { imp }
+        Mutex {
+            imp: std::mem::ManuallyDrop::new(imp),
+            held: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 
     /// Creates a named mutex in the default namespace.
@@ -384,6 +420,7 @@ impl Mutex {
     }
 
     fn guard(&self, abandoned: bool) -> Locked<MutexGuard<'_>> {
+        self.held.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let guard = MutexGuard {
             mutex: self,
             repair_pending: abandoned,
@@ -443,7 +480,14 @@ impl Mutex {
     /// # Ok::<(), sections::Error>(())
     /// ```
     pub unsafe fn force_unlock(&self) -> Result<()> {
-        self.imp.unlock()
+        self.imp.unlock()?;
+        // The forgotten guard is accounted for: the mutex may be unmapped.
+        let _ = self.held.fetch_update(
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+            |n| n.checked_sub(1),
+        );
+        Ok(())
     }
 
     /// The process holding the mutex, where the OS tells (Linux), for
@@ -483,6 +527,9 @@ impl Drop for MutexGuard<'_> {
             let _ = self.mutex.imp.mark_consistent();
         }
         let _ = self.mutex.imp.unlock();
+        self.mutex
+            .held
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -580,110 +627,6 @@ impl Semaphore {
     /// maximum, in which case nothing is released.
     pub fn release(&self, n: u32) -> Result<()> {
         self.imp.release(n)
-    }
-}
-
-/// A value of type `T` in shared memory, reachable only through its robust
-/// mutex, so no one writes offsets by hand.
-///
-/// `T` is any [`Pod`] type: numbers, arrays of them, or a `#[repr(C)]`
-/// struct that implements it (bytemuck's derive macros do; this crate's
-/// `derive` feature turns them on).
-///
-/// # Examples
-///
-/// ```
-/// use sections::sync::{Locked, SyncOptions};
-/// # let dir = tempfile::tempdir().unwrap(); let ns = sections::Namespace::at(dir.path());
-/// let mut opts = SyncOptions::new();
-/// opts.namespace(&ns);
-/// let jobs_done = opts.create_guarded("jobs-done", 0u64)?;
-///
-/// // Any process that opens the name updates the same value.
-/// *opts.open_guarded::<u64>("jobs-done")?.lock()?.into_guard() += 1;
-///
-/// let mut value = match jobs_done.lock()? {
-///     Locked::Acquired(value) => value,
-///     Locked::Abandoned(mut value) => {
-///         value.mark_consistent()?; // a holder died mid-update: repair first
-///         value
-///     }
-/// };
-/// *value += 1;
-/// assert_eq!(*value, 2);
-/// # Ok::<(), sections::Error>(())
-/// ```
-#[derive(Debug)]
-pub struct Guarded<T: Pod> {
-    mutex: Mutex,
-    data: imp::Data,
-    _type: PhantomData<T>,
-}
-
-impl<T: Pod> Guarded<T> {
-    fn from_parts(mutex: imp::Mutex, data: imp::Data) -> Self {
-        Guarded {
-            mutex: Mutex::from_imp(mutex),
-            data,
-            _type: PhantomData,
-        }
-    }
-
-    fn wrap<'a>(&'a self, locked: Locked<MutexGuard<'a>>) -> Locked<GuardedRef<'a, T>> {
-        let abandoned = locked.is_abandoned();
-        let guard = GuardedRef {
-            ptr: self.data.ptr().cast(),
-            guard: locked.into_guard(),
-            _type: PhantomData,
-        };
-        if abandoned {
-            Locked::Abandoned(guard)
-        } else {
-            Locked::Acquired(guard)
-        }
-    }
-
-    /// Locks and gives access to the value.
-    pub fn lock(&self) -> Result<Locked<GuardedRef<'_, T>>> {
-        Ok(self.wrap(self.mutex.lock()?))
-    }
-
-    /// Like [`lock`](Self::lock), waiting at most `timeout`.
-    pub fn lock_timeout(&self, timeout: Duration) -> Result<Option<Locked<GuardedRef<'_, T>>>> {
-        Ok(self.mutex.lock_timeout(timeout)?.map(|l| self.wrap(l)))
-    }
-}
-
-/// Access to a [`Guarded`] value while its mutex is held.
-#[derive(Debug)]
-pub struct GuardedRef<'a, T: Pod> {
-    ptr: *mut T,
-    guard: MutexGuard<'a>,
-    _type: PhantomData<&'a mut T>,
-}
-
-impl<T: Pod> GuardedRef<'_, T> {
-    /// See [`MutexGuard::mark_consistent`].
-    pub fn mark_consistent(&mut self) -> Result<()> {
-        self.guard.mark_consistent()
-    }
-}
-
-impl<T: Pod> std::ops::Deref for GuardedRef<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: the pointer is aligned and in bounds of the value's live
-        // mapping (checked when it was made), every bit pattern is a valid
-        // `T` (`Pod`), and the mutex excludes every other process and
-        // thread that reaches the value through this API.
-        unsafe { &*self.ptr }
-    }
-}
-
-impl<T: Pod> std::ops::DerefMut for GuardedRef<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes the borrow unique here.
-        unsafe { &mut *self.ptr }
     }
 }
 

@@ -38,7 +38,81 @@ pub fn tests() -> Vec<(&'static str, TestFn)> {
             "a_receiver_learns_its_senders_left_whatever_the_header_says",
             senders_left_whatever_the_header_says,
         ),
+        (
+            "positions_at_the_end_of_u64_never_panic",
+            positions_at_the_end_of_u64,
+        ),
+        (
+            "a_loan_longer_than_the_ring_is_refused_whatever_its_length",
+            loans_longer_than_the_ring,
+        ),
     ]
+}
+
+/// A peer sets the read and reserve positions (consistently: an empty
+/// ring) to the last values a u64 holds: sends and receives across the
+/// wrap give messages or `Corrupted`, never an arithmetic panic (the tests
+/// run with overflow checks).
+fn positions_at_the_end_of_u64() -> Result<(), Failed> {
+    for senders in [1, 2] {
+        for at in [
+            u64::MAX - 15,
+            u64::MAX - 4095,
+            u64::MAX - 4111,
+            u64::MAX - 2047,
+        ] {
+            let Rig {
+                mut tx,
+                mut rx,
+                raw,
+                ..
+            } = rig(senders)?;
+            raw.write_at(READ, &at.to_le_bytes())?;
+            raw.write_at(RESERVE, &at.to_le_bytes())?;
+            let t = Duration::from_millis(20);
+            for i in 0..8u8 {
+                let sent = on_time("send_timeout", || tx.send_timeout(&[i; 1000], t));
+                let got = on_time("recv_timeout", || rx.recv_timeout(t).map(|m| m.to_vec()));
+                for (call, result) in [("send", sent.map(|()| None)), ("recv", got.map(Some))] {
+                    match result {
+                        Ok(Some(bytes)) => {
+                            assert!(bytes.len() == 1000, "{call}: {} bytes", bytes.len())
+                        }
+                        Ok(None) => {}
+                        Err(e) => assert!(
+                            matches!(e.kind(), ErrorKind::Corrupted | ErrorKind::TimedOut),
+                            "at {at:#x}, {call}: {e}"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lengths whose rounding to a record would wrap a u64 are refused like
+/// any length longer than the ring: no loan of `usize::MAX` bytes.
+fn loans_longer_than_the_ring() -> Result<(), Failed> {
+    let Rig { mut tx, .. } = rig(1)?;
+    for len in [
+        4097,
+        4096,
+        usize::MAX,
+        usize::MAX - 15,
+        usize::MAX - 30,
+        1 << 63,
+    ] {
+        for result in [
+            tx.try_loan(len).map(|l| l.len()),
+            tx.loan_timeout(len, Duration::from_millis(10))
+                .map(|l| l.len()),
+        ] {
+            let e = result.expect_err("a loan longer than the ring");
+            assert_eq!(e.kind(), ErrorKind::InvalidSize, "{len}: {e}");
+        }
+    }
+    Ok(())
 }
 
 type RoleResult = Result<(), Box<dyn std::error::Error>>;
