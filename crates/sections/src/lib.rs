@@ -63,6 +63,7 @@
 // 3  sync                    mutexes, events, semaphores, guarded values
 // 4  channel                 the channel
 // 5  inspect, usage          listing, gc and usage: ask every kind above
+//    aio                     async endpoints on tokio (feature `tokio`)
 mod error;
 mod types;
 
@@ -81,6 +82,9 @@ pub mod sync;
 
 pub mod channel;
 
+#[cfg(all(unix, feature = "tokio"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "tokio"))))]
+pub mod aio;
 mod inspect;
 mod usage;
 

@@ -23,6 +23,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("channel", 4),
     ("inspect", 5),
     ("usage", 5),
+    ("aio", 5),
 ];
 
 fn src() -> PathBuf {

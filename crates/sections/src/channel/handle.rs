@@ -157,6 +157,7 @@ pub struct Channel {
 #[derive(Debug)]
 pub struct InheritableChannel {
     _section: Inheritable,
+    _waker: crate::sys::WakerShare,
     token: String,
 }
 
@@ -350,12 +351,14 @@ impl Channel {
     /// ```
     pub fn inheritable(&self) -> Result<InheritableChannel> {
         let section = self.section.inheritable()?;
-        let token = match self.shared.waker.token() {
+        let (base, waker) = self.shared.waker.inheritable()?;
+        let token = match base {
             Some(base) => format!("channel:{base}:{}", section.token()),
             None => format!("channel::{}", section.token()),
         };
         Ok(InheritableChannel {
             _section: section,
+            _waker: waker,
             token,
         })
     }

@@ -14,7 +14,7 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SECTCHAN");
 /// never a C library mutex, and is waited for with the caller's deadline.
 /// 4: a peer slot is one owner word (free, closed or the owner's token),
 /// claimed under the platform's peer lock (`peers.rs`).
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 
 /// One sender slot (see `peers.rs` for its states).
 #[repr(C)]
@@ -59,7 +59,10 @@ pub(crate) struct Header {
     pub rx_waiting: u32,
     pub tx_waiting: u32,
     pub lock: u32,
-    _line7: [u8; 52],
+    _line7: [u8; 48],
+    /// Written by nothing but a named channel's bell (`sys::Waker::ring`):
+    /// the write is what its watchers are told of.
+    pub bell: u32,
 }
 
 /// Bytes before the ring.
@@ -79,6 +82,8 @@ pub(crate) const SLOT_GENERATION: usize = offset_of!(SlotWords, generation);
 pub(crate) const RX_WAITING: usize = offset_of!(Header, rx_waiting);
 pub(crate) const TX_WAITING: usize = offset_of!(Header, tx_waiting);
 pub(crate) const LOCK: usize = offset_of!(Header, lock);
+#[cfg(test)]
+pub(crate) const BELL_WORD: usize = offset_of!(Header, bell);
 
 /// The most sender slots a header has.
 pub(crate) const SLOT_COUNT: usize = 16;
@@ -158,7 +163,8 @@ impl Meta {
 mod tests {
     use super::*;
 
-    /// The offsets peers of layout version 4 use.
+    /// The offsets peers of layout version 5 use (4 had no bell: its
+    /// peers never ring one, so they are refused).
     #[test]
     fn the_header_keeps_its_offsets() {
         let pinned = [
@@ -177,6 +183,7 @@ mod tests {
             (RX_WAITING, 448),
             (TX_WAITING, 452),
             (LOCK, 456),
+            (BELL_WORD, 508),
             (HEADER, 512),
         ];
         for (i, (got, want)) in pinned.into_iter().enumerate() {

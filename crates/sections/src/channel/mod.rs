@@ -67,6 +67,7 @@
 //!  192  sender slots: 16 × {state u32, generation u32, process token u64}
 //!  448  sleepers: receiver waiting (u32), senders waiting (u32)
 //!  456  several senders: the reservation lock word (see `Ring::try_lock`)
+//!  508  the bell word: written (zeros) by a named channel's bell only
 //!  512  the ring (capacity bytes, a multiple of 16)
 //! ```
 //!
@@ -135,6 +136,15 @@
 //! (store-buffering), which the loom model `no_lost_wake_up` checks by
 //! failing with a deadlock when the fences are taken out.
 //!
+//! The word is a set of bits: 1 (`SLEEPER`) for a side that sleeps on it,
+//! 2 (`BELL`) for one that waits in an event loop on its readiness
+//! (`Receiver::poll_recv`, `Sender::poll_loan`); waiters OR their bit in,
+//! the publisher swaps the word to 0 and, for each bit it found, wakes the
+//! sleepers or rings the bell (`sys::Waker::ring`). The bell has the same
+//! fences and re-check, and its own loom model, `no_lost_bell`. Layout
+//! version 5: a version-4 peer would wake a bell waiter with a futex it
+//! does not sleep on.
+//!
 //! Every length, offset and position read from the section is checked
 //! before use; anything impossible is `ErrorKind::Corrupted`.
 
@@ -150,8 +160,12 @@ mod owned; // OwnedLoan, Returned: what owns its endpoint
 #[cfg(not(loom))]
 mod peers; // peer slots and liveness
 #[cfg(not(loom))]
+mod ready; // readiness, poll_recv, poll_loan: waiting in an event loop
+#[cfg(not(loom))]
 mod receiver; // Receiver, Message
 mod ring; // the ring protocol over the words, free of the OS
+#[cfg(not(loom))]
+mod select; // Select: waiting on many receivers
 #[cfg(not(loom))]
 mod sender; // Sender, Loan, the reservation lock's waiting
 #[cfg(not(loom))]
@@ -161,6 +175,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::types::{Lifetime, Namespace};
 
 #[cfg(not(loom))]
+pub use crate::sys::Readiness;
+#[cfg(not(loom))]
 pub(crate) use handle::describe;
 #[cfg(not(loom))]
 pub use handle::{Channel, InheritableChannel};
@@ -168,6 +184,8 @@ pub use handle::{Channel, InheritableChannel};
 pub use owned::{OwnedLoan, Returned};
 #[cfg(not(loom))]
 pub use receiver::{Message, OwnedMessage, Receiver};
+#[cfg(not(loom))]
+pub use select::Select;
 #[cfg(not(loom))]
 pub use sender::{Loan, Sender};
 

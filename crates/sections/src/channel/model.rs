@@ -198,7 +198,7 @@ fn no_lost_wake_up() {
         let t = thread::spawn(move || {
             let read = Cell::new(0);
             send(&tx, 0, &read, 7, 8);
-            if tx.must_wake(RX_WAITING) {
+            if tx.must_wake(RX_WAITING) != 0 {
                 *ev.0.lock().unwrap() = true;
                 ev.1.notify_one();
             }
@@ -210,7 +210,7 @@ fn no_lost_wake_up() {
             {
                 break next;
             }
-            ring.announce(RX_WAITING);
+            ring.announce(RX_WAITING, 1);
             if let Found::Message { next, .. } =
                 ring.look(Look::Liveness, &alive, &senders).unwrap().0
             {
@@ -221,6 +221,51 @@ fn no_lost_wake_up() {
                 set = event.1.wait(set).unwrap();
             }
             *set = false;
+        };
+        assert_eq!(message, 32);
+        t.join().unwrap();
+    });
+}
+
+/// The bell of an event loop (`poll_recv`): the receiver announces the
+/// bell bit instead of the sleeper bit, re-checks, and waits for the bell
+/// (here a condition the sender sets when `must_wake` reports the bit).
+/// Taking the announcement's fence or the publisher's out makes this a
+/// deadlock: a lost async wake-up.
+#[test]
+fn no_lost_bell() {
+    loom::model(|| {
+        let ring = ring(1);
+        let bell = Arc::new((Mutex::new(false), Condvar::new()));
+        let (tx, b) = (ring.clone(), bell.clone());
+        let t = thread::spawn(move || {
+            let read = Cell::new(0);
+            send(&tx, 0, &read, 7, 8);
+            if tx.must_wake(RX_WAITING) & 2 != 0 {
+                *b.0.lock().unwrap() = true;
+                b.1.notify_one();
+            }
+        });
+        let alive = |_: u32, _: u32| true;
+        let senders = || false;
+        let message = loop {
+            if let Found::Message { next, .. } = ring.look(Look::Fast, &alive, &senders).unwrap().0
+            {
+                break next;
+            }
+            // `Receiver::poll_recv`: arm the bell, look again.
+            ring.announce(RX_WAITING, 2);
+            if let Found::Message { next, .. } =
+                ring.look(Look::Liveness, &alive, &senders).unwrap().0
+            {
+                break next;
+            }
+            // The event loop waits for the descriptor, then clears it.
+            let mut rang = bell.0.lock().unwrap();
+            while !*rang {
+                rang = bell.1.wait(rang).unwrap();
+            }
+            *rang = false;
         };
         assert_eq!(message, 32);
         t.join().unwrap();

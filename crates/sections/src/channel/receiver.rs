@@ -53,9 +53,9 @@ use crate::sys::{PeerLock, Side, PEER_CLOSED};
 /// ```
 #[derive(Debug)]
 pub struct Receiver {
-    shared: Shared,
+    pub(super) shared: Shared,
     /// This receiver's claim on the receiver slot.
-    claim: PeerLock,
+    pub(super) claim: PeerLock,
     /// Whether this receiver has seen a sender (connected, or by one of
     /// its messages): then a channel without senders is disconnected,
     /// whatever the shared "a sender came" word says.
@@ -83,7 +83,7 @@ impl Receiver {
 
     /// Looks for a message; wakes waiting senders if records were skipped.
     #[inline]
-    fn look(&self, mode: Look) -> Result<Option<(usize, usize, u64)>> {
+    pub(super) fn look(&self, mode: Look) -> Result<Option<(usize, usize, u64)>> {
         let ring = &self.shared.ring;
         let alive = |slot: u32, generation: u32| sender_alive(&self.shared, slot, generation);
         // Every sender gone: one came (by the shared word, or as this
@@ -360,16 +360,16 @@ impl Drop for Receiver {
 /// ```
 #[derive(Debug)]
 pub struct Message<'a> {
-    receiver: &'a mut Receiver,
-    span: Span,
+    pub(super) receiver: &'a mut Receiver,
+    pub(super) span: Span,
 }
 
 /// Where a received message lies in the ring, validated when found.
 #[derive(Debug)]
-struct Span {
-    payload: usize,
-    len: usize,
-    next: u64,
+pub(super) struct Span {
+    pub(super) payload: usize,
+    pub(super) len: usize,
+    pub(super) next: u64,
 }
 
 impl Span {

@@ -582,24 +582,29 @@ impl Ring {
         self.mem.u64(READ).store(to, Ordering::Release);
     }
 
-    /// A side about to sleep: announce it, then re-check before sleeping.
+    /// A side about to wait: announce how (`SLEEPER`: it sleeps on the
+    /// word; `BELL`: ring its bell), then re-check before waiting. Bits of
+    /// other waiters of the same side (several senders) are kept.
     #[inline]
-    pub(crate) fn announce(&self, waiting: usize) {
-        self.mem.u32(waiting).store(1, Ordering::SeqCst);
+    pub(crate) fn announce(&self, waiting: usize, how: u32) {
+        self.mem.u32(waiting).fetch_or(how, Ordering::SeqCst);
         // Pairs with the fence in `must_wake`: either the publisher sees
         // the announcement or the re-check sees what it published.
         fence(Ordering::SeqCst);
     }
 
-    /// After publishing: whether the other side announced a sleep (and so
-    /// must be woken); clears the announcement.
+    /// After publishing: how the other side announced it waits (0: it
+    /// does not); clears the announcement.
     #[inline]
-    pub(crate) fn must_wake(&self, waiting: usize) -> bool {
-        // Pairs with the sleeper's fence in `announce`.
+    pub(crate) fn must_wake(&self, waiting: usize) -> u32 {
+        // Pairs with the waiter's fence in `announce`.
         fence(Ordering::SeqCst);
-        // Read first: the line stays shared while nobody sleeps, and only a
-        // real sleeper costs an exclusive swap.
+        // Read first: the line stays shared while nobody waits, and only a
+        // real waiter costs an exclusive swap.
         let word = self.mem.u32(waiting);
-        word.load(Ordering::SeqCst) != 0 && word.swap(0, Ordering::SeqCst) != 0
+        if word.load(Ordering::SeqCst) == 0 {
+            return 0;
+        }
+        word.swap(0, Ordering::SeqCst)
     }
 }

@@ -50,7 +50,7 @@ const LOCK_CHECK: Duration = Duration::from_millis(1);
 /// ```
 #[derive(Debug)]
 pub struct Sender {
-    shared: Shared,
+    pub(super) shared: Shared,
     /// This sender's claim on its slot (dropped after the slot is freed).
     claim: PeerLock,
     slot: u32,
@@ -58,6 +58,9 @@ pub struct Sender {
     /// The read position last seen: reloaded only when the ring looks full
     /// with it, so most sends never touch the receiver's line.
     read: Cell<u64>,
+    /// Room reserved by `reserve_armed` for the loan `reserved_loan` makes
+    /// next (the async adapter's two steps, with no await between).
+    pub(super) reserved: Option<Reservation>,
 }
 
 impl Sender {
@@ -88,6 +91,7 @@ impl Sender {
                 slot,
                 generation,
                 read: Cell::new(0),
+                reserved: None,
             });
         }
         Err(Error::new(ErrorKind::AlreadyExists, "open sender")
@@ -99,7 +103,7 @@ impl Sender {
     /// or its process ended). `Look::Fast` does not look; `Look::Reserve`
     /// asks only when the owner word says closed.
     #[inline]
-    fn receiver_gone(&self, mode: Look) -> bool {
+    pub(super) fn receiver_gone(&self, mode: Look) -> bool {
         let owner = || self.shared.ring.mem.u64(RX_OWNER).load(Ordering::Acquire);
         match mode {
             Look::Fast => false,
@@ -174,7 +178,11 @@ impl Sender {
     }
 
     #[inline]
-    fn reserve_until(&self, len: usize, deadline: Option<Instant>) -> Result<Option<Reservation>> {
+    pub(super) fn reserve_until(
+        &self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Reservation>> {
         let shared = &self.shared;
         if !self.claim.claimed_here() {
             return Err(forked_copy(&shared.ring, "send"));
@@ -521,6 +529,9 @@ impl Sender {
 impl Drop for Sender {
     #[inline]
     fn drop(&mut self) {
+        if let Some(res) = self.reserved.take() {
+            self.commit_reserved(&res, true);
+        }
         // The receiver may be waiting to learn that every sender is gone.
         let owner = self.shared.ring.slot_owner(self.slot);
         leave(
@@ -557,9 +568,9 @@ impl Drop for Sender {
 /// ```
 #[derive(Debug)]
 pub struct Loan<'a> {
-    sender: &'a mut Sender,
-    res: Reservation,
-    done: bool,
+    pub(super) sender: &'a mut Sender,
+    pub(super) res: Reservation,
+    pub(super) done: bool,
 }
 
 impl Loan<'_> {

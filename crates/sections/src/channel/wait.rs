@@ -11,7 +11,7 @@ use super::layout::{RX_WAITING, TX_WAITING};
 use super::ring::{Look, Ring};
 use super::WaitStrategy;
 use crate::error::Result;
-use crate::sys::{Side, Waker};
+use crate::sys::{Readiness, Side, Waker, BELL, SLEEPER};
 use crate::view::View;
 
 /// How long one sleep lasts before liveness is checked again.
@@ -117,15 +117,40 @@ impl Shared {
         self.view().section().object()
     }
 
-    /// Wakes `side` if it said it is going to sleep.
+    /// Wakes `side` if it said it waits: a sleeper through the waker, an
+    /// event loop by its bell.
     #[inline]
     pub(crate) fn wake(&self, side: Side) -> Result<()> {
         let waiting = waiting_word(side);
-        if !self.ring.must_wake(waiting) {
+        let how = self.ring.must_wake(waiting);
+        if how == 0 {
             return Ok(());
         }
+        let named = |e: crate::error::Error| e.with_name(&self.ring.name);
+        // Anything but the bell (bits a hostile peer set included) wakes
+        // sleepers: a spurious wake-up costs a look.
+        if how & !BELL != 0 {
+            self.waker
+                .wake(side, self.ring.mem.u32(waiting))
+                .map_err(named)?;
+        }
+        if how & BELL != 0 {
+            self.waker.ring(side, self.object()).map_err(named)?;
+        }
+        Ok(())
+    }
+
+    /// Announces that `side` waits for its bell (see `Waker::ring`); the
+    /// caller then re-checks before it waits on its [`Readiness`].
+    #[inline]
+    pub(crate) fn announce_bell(&self, side: Side) {
+        self.ring.announce(waiting_word(side), BELL);
+    }
+
+    /// What becomes ready when `side`'s bell rings.
+    pub(crate) fn readiness(&self, side: Side) -> Result<Readiness> {
         self.waker
-            .wake(side, self.ring.mem.u32(waiting))
+            .readiness(side, self.object())
             .map_err(|e| e.with_name(&self.ring.name))
     }
 
@@ -225,7 +250,7 @@ impl Shared {
             // Announce, re-check (with the liveness checks: a peer that
             // left before the announcement sent no wake-up, and one that
             // died sends none), then sleep.
-            self.ring.announce(waiting_word(side));
+            self.ring.announce(waiting_word(side), SLEEPER);
             if let Some(v) = check(Look::Liveness)? {
                 return Ok(Some(v));
             }

@@ -372,6 +372,40 @@ impl Waker {
     pub(crate) fn wake(&self, _: crate::sys::Side, _: &std::sync::atomic::AtomicU32) -> Result<()> {
         match self.0 {}
     }
+
+    pub(crate) fn inheritable(&self) -> Result<(Option<String>, WakerShare)> {
+        match self.0 {}
+    }
+
+    pub(crate) fn ring(&self, _: crate::sys::Side, _: &Object) -> Result<()> {
+        match self.0 {}
+    }
+
+    pub(crate) fn readiness(&self, _: crate::sys::Side, _: &Object) -> Result<Readiness> {
+        match self.0 {}
+    }
+}
+
+/// No channels on macOS (see `sync`).
+#[derive(Debug)]
+pub(crate) struct WakerShare;
+
+/// A channel endpoint's readiness: no channels on macOS (see `sync`).
+#[derive(Debug)]
+pub struct Readiness(std::convert::Infallible);
+
+impl Readiness {
+    /// Consumes what made it ready (never reached on macOS).
+    pub fn clear(&self) {
+        match self.0 {}
+    }
+}
+
+pub(crate) fn wait_any(ready: &[&Readiness], _: Option<std::time::Instant>) -> Result<Vec<usize>> {
+    match ready.first() {
+        Some(r) => match r.0 {},
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Peer slots: no channels on macOS (see `sync`).

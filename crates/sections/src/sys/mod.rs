@@ -133,6 +133,13 @@ pub(crate) const PEER_FREE: u64 = 0;
 /// that closed: its senders are told at once).
 pub(crate) const PEER_CLOSED: u64 = 1;
 
+/// A channel's waiting word: a side sleeps on it (futex or event) and
+/// wants a wake-up.
+pub(crate) const SLEEPER: u32 = 1;
+/// A channel's waiting word: a side waits in an event loop and wants its
+/// bell rung (`Waker::ring`).
+pub(crate) const BELL: u32 = 2;
+
 /// Which side of a channel sleeps or is woken (see `Waker`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -212,7 +219,12 @@ pub(crate) use imp::{header_reader, map_elf, map_pe, open_image_file, page_cache
 
 // Processes, named sync objects, a channel's peer slots and waking its
 // sides.
-pub(crate) use imp::{peer_held, peer_held_at, process_of, process_token, sync, PeerLock, Waker};
+/// The public face of a channel endpoint's readiness (re-exported by
+/// `channel`).
+pub use imp::Readiness;
+pub(crate) use imp::{
+    peer_held, peer_held_at, process_of, process_token, sync, wait_any, PeerLock, Waker, WakerShare,
+};
 
 // Descriptors: passing them over Unix sockets, reopening them.
 #[cfg(unix)]

@@ -149,6 +149,12 @@ impl Residency {
     pub fn resident_bytes(&self) -> u64 {
         self.resident_pages as u64 * self.page_size as u64
     }
+
+    /// Whether every page of the range is resident: touching it now
+    /// faults at most softly (no read from a disk or from swap).
+    pub fn is_complete(&self) -> bool {
+        self.resident_pages >= self.total_pages
+    }
 }
 
 /// What an entry of a namespace is backed by.

@@ -33,7 +33,8 @@ pub(crate) use listing::{list_entry, list_namespace, remove_abandoned_build};
 pub(crate) use object::{anonymous, create_named, from_inherited, open_named, remove, Object};
 pub(crate) use peers::{peer_held, peer_held_at, PeerLock};
 pub(crate) use procfs::{resident_bytes, users_of};
-pub(crate) use waker::Waker;
+pub use waker::Readiness;
+pub(crate) use waker::{wait_any, Waker, WakerShare};
 
 /// Runs a system call again while it is interrupted by a signal.
 pub(crate) fn retry_intr<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {

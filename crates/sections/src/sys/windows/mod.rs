@@ -27,7 +27,8 @@ pub(crate) use peers::{peer_held, PeerLock};
 pub(crate) use view::{
     advise, flush, lock, lock_limit_hint, prefetch, resident_pages, unlock, unmap, Guard,
 };
-pub(crate) use waker::Waker;
+pub use waker::Readiness;
+pub(crate) use waker::{wait_any, Waker, WakerShare};
 
 use std::io;
 use std::os::windows::ffi::OsStrExt;

@@ -4,11 +4,16 @@
 //! word set. A named channel's base is its name; an anonymous channel's is
 //! random, in the default namespace, and travels in its token.
 
+use std::os::windows::io::{AsHandle, AsRawHandle, BorrowedHandle, OwnedHandle, RawHandle};
 use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
+use windows_sys::Win32::Foundation::{HANDLE, WAIT_OBJECT_0, WAIT_TIMEOUT};
+use windows_sys::Win32::System::Threading::WaitForMultipleObjects;
+
+use super::object::Object;
 use super::sync::Event;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::sys::{Side, SyncSpec};
 use crate::types::{Lifetime, Namespace};
 
@@ -70,6 +75,24 @@ impl Waker {
         Some(&self.base)
     }
 
+    /// What a child needs besides the section: the base (the events are
+    /// named; nothing to keep open).
+    pub(crate) fn inheritable(&self) -> Result<(Option<String>, WakerShare)> {
+        Ok((Some(self.base.clone()), WakerShare))
+    }
+
+    /// Rings `side`'s bell: its event, which its readiness waits on.
+    pub(crate) fn ring(&self, side: Side, _object: &Object) -> Result<()> {
+        self.event(side).set()
+    }
+
+    /// A handle that is signalled when `side`'s bell rings.
+    pub(crate) fn readiness(&self, side: Side, _object: &Object) -> Result<Readiness> {
+        Ok(Readiness {
+            handle: self.event(side).duplicate()?,
+        })
+    }
+
     fn event(&self, side: Side) -> &Event {
         match side {
             Side::Receiver => &self.rx,
@@ -86,4 +109,71 @@ impl Waker {
     pub(crate) fn wake(&self, side: Side, _word: &AtomicU32) -> Result<()> {
         self.event(side).set()
     }
+}
+
+/// Nothing to keep for a child: Windows channels' events are named.
+#[derive(Debug)]
+pub(crate) struct WakerShare;
+
+/// What an event loop waits on for a channel endpoint: a waitable handle
+/// (the side's auto-reset event) that is signalled when the other side
+/// published something after this endpoint armed it (see
+/// [`Receiver::poll_recv`](crate::channel::Receiver::poll_recv)). A wait
+/// that returns it resets it; a sleeping endpoint of the same side may
+/// take the signal instead (a spurious miss the next look or the coarse
+/// timeout repairs: wait with one).
+#[derive(Debug)]
+pub struct Readiness {
+    handle: OwnedHandle,
+}
+
+impl Readiness {
+    /// Nothing to consume on Windows: the wait that saw the event reset
+    /// it.
+    pub fn clear(&self) {}
+}
+
+impl AsHandle for Readiness {
+    fn as_handle(&self) -> BorrowedHandle<'_> {
+        self.handle.as_handle()
+    }
+}
+
+impl AsRawHandle for Readiness {
+    fn as_raw_handle(&self) -> RawHandle {
+        self.handle.as_raw_handle()
+    }
+}
+
+/// Waits until one of `ready` is signalled or `until` passes: the index of
+/// the one that is (none: the time passed).
+pub(crate) fn wait_any(ready: &[&Readiness], until: Option<Instant>) -> Result<Vec<usize>> {
+    // WaitForMultipleObjects takes at most MAXIMUM_WAIT_OBJECTS (64).
+    if ready.len() > 64 {
+        return Err(
+            Error::new(ErrorKind::Unsupported, "select").with_detail(format!(
+                "at most 64 receivers on Windows, not {}",
+                ready.len()
+            )),
+        );
+    }
+    let handles: Vec<HANDLE> = ready
+        .iter()
+        .map(|r| r.handle.as_raw_handle() as HANDLE)
+        .collect();
+    let ms = until.map_or(u32::MAX - 1, |u| {
+        let left = u.saturating_duration_since(Instant::now());
+        u32::try_from(left.as_millis()).unwrap_or(u32::MAX - 1)
+    });
+    // SAFETY: `handles` holds `len` valid event handles that outlive the
+    // call (borrowed from `ready`).
+    let rc = unsafe { WaitForMultipleObjects(handles.len() as u32, handles.as_ptr(), 0, ms) };
+    if rc == WAIT_TIMEOUT {
+        return Ok(Vec::new());
+    }
+    let i = rc.wrapping_sub(WAIT_OBJECT_0) as usize;
+    if i < handles.len() {
+        return Ok(vec![i]);
+    }
+    Err(Error::os("select", std::io::Error::last_os_error()))
 }

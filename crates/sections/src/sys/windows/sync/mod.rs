@@ -238,6 +238,13 @@ impl Event {
         raw::set_event(&self.handle).map_err(|e| error("set", &self.name, e))
     }
 
+    /// A second handle to this event (for a waiter of its own).
+    pub(crate) fn duplicate(&self) -> Result<OwnedHandle> {
+        self.handle
+            .try_clone()
+            .map_err(|e| error("duplicate", &self.name, e))
+    }
+
     pub(crate) fn reset(&self) -> Result<()> {
         raw::reset_event(&self.handle).map_err(|e| error("reset", &self.name, e))
     }
