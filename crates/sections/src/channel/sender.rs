@@ -140,7 +140,10 @@ impl Sender {
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                return Ok(false);
+                // A last attempt that asks whether the holder lives (one
+                // system call): a short deadline (`try_loan`, `poll_loan`)
+                // must not wait for ever behind a dead sender's lock.
+                return ring.try_lock(me, true, &alive);
             }
             if check_holder {
                 checked = now;
@@ -174,6 +177,9 @@ impl Sender {
         }
         let result = ring.reserve(self.slot, self.generation, len, &self.read);
         ring.unlock(Ring::lock_word(self.slot, self.generation));
+        // A sender in an event loop that found the lock taken armed its
+        // bell: the lock is free now (nothing to do when nobody waits).
+        let _ = self.shared.wake(Side::Senders);
         result
     }
 

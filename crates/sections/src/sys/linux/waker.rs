@@ -12,13 +12,18 @@
 //!   word, which inotify reports (`IN_MODIFY`) to every watcher of the
 //!   section's file, in any process, PID namespace or container that
 //!   shares the file; nothing is added to the namespace;
-//! - an anonymous channel (whose memory no inotify watch sees): an
-//!   eventfd per side, made with the channel and handed to children with
-//!   its token.
+//! - an anonymous channel (its memory is a memfd, whose writes inotify
+//!   never reports): the same write into a *bell file* made with the
+//!   channel, an unlinked file on `/dev/shm` (`O_TMPFILE`; the temporary
+//!   directory where there is no `/dev/shm`) that starts with `SECTBELL`
+//!   and the channel's random base, handed to children with its token.
 //!
-//! Both sides of a named channel share one file, so a bell rung for one
-//! side is seen by the other side's watch too: a spurious wake-up, after
-//! which that side looks, finds nothing new and waits again.
+//! Every waiter has an inotify instance of its own, so one write wakes
+//! them all (an eventfd shared by several waiters would wake one: the
+//! first to drain it takes the others' wake-up). Both sides share one
+//! file, so a bell rung for one side is seen by the other side's watches
+//! too: a spurious wake-up, after which that side looks, finds nothing new
+//! and waits again.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -31,44 +36,37 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::sys::Side;
 use crate::types::Namespace;
 
-/// Where in the section a named channel's bell writes: the header's last
-/// word, which nothing else writes or reads (`channel::layout` pins it).
+/// Where a named channel's bell writes: the header's last word, which
+/// nothing else writes or reads (`channel::layout` pins it).
 const BELL_AT: u64 = 508;
+/// An anonymous channel's bell file: `SECTBELL`, its base, then the word
+/// the bell writes.
+const BELL_MAGIC: &[u8; 8] = b"SECTBELL";
+const FILE_BELL_AT: u64 = 256;
 
 /// How a channel's bells are rung.
 #[derive(Debug)]
 enum Bells {
     /// A named channel: a write to its file.
     Named,
-    /// An anonymous channel: the receiver's and the senders' eventfds.
-    Anonymous { rx: OwnedFd, tx: OwnedFd },
+    /// An anonymous channel: a write to its bell file.
+    File(OwnedFd),
 }
 
 /// Sleeps and wakes on the section's waiting words; rings bells.
 #[derive(Debug)]
 pub(crate) struct Waker {
     bells: Bells,
-    /// `efd,RX,TX` for an anonymous channel, naming this process's own
-    /// descriptors (for endpoints attached in this process).
+    /// `bell,FD,BASE` for an anonymous channel, naming this process's own
+    /// bell file (for endpoints attached in this process).
     token: Option<String>,
 }
 
-/// What a child needs to ring and hear an anonymous channel's bells:
-/// inheritable copies of its eventfds, kept while the child starts.
+/// What a child needs to ring and hear an anonymous channel's bell: an
+/// inheritable copy of its bell file, kept while the child starts.
 #[derive(Debug)]
 pub(crate) struct WakerShare {
-    _fds: Vec<OwnedFd>,
-}
-
-fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: eventfd has no memory arguments; a non-negative result is a
-    // new descriptor that nothing else owns.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: just made, ours alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    _fd: Option<OwnedFd>,
 }
 
 /// A duplicate of descriptor `fd` (a number from a token), with `cloexec`
@@ -89,41 +87,58 @@ fn duplicate(fd: i32, cloexec: bool) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(dup) })
 }
 
-/// Whether `fd` is an eventfd (a token is a string: a bell must not write
-/// into a file it names). `/proc` says exactly; without it (a hardened
-/// sandbox), an anonymous inode (eventfd, timerfd, signalfd, epoll: the
-/// others refuse an 8-byte write) is accepted.
-fn is_eventfd(fd: BorrowedFd<'_>) -> bool {
-    /// `ANON_INODE_FS_MAGIC` (linux/magic.h).
-    const ANON_INODE_FS: i64 = 0x0904_1934;
-    match std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
-        Ok(target) => target.as_os_str() == "anon_inode:[eventfd]",
-        Err(_) => rustix::fs::fstatfs(fd).is_ok_and(|st| st.f_type as i64 == ANON_INODE_FS),
+/// A new bell file for the anonymous channel `base`: unlinked from the
+/// start, so nothing is left behind whatever happens.
+fn bell_file(base: &str) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+    let fd = rustix::fs::open("/dev/shm", flags, Mode::RUSR | Mode::WUSR)
+        .or_else(|_| rustix::fs::open(std::env::temp_dir(), flags, Mode::RUSR | Mode::WUSR))?;
+    let mut head = BELL_MAGIC.to_vec();
+    head.extend_from_slice(base.as_bytes());
+    rustix::io::pwrite(&fd, &head, 0)?;
+    Ok(fd)
+}
+
+/// Whether `fd` is the bell file of the channel `base` (a token is a
+/// string: the bell must not write into a file it merely names).
+fn is_bell_file(fd: BorrowedFd<'_>, base: &str) -> bool {
+    let Ok(st) = rustix::fs::fstat(fd) else {
+        return false;
+    };
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return false;
     }
+    let mut head = vec![0u8; BELL_MAGIC.len() + base.len()];
+    matches!(rustix::io::pread(fd, &mut head, 0), Ok(n) if n == head.len())
+        && head[..8] == BELL_MAGIC[..]
+        && &head[8..] == base.as_bytes()
 }
 
 impl Waker {
     /// For a new channel (`base`: its name, or a random one for an
     /// anonymous channel).
-    pub(crate) fn create(_ns: &Namespace, _base: &str, anonymous: bool) -> Result<Waker> {
+    pub(crate) fn create(_ns: &Namespace, base: &str, anonymous: bool) -> Result<Waker> {
         if !anonymous {
             return Ok(Waker {
                 bells: Bells::Named,
                 token: None,
             });
         }
-        let made = eventfd().and_then(|rx| Ok((rx, eventfd()?)));
-        let (rx, tx) = made.map_err(|e| Error::os("create channel", e))?;
-        let token = format!("efd,{},{}", rx.as_raw_fd(), tx.as_raw_fd());
+        let file = bell_file(base).map_err(|e| {
+            Error::os("create channel", e).with_detail("its bell file (O_TMPFILE on /dev/shm)")
+        })?;
+        let token = format!("bell,{},{base}", file.as_raw_fd());
         Ok(Waker {
-            bells: Bells::Anonymous { rx, tx },
+            bells: Bells::File(file),
             token: Some(token),
         })
     }
 
-    /// For an existing channel: by its name, or by the `efd,RX,TX` an
-    /// anonymous channel's token carries (duplicated: the numbers are not
-    /// this waker's to close).
+    /// For an existing channel: by its name, or by the `bell,FD,BASE` an
+    /// anonymous channel's token carries (duplicated: the number is not
+    /// this waker's to close; and checked: the file must say it is that
+    /// channel's bell).
     pub(crate) fn open(_ns: &Namespace, base: Option<&str>, anonymous: bool) -> Result<Waker> {
         if !anonymous {
             return Ok(Waker {
@@ -133,25 +148,28 @@ impl Waker {
         }
         let bad = || {
             Error::new(ErrorKind::InvalidName, "open channel")
-                .with_detail("the token does not name the channel's bells")
+                .with_detail("the token does not name the channel's bell")
         };
-        let mut parts = base.ok_or_else(bad)?.split(',');
-        if parts.next() != Some("efd") {
+        let text = base.ok_or_else(bad)?;
+        let mut parts = text.split(',');
+        let (Some("bell"), Some(number), Some(base), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let n: i32 = number
+            .parse()
+            .ok()
+            .filter(|n: &i32| *n >= 0 && number.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(bad)?;
+        let file = duplicate(n, true)
+            .map_err(|e| Error::os("open channel", e).with_detail(format!("descriptor {n}")))?;
+        if !is_bell_file(file.as_fd(), base) {
             return Err(bad());
         }
-        let mut fd = || -> Result<OwnedFd> {
-            let n: i32 = parts.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-            let fd = duplicate(n, true)
-                .map_err(|e| Error::os("open channel", e).with_detail(format!("descriptor {n}")))?;
-            if !is_eventfd(fd.as_fd()) {
-                return Err(bad());
-            }
-            Ok(fd)
-        };
-        let (rx, tx) = (fd()?, fd()?);
-        let token = format!("efd,{},{}", rx.as_raw_fd(), tx.as_raw_fd());
+        let token = format!("bell,{},{base}", file.as_raw_fd());
         Ok(Waker {
-            bells: Bells::Anonymous { rx, tx },
+            bells: Bells::File(file),
             token: Some(token),
         })
     }
@@ -161,18 +179,20 @@ impl Waker {
         self.token.as_deref()
     }
 
-    /// What a child needs: inheritable copies of the bells, and their
-    /// numbers.
+    /// What a child needs: an inheritable copy of the bell file, and its
+    /// number.
     pub(crate) fn inheritable(&self) -> Result<(Option<String>, WakerShare)> {
-        let Bells::Anonymous { rx, tx } = &self.bells else {
-            return Ok((None, WakerShare { _fds: Vec::new() }));
+        let Bells::File(file) = &self.bells else {
+            return Ok((None, WakerShare { _fd: None }));
         };
-        let dup = |fd: &OwnedFd| {
-            duplicate(fd.as_raw_fd(), false).map_err(|e| Error::os("share channel", e))
-        };
-        let (rx, tx) = (dup(rx)?, dup(tx)?);
-        let token = format!("efd,{},{}", rx.as_raw_fd(), tx.as_raw_fd());
-        Ok((Some(token), WakerShare { _fds: vec![rx, tx] }))
+        let dup = duplicate(file.as_raw_fd(), false).map_err(|e| Error::os("share channel", e))?;
+        let base = self
+            .token
+            .as_deref()
+            .and_then(|t| t.splitn(3, ',').nth(2))
+            .unwrap_or_default();
+        let token = format!("bell,{},{base}", dup.as_raw_fd());
+        Ok((Some(token), WakerShare { _fd: Some(dup) }))
     }
 
     /// Sleeps while `word` still says "a sleeper waits" (its value now, if
@@ -193,57 +213,38 @@ impl Waker {
         futex_wake(word, i32::MAX as u32).map_err(|e| Error::os("wake", e))
     }
 
-    /// Rings `side`'s bell.
-    pub(crate) fn ring(&self, side: Side, object: &Object) -> Result<()> {
-        match &self.bells {
-            Bells::Named => rustix::io::pwrite(object.fd(), &[0u8; 4], BELL_AT)
-                .map(drop)
-                .map_err(|e| Error::os("ring", e.into())),
-            Bells::Anonymous { rx, tx } => {
-                let fd = match side {
-                    Side::Receiver => rx,
-                    Side::Senders => tx,
-                };
-                match rustix::io::write(fd, &1u64.to_ne_bytes()) {
-                    // A full counter (EAGAIN) is rung already.
-                    Ok(_) | Err(rustix::io::Errno::AGAIN) => Ok(()),
-                    Err(e) => Err(Error::os("ring", e.into())),
-                }
-            }
-        }
+    /// Rings the bell (both sides share it: see the module docs).
+    pub(crate) fn ring(&self, _side: Side, object: &Object) -> Result<()> {
+        let (fd, at) = match &self.bells {
+            Bells::Named => (object.fd(), BELL_AT),
+            Bells::File(file) => (file.as_fd(), FILE_BELL_AT),
+        };
+        rustix::io::pwrite(fd, &[0u8; 4], at)
+            .map(drop)
+            .map_err(|e| Error::os("ring", e.into()))
     }
 
-    /// A descriptor that becomes readable when `side`'s bell rings.
-    pub(crate) fn readiness(&self, side: Side, object: &Object) -> Result<Readiness> {
+    /// A descriptor that becomes readable when the bell rings: an inotify
+    /// instance of its own watching the channel's file (or bell file).
+    pub(crate) fn readiness(&self, _side: Side, object: &Object) -> Result<Readiness> {
+        use rustix::fs::inotify;
         const OP: &str = "watch channel";
-        match &self.bells {
-            Bells::Named => {
-                use rustix::fs::inotify;
-                let fd =
-                    inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
-                        .map_err(|e| Error::os(OP, e.into()))?;
-                // Our own descriptor's file: the inode this channel is,
-                // whatever the name points to now.
-                let path = format!("/proc/self/fd/{}", object.fd().as_raw_fd());
-                inotify::add_watch(&fd, path.as_str(), inotify::WatchFlags::MODIFY).map_err(
-                    |e| {
-                        Error::os(OP, e.into()).with_detail(
-                            "inotify watch of the channel's file (is /proc mounted? \
-                             fs.inotify.max_user_instances and max_user_watches limit them)",
-                        )
-                    },
-                )?;
-                Ok(Readiness { fd, inotify: true })
-            }
-            Bells::Anonymous { rx, tx } => {
-                let fd = match side {
-                    Side::Receiver => rx,
-                    Side::Senders => tx,
-                };
-                let fd = duplicate(fd.as_raw_fd(), true).map_err(|e| Error::os(OP, e))?;
-                Ok(Readiness { fd, inotify: false })
-            }
-        }
+        let limits = "inotify instances and watches are limited per user \
+                      (fs.inotify.max_user_instances, max_user_watches; one per \
+                      readiness, Select entry or async endpoint)";
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+            .map_err(|e| Error::os(OP, e.into()).with_detail(limits))?;
+        let watched = match &self.bells {
+            Bells::Named => object.fd(),
+            Bells::File(file) => file.as_fd(),
+        };
+        // Our own descriptor's file: the inode this channel is, whatever
+        // a name points to now.
+        let path = format!("/proc/self/fd/{}", watched.as_raw_fd());
+        inotify::add_watch(&fd, path.as_str(), inotify::WatchFlags::MODIFY).map_err(|e| {
+            Error::os(OP, e.into()).with_detail(format!("is /proc mounted? {limits}"))
+        })?;
+        Ok(Readiness { fd })
     }
 }
 
@@ -255,32 +256,22 @@ impl Waker {
 /// epoll, `poll`, tokio's `AsyncFd`, mio or async-io; after it is
 /// readable, [`clear`](Self::clear) it and try again.
 ///
-/// A named channel's readiness is an inotify watch of its file, an
-/// anonymous channel's an eventfd. Readiness may be spurious (a look finds
+/// It is an inotify instance of its own watching the channel's file (an
+/// anonymous channel's bell file), so every waiter hears every bell.
+/// Readiness may be spurious (a look finds
 /// nothing: arm and wait again), and a peer that dies rings nothing: wait
 /// with a coarse timeout (the blocking [`Select`](crate::channel::Select)
 /// looks every 100 ms) and try again.
 #[derive(Debug)]
 pub struct Readiness {
     fd: OwnedFd,
-    inotify: bool,
 }
 
 impl Readiness {
     /// Consumes what made it readable, so that it waits again.
     pub fn clear(&self) {
         let mut buf = [0u8; 4096];
-        loop {
-            let read = if self.inotify {
-                rustix::io::read(&self.fd, &mut buf[..])
-            } else {
-                rustix::io::read(&self.fd, &mut buf[..8])
-            };
-            match read {
-                Ok(n) if n > 0 && self.inotify => continue,
-                _ => return,
-            }
-        }
+        while matches!(rustix::io::read(&self.fd, &mut buf[..]), Ok(n) if n > 0) {}
     }
 }
 
