@@ -362,7 +362,7 @@ impl Channel {
 }
 
 /// What a child needs to connect to an anonymous channel: `token` (pass it
-/// in an argument or the environment) and, on Unix, the descriptor `fd`
+/// in an argument or the environment) and, on Unix, the descriptors `fds`
 /// it names (for `subprocess`'s `pass_fds`). Keep it until the child has
 /// started.
 #[pyclass(module = "sections")]
@@ -383,16 +383,25 @@ impl Inheritable {
             .to_owned())
     }
 
-    /// The inherited descriptor the token names (Unix), else None.
+    /// The inherited descriptors the token names (Unix: the channel's
+    /// memory and, for its bell, a bell file), for `subprocess`'s
+    /// `pass_fds`; empty elsewhere.
     #[getter]
-    fn fd(&self) -> PyResult<Option<i32>> {
+    fn fds(&self) -> PyResult<Vec<i32>> {
         let token = self.token()?;
-        // The token names the descriptor as `fd:N:...` (after a kind
-        // prefix such as `channel::`).
-        Ok(token
-            .split_once("fd:")
-            .and_then(|(_, rest)| rest.split(':').next())
-            .and_then(|fd| fd.parse().ok()))
+        // `channel:bell,B,BASE:fd:S:...`: the bell file's B, the section's S.
+        let mut fds = Vec::new();
+        if let Some(bell) = token
+            .split(':')
+            .nth(1)
+            .and_then(|w| w.strip_prefix("bell,"))
+        {
+            fds.extend(bell.split(',').next().and_then(|n| n.parse::<i32>().ok()));
+        }
+        if let Some((_, rest)) = token.split_once(":fd:") {
+            fds.extend(rest.split(':').next().and_then(|n| n.parse::<i32>().ok()));
+        }
+        Ok(fds)
     }
 
     /// Whether `close()` was called.

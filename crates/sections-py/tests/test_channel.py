@@ -194,7 +194,7 @@ def test_anonymous_channel_handed_to_a_subprocess_and_a_fork(ns, py):
             tx.send(b"from a subprocess")
             """,
             inherit.token,
-            pass_fds=[inherit.fd],
+            pass_fds=inherit.fds,
         )
     assert rx.recv_bytes(timeout=30) == b"from a subprocess"
     assert child.wait(timeout=30) == 0, child.stderr.read()

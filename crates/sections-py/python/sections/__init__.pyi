@@ -287,8 +287,8 @@ class Inheritable:
         """The token."""
 
     @property
-    def fd(self) -> int | None:
-        """The inherited descriptor the token names (Unix), else None."""
+    def fds(self) -> builtins.list[int]:
+        """The inherited descriptors the token names (for `subprocess`'s `pass_fds`)."""
 
     @property
     def closed(self) -> bool:
