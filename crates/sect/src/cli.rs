@@ -238,4 +238,8 @@ pub enum Suite {
     /// An executable image mapped by its segments against reading it
     /// whole; what one call brings into memory (needs a C compiler).
     Image,
+    /// Async code: a cold file scanned on one tokio thread (plain view,
+    /// populated view, tokio::fs), and the channel awaited on both sides
+    /// against a tokio UnixStream.
+    Async,
 }

@@ -36,7 +36,7 @@ fn tiny_bench_runs_and_reports_every_claim() {
         assert!(!report["env"][key].is_null(), "env lacks {key}");
     }
     let results = report["results"].as_array().unwrap();
-    for suite in ["mmap", "shared", "ipc", "image"] {
+    for suite in ["mmap", "shared", "ipc", "image", "async"] {
         assert!(
             results.iter().any(|r| r["suite"] == suite),
             "no {suite} results"
@@ -71,7 +71,11 @@ fn tiny_bench_runs_and_reports_every_claim() {
             "shared_vs_private_seq",
             "shared_vs_private_rand",
             "image_map_vs_read_ready",
-            "image_resident_after_one_call"
+            "image_resident_after_one_call",
+            "async_view_stall_p99_vs_plain",
+            "async_view_vs_tokio_fs",
+            "async_channel_rtt_vs_uds",
+            "async_channel_stream64k_vs_uds"
         ]
     );
     let cores = report["env"]["cores"].as_f64().unwrap();

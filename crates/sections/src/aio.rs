@@ -1,4 +1,4 @@
-//! Channel endpoints for async code on tokio (feature `tokio`, Unix): a
+//! Channel endpoints for async code on tokio (feature `tokio`, Linux): a
 //! receiver's `recv().await` and a sender's `loan(len).await` /
 //! `send(data).await`, on the endpoint's [`Readiness`] registered with
 //! tokio's reactor (`AsyncFd`). No thread per channel and no busy loop: a
@@ -97,6 +97,8 @@ async fn wait(ready: &AsyncFd<Readiness>) {
 pub struct AsyncReceiver {
     rx: Receiver,
     ready: AsyncFd<Readiness>,
+    /// How long `recv` spins before it arms the bell and sleeps.
+    spin: Duration,
 }
 
 impl AsyncReceiver {
@@ -113,7 +115,21 @@ impl AsyncReceiver {
     /// `AsyncFd` does.
     pub fn new(rx: Receiver) -> Result<AsyncReceiver> {
         let ready = register(rx.readiness()?)?;
-        Ok(AsyncReceiver { rx, ready })
+        Ok(AsyncReceiver {
+            rx,
+            ready,
+            spin: Duration::ZERO,
+        })
+    }
+
+    /// Spins (on this task's thread, holding it) up to `spin` for a
+    /// message before arming the bell and sleeping: a round trip with a
+    /// peer that answers within it skips the bell (a system call on each
+    /// side) and the reactor. Zero by default: the runtime thread is
+    /// never held.
+    pub fn spin(&mut self, spin: Duration) -> &mut Self {
+        self.spin = spin;
+        self
     }
 
     /// The next message, in place until dropped; `Disconnected` once
@@ -123,6 +139,12 @@ impl AsyncReceiver {
     ///
     /// As [`Receiver::recv`].
     pub async fn recv(&mut self) -> Result<Message<'_>> {
+        if !self.spin.is_zero() && !self.rx.is_ready() {
+            let started = std::time::Instant::now();
+            while !self.rx.is_ready() && started.elapsed() < self.spin {
+                std::hint::spin_loop();
+            }
+        }
         while !self.rx.arm_and_look()? {
             wait(&self.ready).await;
         }

@@ -82,8 +82,8 @@ pub mod sync;
 
 pub mod channel;
 
-#[cfg(all(unix, feature = "tokio"))]
-#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "tokio"))))]
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+#[cfg_attr(docsrs, doc(cfg(all(target_os = "linux", feature = "tokio"))))]
 pub mod aio;
 mod inspect;
 mod usage;

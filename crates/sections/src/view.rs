@@ -140,9 +140,13 @@ impl View {
 
     /// Copies `buf.len()` bytes at `offset` in the view into `buf`.
     ///
-    /// The copy is made with atomic loads, so a concurrent writer (another
-    /// process or thread) is not undefined behaviour; bytes it writes during
-    /// the copy may be seen half old, half new.
+    /// The copy is made with atomic loads (words where aligned, bytes
+    /// elsewhere), so a concurrent writer in another process is no data
+    /// race; bytes it writes during the copy may be seen half old, half
+    /// new. Within this process, Rust's memory model does not define an
+    /// atomic access racing one of another size on the same bytes (such as
+    /// this copy against [`atomic_u32`](Self::atomic_u32) in another
+    /// thread): harmless on x86-64 and ARM64, but do not rely on it.
     ///
     /// # Errors
     /// `InvalidRange` past the end of the view; `Truncated` if the range

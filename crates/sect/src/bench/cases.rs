@@ -44,6 +44,18 @@ pub enum CaseId {
     ImageMapCold,
     ImageReadCold,
     ImageResidentRandom,
+    // async
+    AsyncStallPlain,
+    AsyncStallView,
+    AsyncStallFs,
+    AsyncScanPlain,
+    AsyncScanView,
+    AsyncScanFs,
+    AsyncChannelRtt8,
+    AsyncChannelSpinRtt8,
+    AsyncUdsRtt8,
+    AsyncChannelStream64K,
+    AsyncUdsStream64K,
 }
 
 impl CaseId {

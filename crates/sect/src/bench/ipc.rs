@@ -45,6 +45,7 @@ pub fn peer(role: &str) -> ! {
         #[cfg(feature = "peers")]
         "iceoryx2" => super::iceoryx::peer(&arg),
         "image" => super::image::peer(&arg),
+        "async-channel" | "async-channel-spin" | "async-uds" => super::aio::peer(role, &arg),
         "channel-spin" => peer_channel(&arg, WaitStrategy::Spin),
         "channel-park" => peer_channel(&arg, WaitStrategy::SpinThenPark),
         "pipe" => {

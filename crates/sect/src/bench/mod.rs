@@ -1,6 +1,7 @@
 //! `sect bench`: the claims sections rest on, measured on this machine
 //! against the alternative in the same run, and reported as ratios.
 
+mod aio;
 mod cases;
 mod env;
 #[cfg(feature = "peers")]
@@ -150,7 +151,13 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     }
     let size = opts.size / 4096 * 4096;
     let suites = if opts.suites.is_empty() {
-        vec![Suite::Mmap, Suite::Shared, Suite::Ipc, Suite::Image]
+        vec![
+            Suite::Mmap,
+            Suite::Shared,
+            Suite::Ipc,
+            Suite::Image,
+            Suite::Async,
+        ]
     } else {
         opts.suites.clone()
     };
@@ -179,6 +186,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             Suite::Shared => results.extend(shared::run(&cfg, &progress, &mut notes)?),
             Suite::Ipc => results.extend(ipc::run(&cfg, &progress, &mut notes)?),
             Suite::Image => results.extend(image::run(&cfg, &progress, &mut notes)?),
+            Suite::Async => results.extend(aio::run(&cfg, &progress, &mut notes)?),
         }
     }
     progress.finish_and_clear();
@@ -245,6 +253,8 @@ fn steps(suites: &[Suite], runs: usize) -> u64 {
             Suite::Ipc => 1 + 8 + 8 + 6 + 3 + 2,
             // five "ready" cases, two residency cases of `runs` passes
             Suite::Image => per_group(5, runs) + 2 * runs as u64,
+            // three cold scans and two channel runs per run
+            Suite::Async => 5 * runs as u64,
         })
         .sum()
 }
@@ -398,6 +408,34 @@ fn claims(results: &[CaseResult], cores: usize) -> Vec<Claim> {
         &[ImageResidentRandom],
         "fraction of a 64 MiB image in memory after one function call from a cold cache, read-ahead off",
     ));
+    claims.push(claim(
+        "async_view_stall_p99_vs_plain",
+        ratio(m(AsyncStallPlain), m(AsyncStallView)),
+        AtLeast(3.0),
+        &[AsyncStallPlain, AsyncStallView],
+        "scanning a cold file on one tokio thread, the p99 stall through a plain view over the view populated ahead with aio::populate",
+    ));
+    claims.push(claim(
+        "async_view_vs_tokio_fs",
+        ratio(m(AsyncScanView), m(AsyncScanFs)),
+        AtLeast(0.9),
+        &[AsyncScanView, AsyncScanFs],
+        "a cold scan through a view populated ahead, in GB/s, over tokio::fs reads of 1 MiB",
+    ));
+    claims.push(claim(
+        "async_channel_rtt_vs_uds",
+        ratio(m(AsyncUdsRtt8), m(AsyncChannelRtt8)),
+        AtLeast(1.5),
+        &[AsyncUdsRtt8, AsyncChannelRtt8],
+        "an 8-byte round trip, both sides awaiting: tokio UnixStream over the aio channel",
+    ));
+    claims.push(claim(
+        "async_channel_stream64k_vs_uds",
+        ratio(m(AsyncChannelStream64K), m(AsyncUdsStream64K)),
+        AtLeast(4.0),
+        &[AsyncChannelStream64K, AsyncUdsStream64K],
+        "streaming 64 KiB, both sides awaiting: aio channel GB/s over tokio UnixStream GB/s",
+    ));
     // Only in a build with the other middleware (`--features peers`).
     if cfg!(feature = "peers") {
         claims.push(claim(
@@ -432,6 +470,10 @@ fn reference<'a>(results: &'a [CaseResult], r: &CaseResult) -> Option<&'a CaseRe
         ("ipc", _) => None,
         // Fractions of a file: nothing to be faster than.
         ("image", "resident after one call") => None,
+        // Each group's first case is the one the others are compared with.
+        ("async", _) => results
+            .iter()
+            .find(|x| x.suite == r.suite && x.group == r.group),
         ("shared", _) => results
             .iter()
             .find(|x| x.group == r.group && x.case.ends_with("private, 4 KiB pages")),

@@ -88,7 +88,7 @@ impl Receiver {
     /// Whether a message (or an error) is there, arming the bell first
     /// when nothing is: `poll_recv` without taking the message (for the
     /// async adapter, which takes it after its loop).
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(all(target_os = "linux", feature = "tokio")), allow(dead_code))]
     pub(crate) fn arm_and_look(&self) -> Result<bool> {
         if !self.claim.claimed_here() {
             return Err(super::peers::forked_copy(&self.shared.ring, "receive"));
@@ -156,7 +156,7 @@ impl Sender {
     /// `poll_loan` in two steps, for the async adapter: reserves `len`
     /// bytes (kept for `reserved_loan`) if there is room, arming the bell
     /// when there is not.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(all(target_os = "linux", feature = "tokio")), allow(dead_code))]
     pub(crate) fn reserve_armed(&mut self, len: usize) -> Result<bool> {
         if let Some(res) = self.reserved.take() {
             // A reservation nobody made a loan of: cancelled.
@@ -183,7 +183,7 @@ impl Sender {
     ///
     /// # Panics
     /// When nothing is reserved (`reserve_armed` said `false`).
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(all(target_os = "linux", feature = "tokio")), allow(dead_code))]
     pub(crate) fn reserved_loan(&mut self) -> Loan<'_> {
         let res = self
             .reserved

@@ -397,7 +397,9 @@ pub(super) fn check_layout(parsed: &Parsed, file_len: u64) -> Result<(u64, u64)>
         .map(|s| s.address + s.mem_size)
         .max()
         .expect("at least one");
-    let span = (high - low).div_ceil(page) * page;
+    // A segment ending within a page of the top of the address space
+    // rounds past it: that is a span no image has.
+    let span = (high - low).div_ceil(page).saturating_mul(page);
     if span > MAX_SPAN {
         return Err(bad(format!(
             "the segments span {span} bytes of memory (at most {MAX_SPAN} are accepted)"

@@ -48,22 +48,22 @@ pub fn main() {
             "a_receiver_in_another_pid_namespace_wakes_by_its_bell",
             across_pid_namespaces,
         ),
-        #[cfg(all(unix, feature = "tokio"))]
+        #[cfg(all(target_os = "linux", feature = "tokio"))]
         (
             "a_tokio_receiver_gets_100000_messages_from_two_blocking_sender_processes",
             tokio_cases::two_senders,
         ),
-        #[cfg(all(unix, feature = "tokio"))]
+        #[cfg(all(target_os = "linux", feature = "tokio"))]
         (
             "a_sender_killed_while_a_tokio_receiver_awaits_is_disconnected",
             tokio_cases::killed_sender,
         ),
-        #[cfg(all(unix, feature = "tokio"))]
+        #[cfg(all(target_os = "linux", feature = "tokio"))]
         (
             "recv_futures_dropped_mid_wait_10000_times_lose_and_repeat_nothing",
             tokio_cases::dropped_recv_futures,
         ),
-        #[cfg(all(unix, feature = "tokio"))]
+        #[cfg(all(target_os = "linux", feature = "tokio"))]
         (
             "loan_futures_dropped_mid_wait_leave_no_slot_reserved",
             tokio_cases::dropped_loan_futures,
@@ -505,7 +505,7 @@ fn across_pid_namespaces() -> Result<(), Failed> {
     Ok(())
 }
 
-#[cfg(all(unix, feature = "tokio"))]
+#[cfg(all(target_os = "linux", feature = "tokio"))]
 mod tokio_cases {
     use super::*;
     use sections::aio::{AsyncReceiver, AsyncSender};
