@@ -574,7 +574,7 @@ const WORD: usize = std::mem::size_of::<usize>();
 /// `src..src+len` must be readable mapped memory and `dst..dst+len` a
 /// private buffer that nothing else accesses during the call.
 #[inline]
-unsafe fn load_bytes(src: *const u8, dst: *mut u8, len: usize) {
+pub(crate) unsafe fn load_bytes(src: *const u8, dst: *mut u8, len: usize) {
     let mut i = 0;
     let head = src.align_offset(WORD).min(len);
     while i < head {
@@ -620,7 +620,7 @@ unsafe fn load_bytes(src: *const u8, dst: *mut u8, len: usize) {
 /// `dst..dst+len` must be writable mapped memory and `src..src+len` a
 /// readable buffer that does not overlap it.
 #[inline]
-unsafe fn store_bytes(src: *const u8, dst: *mut u8, len: usize) {
+pub(crate) unsafe fn store_bytes(src: *const u8, dst: *mut u8, len: usize) {
     let mut i = 0;
     let head = dst.align_offset(WORD).min(len);
     while i < head {

@@ -1169,3 +1169,58 @@ fn a_zero_sized_guarded_value_is_refused() {
     let e = opts.open_guarded::<[u8; 0]>("empty").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidSize);
 }
+
+/// A guarded value is a private copy while locked: bytes written around the
+/// mutex (here by a view of the same bytes in this process, as a peer that
+/// ignores the mutex would) never change a reference the guard handed out,
+/// and what the holder changed is written back when the guard goes.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_guarded_value_is_copied_out_and_written_back_never_aliased() {
+    let (dir, ns) = namespace();
+    let mut opts = sections::sync::SyncOptions::new();
+    opts.namespace(&ns);
+    let guarded = opts.create_guarded("counter", 0x5eed_u64).unwrap();
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("counter"))
+        .expect("the guarded value's file");
+    let view = Section::from_path(&file, Access::ReadWrite)
+        .unwrap()
+        .map_all(Access::ReadWrite)
+        .unwrap();
+    let at = (64..=view.len() - 8)
+        .step_by(64)
+        .find(|&at| {
+            let mut word = [0u8; 8];
+            view.read_at(at, &mut word).unwrap();
+            u64::from_ne_bytes(word) == 0x5eed
+        })
+        .expect("the value's bytes in its file");
+
+    {
+        let held = guarded.lock().unwrap().into_guard();
+        let seen: &u64 = &held;
+        view.write_at(at, &99u64.to_ne_bytes()).unwrap();
+        assert_eq!(
+            *seen, 0x5eed,
+            "a reference into shared memory was handed out"
+        );
+        // Read only: nothing is written back, the bytes keep what was written.
+    }
+    let mut word = [0u8; 8];
+    view.read_at(at, &mut word).unwrap();
+    assert_eq!(u64::from_ne_bytes(word), 99);
+
+    {
+        let mut held = guarded.lock().unwrap().into_guard();
+        assert_eq!(*held, 99);
+        *held += 1;
+        view.read_at(at, &mut word).unwrap();
+        assert_eq!(u64::from_ne_bytes(word), 99, "written before release");
+    }
+    view.read_at(at, &mut word).unwrap();
+    assert_eq!(u64::from_ne_bytes(word), 100, "not written back on release");
+    assert_eq!(*guarded.lock().unwrap().into_guard(), 100);
+}

@@ -2,10 +2,12 @@
 //! robust mutex.
 
 use std::marker::PhantomData;
+use std::mem::size_of;
 use std::time::Duration;
 
 use super::{imp, Locked, Mutex, MutexGuard, Pod};
 use crate::error::Result;
+use crate::view::{load_bytes, store_bytes};
 
 /// A value of type `T` in shared memory, reachable only through its robust
 /// mutex, so no one writes offsets by hand.
@@ -55,10 +57,25 @@ impl<T: Pod> Guarded<T> {
 
     fn wrap<'a>(&'a self, locked: Locked<MutexGuard<'a>>) -> Locked<GuardedRef<'a, T>> {
         let abandoned = locked.is_abandoned();
+        let ptr: *mut T = self.data.ptr().cast();
+        let mut value: T = bytemuck::Zeroable::zeroed();
+        // SAFETY: the value's bytes are in bounds of the live mapping and
+        // aligned for `T` (checked when it was made); `value` is a private
+        // copy nothing else reaches. Relaxed atomic loads: a process that
+        // ignores the mutex can tear the copy but never cause a data race
+        // here. Every bit pattern is a valid `T` (`Pod`).
+        unsafe {
+            load_bytes(
+                ptr.cast::<u8>(),
+                (&raw mut value).cast::<u8>(),
+                size_of::<T>(),
+            )
+        };
         let guard = GuardedRef {
-            ptr: self.data.ptr().cast(),
+            ptr,
+            value,
+            dirty: false,
             guard: locked.into_guard(),
-            _type: PhantomData,
         };
         if abandoned {
             Locked::Abandoned(guard)
@@ -79,34 +96,65 @@ impl<T: Pod> Guarded<T> {
 }
 
 /// Access to a [`Guarded`] value while its mutex is held.
+///
+/// The value is copied out of shared memory when the lock is taken, and
+/// written back (if it was borrowed mutably) when this is dropped, before
+/// the mutex is released. No Rust reference into shared memory ever exists,
+/// so a process that writes the bytes without taking the mutex (a buggy or
+/// hostile peer, or a [`View`](crate::View) of the same bytes in this
+/// process) can at worst change what is written back, never cause
+/// undefined behaviour here. The copy costs `size_of::<T>()` bytes of stack
+/// and two copies per lock: keep guarded values small (a header, counters,
+/// a slot table), and put bulk data in a section of its own.
 #[derive(Debug)]
 pub struct GuardedRef<'a, T: Pod> {
     ptr: *mut T,
+    value: T,
+    dirty: bool,
     guard: MutexGuard<'a>,
-    _type: PhantomData<&'a mut T>,
 }
 
 impl<T: Pod> GuardedRef<'_, T> {
-    /// See [`MutexGuard::mark_consistent`].
+    /// See [`MutexGuard::mark_consistent`]. Writes the value back first,
+    /// so that what the next holder finds is the repaired value.
     pub fn mark_consistent(&mut self) -> Result<()> {
+        self.write_back();
         self.guard.mark_consistent()
+    }
+
+    fn write_back(&mut self) {
+        if self.dirty {
+            // SAFETY: as in `Guarded::wrap`; relaxed atomic stores into the
+            // live mapping from the private copy, which does not overlap it.
+            unsafe {
+                store_bytes(
+                    (&raw const self.value).cast::<u8>(),
+                    self.ptr.cast::<u8>(),
+                    size_of::<T>(),
+                )
+            };
+            self.dirty = false;
+        }
     }
 }
 
 impl<T: Pod> std::ops::Deref for GuardedRef<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the pointer is aligned and in bounds of the value's live
-        // mapping (checked when it was made), every bit pattern is a valid
-        // `T` (`Pod`), and the mutex excludes every other process and
-        // thread that reaches the value through this API.
-        unsafe { &*self.ptr }
+        &self.value
     }
 }
 
 impl<T: Pod> std::ops::DerefMut for GuardedRef<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes the borrow unique here.
-        unsafe { &mut *self.ptr }
+        self.dirty = true;
+        &mut self.value
+    }
+}
+
+impl<T: Pod> Drop for GuardedRef<'_, T> {
+    fn drop(&mut self) {
+        // Before the guard (a field, dropped after this) unlocks.
+        self.write_back();
     }
 }
