@@ -1,6 +1,7 @@
-//! Channel endpoints for async code on tokio (feature `tokio`, Linux): a
-//! receiver's `recv().await` and a sender's `loan(len).await` /
-//! `send(data).await`, on the endpoint's [`Readiness`] registered with
+//! Channel endpoints, events and semaphores for async code on tokio
+//! (feature `tokio`, Linux): a receiver's `recv().await`, a sender's
+//! `loan(len).await` / `send(data).await`, an event's `wait().await` and a
+//! semaphore's `acquire().await`, on the object's [`Readiness`] registered with
 //! tokio's reactor (`AsyncFd`). No thread per channel and no busy loop: a
 //! waiting task polls, arms its bell, and sleeps in the reactor until the
 //! other side rings it, or for at most [`LOOK_AGAIN`] (a peer that dies
@@ -19,7 +20,7 @@
 //! otherwise populate the range on tokio's blocking pool and await it,
 //! then read at memory speed.
 //!
-//! Floor 5: uses `channel`, `view` and the floors below.
+//! Floor 5: uses `channel`, `sync`, `view` and the floors below.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use tokio::io::Interest;
 
 use crate::channel::{Loan, Message, Readiness, Receiver, Sender};
 use crate::error::{Error, ErrorKind, Result};
+use crate::sync::{Event, Semaphore};
 use crate::view::View;
 
 /// The longest an awaiting endpoint sleeps before it looks again,
@@ -215,6 +217,117 @@ impl AsyncSender {
     /// The blocking sender back.
     pub fn into_inner(self) -> Sender {
         self.tx
+    }
+}
+
+/// An [`Event`] for async code: `wait().await`.
+///
+/// Cancellation-safe: the event is taken only in the poll that completes
+/// the wait, so a dropped future took nothing. Several tasks may await
+/// one `AsyncEvent` (each wakes on a set and looks); a task of its own
+/// per waiter is not needed.
+///
+/// # Examples
+///
+/// ```
+/// use sections::aio::AsyncEvent;
+/// use sections::sync::{Reset, SyncOptions};
+///
+/// # fn main() -> sections::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap(); let ns = sections::Namespace::at(dir.path());
+/// let opts = SyncOptions::new().namespace(&ns).clone();
+/// let done = opts.create_event("done", Reset::Auto, false)?;
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// rt.block_on(async {
+///     let waiter = AsyncEvent::new(opts.open_event("done")?)?;
+///     // Another process, usually: a thread that sets the event later.
+///     std::thread::spawn(move || {
+///         std::thread::sleep(std::time::Duration::from_millis(20));
+///         done.set()
+///     });
+///     waiter.wait().await
+/// })
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct AsyncEvent {
+    event: Event,
+    ready: AsyncFd<Readiness>,
+}
+
+impl AsyncEvent {
+    /// Registers `event`'s readiness with the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncReceiver::new`] and [`Event::readiness`].
+    pub fn new(event: Event) -> Result<AsyncEvent> {
+        let ready = register(event.readiness()?)?;
+        Ok(AsyncEvent { event, ready })
+    }
+
+    /// Waits until the event is set (taking it, if auto-reset).
+    ///
+    /// # Errors
+    ///
+    /// As [`Event::poll_wait`].
+    pub async fn wait(&self) -> Result<()> {
+        while !self.event.poll_wait()? {
+            wait(&self.ready).await;
+        }
+        Ok(())
+    }
+
+    /// The event, for calls this type does not wrap (`set`, `reset`).
+    pub fn get_ref(&self) -> &Event {
+        &self.event
+    }
+
+    /// The event back.
+    pub fn into_inner(self) -> Event {
+        self.event
+    }
+}
+
+/// A [`Semaphore`] for async code: `acquire().await`. Cancellation-safe
+/// as [`AsyncEvent`]: a count is taken only in the completing poll.
+#[derive(Debug)]
+pub struct AsyncSemaphore {
+    semaphore: Semaphore,
+    ready: AsyncFd<Readiness>,
+}
+
+impl AsyncSemaphore {
+    /// Registers `semaphore`'s readiness with the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncReceiver::new`] and [`Semaphore::readiness`].
+    pub fn new(semaphore: Semaphore) -> Result<AsyncSemaphore> {
+        let ready = register(semaphore.readiness()?)?;
+        Ok(AsyncSemaphore { semaphore, ready })
+    }
+
+    /// Takes one count, waiting for it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Semaphore::poll_acquire`].
+    pub async fn acquire(&self) -> Result<()> {
+        while !self.semaphore.poll_acquire()? {
+            wait(&self.ready).await;
+        }
+        Ok(())
+    }
+
+    /// The semaphore, for calls this type does not wrap (`release`).
+    pub fn get_ref(&self) -> &Semaphore {
+        &self.semaphore
+    }
+
+    /// The semaphore back.
+    pub fn into_inner(self) -> Semaphore {
+        self.semaphore
     }
 }
 

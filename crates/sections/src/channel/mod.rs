@@ -149,7 +149,8 @@
 //! before use; anything impossible is `ErrorKind::Corrupted`.
 
 // Floor 4: uses the floors below (`section`, `view`, `share`, `named`,
-// `sys` through its contract). One concept a file:
+// `sync` for `Select`'s events and semaphores, `sys` through its
+// contract). One concept a file:
 #[cfg(not(loom))]
 mod handle; // Channel: create, open, adopt, check, describe
 mod layout; // the header type and offsets, the record meta word
@@ -185,7 +186,7 @@ pub use owned::{OwnedLoan, Returned};
 #[cfg(not(loom))]
 pub use receiver::{Message, OwnedMessage, Receiver};
 #[cfg(not(loom))]
-pub use select::Select;
+pub use select::{Select, Source};
 #[cfg(not(loom))]
 pub use sender::{Loan, Sender};
 

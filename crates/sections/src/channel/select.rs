@@ -1,26 +1,102 @@
-//! Waiting on many receivers at once, for blocking code: the receivers'
-//! readiness (`Receiver::readiness`) waited on together, with liveness
-//! looks between.
+//! Waiting on many receivers, events and semaphores at once, for blocking
+//! code: their readiness (`Receiver::readiness`, `Event::readiness`,
+//! `Semaphore::readiness`) waited on together, with liveness looks
+//! between.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::receiver::Receiver;
 use crate::error::{Error, ErrorKind, Result};
-use crate::sys::{wait_any, Readiness};
+use crate::sync::{Event, Semaphore};
+use crate::sys::{wait_any, Readiness, WAIT_ANY_TAKES_SYNC_OBJECTS};
 
 /// How long a wait lasts before every receiver is looked at again, closely
 /// (a sender that died rings no bell).
 const LOOK_AGAIN: Duration = Duration::from_millis(100);
 
-/// Waits on several receivers: which one has a message (or an error, such
-/// as every sender gone) ready. Built once for a set of receivers, it
-/// waits on all their readiness together: no thread per receiver, no busy
-/// loop, and no CPU while nothing comes. Take what is ready with
-/// [`Receiver::poll_recv`] (it looks as closely as the select did: a
+/// One thing a [`Select`] waits on. A receiver is *ready* when its next
+/// [`poll_recv`](Receiver::poll_recv) returns a message or an error (the
+/// select takes nothing from it); an event or semaphore is *taken* by the
+/// select that reports it, as [`Event::wait`] or [`Semaphore::acquire`]
+/// would have taken it.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A channel's receiving end.
+    Receiver(&'a Receiver),
+    /// An event: reported once set, and then taken (cleared, if
+    /// auto-reset).
+    Event(&'a Event),
+    /// A semaphore: reported once a count was taken for the caller.
+    Semaphore(&'a Semaphore),
+}
+
+impl<'a> From<&'a Receiver> for Source<'a> {
+    fn from(rx: &'a Receiver) -> Self {
+        Source::Receiver(rx)
+    }
+}
+
+impl<'a> From<&'a Event> for Source<'a> {
+    fn from(event: &'a Event) -> Self {
+        Source::Event(event)
+    }
+}
+
+impl<'a> From<&'a Semaphore> for Source<'a> {
+    fn from(semaphore: &'a Semaphore) -> Self {
+        Source::Semaphore(semaphore)
+    }
+}
+
+impl Source<'_> {
+    fn readiness(&self) -> Result<Readiness> {
+        match self {
+            Source::Receiver(rx) => rx.readiness(),
+            Source::Event(e) => e.readiness(),
+            Source::Semaphore(s) => s.readiness(),
+        }
+    }
+
+    /// Which object this is, and of what kind (for the check that a wait
+    /// is given what the select was built for).
+    fn identity(&self) -> (u8, usize) {
+        match self {
+            Source::Receiver(rx) => (0, rx.identity()),
+            Source::Event(e) => (1, e.identity()),
+            Source::Semaphore(s) => (2, s.identity()),
+        }
+    }
+
+    /// Whether it is ready (a receiver) or was just taken (the others);
+    /// `closely`: a receiver's look asks whether its senders live.
+    fn poll(&self, closely: bool) -> Result<bool> {
+        match self {
+            Source::Receiver(rx) => Ok(rx.is_ready_now(closely)),
+            Source::Event(e) => e.poll_wait(),
+            Source::Semaphore(s) => s.poll_acquire(),
+        }
+    }
+
+    /// Announces a waiter, so that the next message rings the bell (an
+    /// event's or semaphore's poll announced already).
+    fn arm(&self) {
+        if let Source::Receiver(rx) = self {
+            rx.arm();
+        }
+    }
+}
+
+/// Waits on several receivers, events and semaphores ([`Source`]s): which
+/// receiver has a message (or an error, such as every sender gone) ready,
+/// or which event or semaphore it took. Built once for a set of sources,
+/// it waits on all their readiness together: no thread per source, no
+/// busy loop, and no CPU while nothing comes. Take what a receiver has
+/// with [`Receiver::poll_recv`] (it looks as closely as the select did: a
 /// sender that died shows as [`ErrorKind::Disconnected`] there, and not
 /// always to `try_recv`); stop selecting a receiver once it is
-/// disconnected (it stays ready).
+/// disconnected (it stays ready). On Windows a select waits on at most 64
+/// sources.
 ///
 /// # Examples
 ///
@@ -44,77 +120,87 @@ const LOOK_AGAIN: Duration = Duration::from_millis(100);
 /// # drop(rx_a);
 /// # Ok(()) }
 /// ```
+///
+/// Events and semaphores mix in as [`Source`]s (see
+/// [`Event::readiness`](crate::sync::Event::readiness)).
 #[derive(Debug)]
 pub struct Select {
     ready: Vec<Readiness>,
-    /// Identities (ring addresses) of the receivers it was built for.
-    of: Vec<usize>,
+    /// Identities of the sources it was built for.
+    of: Vec<(u8, usize)>,
     /// Where the next scan starts (so that a busy receiver does not
     /// starve the others).
     next: Cell<usize>,
 }
 
 impl Select {
-    /// Builds the readiness of each receiver.
+    /// Builds the readiness of each source: `&[&Receiver]`, or
+    /// `&[Source]` to mix in events and semaphores.
     ///
     /// # Errors
     ///
-    /// As [`Receiver::readiness`].
-    pub fn new(receivers: &[&Receiver]) -> Result<Select> {
-        let ready = receivers
+    /// As [`Receiver::readiness`] and [`Event::readiness`].
+    pub fn new<'a, S: Copy + Into<Source<'a>>>(sources: &[S]) -> Result<Select> {
+        let sources: Vec<Source<'a>> = sources.iter().map(|&s| s.into()).collect();
+        let ready = sources
             .iter()
-            .map(|r| r.readiness())
+            .map(Source::readiness)
             .collect::<Result<Vec<_>>>()?;
         Ok(Select {
             ready,
-            of: receivers.iter().map(|r| r.identity()).collect(),
+            of: sources.iter().map(Source::identity).collect(),
             next: Cell::new(0),
         })
     }
 
-    /// The index of a receiver with something ready (its next
-    /// [`poll_recv`](Receiver::poll_recv) returns a message or an error),
-    /// waiting at most `timeout` (`None`: as long as it takes); `Ok(None)`
-    /// when the timeout passed.
+    /// The index of a source that is ready (a receiver whose next
+    /// [`poll_recv`](Receiver::poll_recv) returns a message or an error)
+    /// or that it took (an event or semaphore), waiting at most `timeout`
+    /// (`None`: as long as it takes); `Ok(None)` when the timeout passed.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidRange`] when `receivers` are not those it was
-    /// built for, in the same order; an error from the OS when waiting
-    /// fails.
-    pub fn wait(
+    /// [`ErrorKind::InvalidRange`] when `sources` are not those it was
+    /// built for, in the same order; [`ErrorKind::Corrupted`] for a
+    /// semaphore whose count a peer damaged; an error from the OS when
+    /// waiting fails.
+    pub fn wait<'a, S: Copy + Into<Source<'a>>>(
         &self,
-        receivers: &[&Receiver],
+        sources: &[S],
         timeout: Option<Duration>,
     ) -> Result<Option<usize>> {
-        let same = receivers.len() == self.of.len()
-            && receivers
+        let sources: Vec<Source<'a>> = sources.iter().map(|&s| s.into()).collect();
+        let same = sources.len() == self.of.len()
+            && sources
                 .iter()
                 .zip(&self.of)
-                .all(|(r, &id)| r.identity() == id);
+                .all(|(s, &id)| s.identity() == id);
         if !same {
             return Err(Error::new(ErrorKind::InvalidRange, "select")
-                .with_detail("not the receivers this select was built for"));
+                .with_detail("not the sources this select was built for"));
         }
         let deadline = timeout.map(crate::named::deadline);
-        let n = receivers.len();
+        let n = sources.len();
         loop {
             let start = self.next.get();
-            let ready = |close: bool| {
-                (0..n)
-                    .map(|k| (start + k) % n)
-                    .find(|&i| receivers[i].is_ready_now(close))
+            let ready = |close: bool| -> Result<Option<usize>> {
+                for i in (0..n).map(|k| (start + k) % n) {
+                    if sources[i].poll(close)? {
+                        return Ok(Some(i));
+                    }
+                }
+                Ok(None)
             };
-            if let Some(i) = ready(false) {
+            if let Some(i) = ready(false)? {
                 self.next.set((i + 1) % n.max(1));
                 return Ok(Some(i));
             }
             // Arm every bell, then look again (closely: a sender that died
             // rings none), then wait.
-            for r in receivers {
-                r.arm();
+            for s in &sources {
+                s.arm();
             }
-            if let Some(i) = ready(true) {
+            if let Some(i) = ready(true)? {
                 self.next.set((i + 1) % n.max(1));
                 return Ok(Some(i));
             }
@@ -126,6 +212,12 @@ impl Select {
             let refs: Vec<&Readiness> = self.ready.iter().collect();
             for i in wait_any(&refs, Some(until))? {
                 self.ready[i].clear();
+                // Windows: a wait that returned an event's or a
+                // semaphore's own handle took it.
+                if WAIT_ANY_TAKES_SYNC_OBJECTS && !matches!(sources[i], Source::Receiver(_)) {
+                    self.next.set((i + 1) % n.max(1));
+                    return Ok(Some(i));
+                }
             }
         }
     }

@@ -60,6 +60,10 @@ pub use guarded::{Guarded, GuardedRef};
 
 // Guarded values: a `T` behind a robust mutex.
 mod guarded;
+// Events and semaphores in event loops: readiness and polls.
+mod ready;
+
+pub use crate::sys::Readiness;
 
 /// Options shared by every sync object: namespace, lifetime, owner check,
 /// permission bits.

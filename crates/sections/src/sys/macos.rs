@@ -313,6 +313,15 @@ pub(crate) mod sync {
         pub(crate) fn wait(&self, _: Option<Instant>) -> Result<bool> {
             match self.0 {}
         }
+        pub(crate) fn poll_wait(&self) -> Result<bool> {
+            match self.0 {}
+        }
+        pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
+            match self.0 {}
+        }
+        pub(crate) fn identity(&self) -> usize {
+            match self.0 {}
+        }
     }
 
     impl Semaphore {
@@ -323,6 +332,15 @@ pub(crate) mod sync {
             Err(unsupported(name))
         }
         pub(crate) fn acquire(&self, _: Option<Instant>) -> Result<bool> {
+            match self.0 {}
+        }
+        pub(crate) fn poll_acquire(&self) -> Result<bool> {
+            match self.0 {}
+        }
+        pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
+            match self.0 {}
+        }
+        pub(crate) fn identity(&self) -> usize {
             match self.0 {}
         }
         pub(crate) fn release(&self, _: u32) -> Result<()> {

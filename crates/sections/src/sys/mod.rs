@@ -219,12 +219,16 @@ pub(crate) use imp::{header_reader, map_elf, map_pe, open_image_file, page_cache
 
 // Processes, named sync objects, a channel's peer slots and waking its
 // sides.
-/// The public face of a channel endpoint's readiness (re-exported by
-/// `channel`).
+/// The public face of a channel endpoint's, an event's or a semaphore's
+/// readiness (re-exported by `channel` and `sync`).
 pub use imp::Readiness;
 pub(crate) use imp::{
     peer_held, peer_held_at, process_of, process_token, sync, wait_any, PeerLock, Waker, WakerShare,
 };
+/// Whether a `wait_any` that returns an event's or semaphore's readiness
+/// has taken it (Windows: the readiness is the object's own handle, and a
+/// wait takes it), rather than only said that a poll may find it.
+pub(crate) const WAIT_ANY_TAKES_SYNC_OBJECTS: bool = cfg!(windows);
 
 // Descriptors: passing them over Unix sockets, reopening them.
 #[cfg(unix)]

@@ -8,6 +8,8 @@ use sections::{ErrorKind, Namespace};
 mod ns;
 #[path = "../common/peer.rs"]
 mod peer;
+#[path = "sync_cases.rs"]
+mod sync_cases;
 use ns::private_namespace;
 use peer::{spawn, wait_stdin_eof};
 
@@ -74,6 +76,7 @@ pub fn main() {
             tokio_cases::populate_evicted,
         ),
     ];
+    let tests = tests.into_iter().chain(sync_cases::tests()).collect();
     peer::main(tests, run_role);
 }
 
@@ -119,6 +122,9 @@ fn feed(tx: &mut Sender, chan: u32, count: u64, seed: u64) -> sections::Result<(
 }
 
 fn run_role(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(done) = sync_cases::run_role(role, args) {
+        return done;
+    }
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     match role {
         "feed" => {

@@ -1,9 +1,11 @@
 //! Linux: memfd, tmpfs files and regular files; the lifetime protocol for
 //! named sections; who uses a section, from /proc; named sync objects and
-//! the channel's waker, on shared futex words.
+//! the channel's waker, on shared futex words; bells for waiters in event
+//! loops (a write into a file, heard by inotify).
 //!
 //! The contract items (`sys/mod.rs`) are named here; the rest is Linux's own.
 
+mod bell;
 mod fork;
 mod image;
 mod lifetime;
@@ -25,6 +27,8 @@ pub(crate) use super::unix::{
     advise, flush, from_file, granularity, lock, lock_limit_hint, open_path, page_size, prefetch,
     resident_pages, unlock, unmap, Guard,
 };
+pub(crate) use bell::wait_any;
+pub use bell::Readiness;
 pub(crate) use image::{
     header_reader, map_elf, map_pe, open_image_file, page_cache, present_pages,
 };
@@ -33,8 +37,7 @@ pub(crate) use listing::{list_entry, list_namespace, remove_abandoned_build};
 pub(crate) use object::{anonymous, create_named, from_inherited, open_named, remove, Object};
 pub(crate) use peers::{peer_held, peer_held_at, PeerLock};
 pub(crate) use procfs::{resident_bytes, users_of};
-pub use waker::Readiness;
-pub(crate) use waker::{wait_any, Waker, WakerShare};
+pub(crate) use waker::{Waker, WakerShare};
 
 /// Runs a system call again while it is interrupted by a signal.
 pub(crate) fn retry_intr<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {

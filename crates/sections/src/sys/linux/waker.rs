@@ -30,6 +30,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
+use super::bell::{ring, watch, Readiness};
 use super::object::Object;
 use super::sync::{futex_wait, futex_wake};
 use crate::error::{Error, ErrorKind, Result};
@@ -215,101 +216,21 @@ impl Waker {
 
     /// Rings the bell (both sides share it: see the module docs).
     pub(crate) fn ring(&self, _side: Side, object: &Object) -> Result<()> {
-        let (fd, at) = match &self.bells {
-            Bells::Named => (object.fd(), BELL_AT),
-            Bells::File(file) => (file.as_fd(), FILE_BELL_AT),
-        };
-        rustix::io::pwrite(fd, &[0u8; 4], at)
-            .map(drop)
-            .map_err(|e| Error::os("ring", e.into()))
+        match &self.bells {
+            Bells::Named => ring(object.fd(), BELL_AT),
+            Bells::File(file) => ring(file.as_fd(), FILE_BELL_AT),
+        }
     }
 
     /// A descriptor that becomes readable when the bell rings: an inotify
     /// instance of its own watching the channel's file (or bell file).
     pub(crate) fn readiness(&self, _side: Side, object: &Object) -> Result<Readiness> {
-        use rustix::fs::inotify;
-        const OP: &str = "watch channel";
-        let limits = "inotify instances and watches are limited per user \
-                      (fs.inotify.max_user_instances, max_user_watches; one per \
-                      readiness, Select entry or async endpoint)";
-        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
-            .map_err(|e| Error::os(OP, e.into()).with_detail(limits))?;
-        let watched = match &self.bells {
-            Bells::Named => object.fd(),
-            Bells::File(file) => file.as_fd(),
-        };
-        // Our own descriptor's file: the inode this channel is, whatever
-        // a name points to now.
-        let path = format!("/proc/self/fd/{}", watched.as_raw_fd());
-        inotify::add_watch(&fd, path.as_str(), inotify::WatchFlags::MODIFY).map_err(|e| {
-            Error::os(OP, e.into()).with_detail(format!("is /proc mounted? {limits}"))
-        })?;
-        Ok(Readiness { fd })
+        watch(
+            match &self.bells {
+                Bells::Named => object.fd(),
+                Bells::File(file) => file.as_fd(),
+            },
+            "watch channel",
+        )
     }
-}
-
-/// What an event loop waits on for a channel endpoint: a descriptor that
-/// becomes readable when the other side published something (a message,
-/// room, or its leaving) after this endpoint armed it (see
-/// [`Receiver::poll_recv`](crate::channel::Receiver::poll_recv) and
-/// [`Sender::poll_loan`](crate::channel::Sender::poll_loan)). Use it with
-/// epoll, `poll`, tokio's `AsyncFd`, mio or async-io; after it is
-/// readable, [`clear`](Self::clear) it and try again.
-///
-/// It is an inotify instance of its own watching the channel's file (an
-/// anonymous channel's bell file), so every waiter hears every bell.
-/// Readiness may be spurious (a look finds
-/// nothing: arm and wait again), and a peer that dies rings nothing: wait
-/// with a coarse timeout (the blocking [`Select`](crate::channel::Select)
-/// looks every 100 ms) and try again.
-#[derive(Debug)]
-pub struct Readiness {
-    fd: OwnedFd,
-}
-
-impl Readiness {
-    /// Consumes what made it readable, so that it waits again.
-    pub fn clear(&self) {
-        let mut buf = [0u8; 4096];
-        while matches!(rustix::io::read(&self.fd, &mut buf[..]), Ok(n) if n > 0) {}
-    }
-}
-
-impl AsFd for Readiness {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for Readiness {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-/// Waits until one of `ready` is readable or `until` passes: the indexes
-/// of those that are (none: the time passed, or a signal came).
-pub(crate) fn wait_any(ready: &[&Readiness], until: Option<Instant>) -> Result<Vec<usize>> {
-    use rustix::event::{poll, PollFd, PollFlags};
-    let mut fds: Vec<PollFd<'_>> = ready
-        .iter()
-        .map(|r| PollFd::new(&r.fd, PollFlags::IN))
-        .collect();
-    let timeout = until.map(|u| {
-        let left = u.saturating_duration_since(Instant::now());
-        rustix::event::Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: i64::from(left.subsec_nanos()),
-        }
-    });
-    match poll(&mut fds, timeout.as_ref()) {
-        Ok(_) | Err(rustix::io::Errno::INTR) => {}
-        Err(e) => return Err(Error::os("select", e.into())),
-    }
-    Ok(fds
-        .iter()
-        .enumerate()
-        .filter(|(_, fd)| !fd.revents().is_empty())
-        .map(|(i, _)| i)
-        .collect())
 }

@@ -122,12 +122,22 @@ pub(crate) struct WakerShare;
 /// that returns it resets it; a sleeping endpoint of the same side may
 /// take the signal instead (a spurious miss the next look or the coarse
 /// timeout repairs: wait with one).
+///
+/// For an [`Event`](crate::sync::Event) or a
+/// [`Semaphore`](crate::sync::Semaphore) it is a second handle to the
+/// object itself: a wait that returns it has taken what a wait on the
+/// object takes (an auto-reset event's signal, a count).
 #[derive(Debug)]
 pub struct Readiness {
     handle: OwnedHandle,
 }
 
 impl Readiness {
+    /// Readiness that is this handle's signalled state.
+    pub(crate) fn from_handle(handle: OwnedHandle) -> Readiness {
+        Readiness { handle }
+    }
+
     /// Nothing to consume on Windows: the wait that saw the event reset
     /// it.
     pub fn clear(&self) {}

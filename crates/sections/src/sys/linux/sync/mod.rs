@@ -8,15 +8,23 @@
 //!
 //! ```text
 //!   0  magic "SECTSYNC"
-//!   8  version (u32) = 3 (2: `set` and `release` wake every sleeper, see
+//!   8  version (u32) = 4 (2: `set` and `release` wake every sleeper, see
 //!      `words.rs`, where a version-1 peer woke one and could lose it;
-//!      3: an event word counts its sets above the set bit)
+//!      3: an event word counts its sets above the set bit; 4: events and
+//!      semaphores ring a bell for waiters in event loops, which a
+//!      version-3 peer would not)
 //!  12  kind (u32): 1 mutex, 2 event, 3 semaphore
 //!  16  payload length (u32): bytes of the guarded value, for a mutex
-//!  64  the object: pthread_mutex_t | event {signaled u32, manual u32}
-//!      | semaphore {count u32, max u32}
+//!  64  the object: pthread_mutex_t | event {signaled u32, manual u32,
+//!      bell u32, rung u32} | semaphore {count u32, max u32, bell u32,
+//!      rung u32}
 //! 128  the guarded value, for a mutex that guards one
 //! ```
+//!
+//! `bell` is nonzero while a waiter in an event loop may wait
+//! (`words.rs`); a signaller that finds it rings by writing zeros into
+//! `rung`, which nothing reads: the write is what every waiter's inotify
+//! watch of the file reports (as a named channel's bell, `waker.rs`).
 //!
 //! The header is written before the section is published, and checked on
 //! every open: bytes another process can write are untrusted, so a wrong
@@ -39,7 +47,7 @@ use crate::sys::{Mapping, Spec, SyncSpec};
 use crate::types::{validate_name, Access, ObjectState, PeerProcess};
 
 const MAGIC: &[u8; 8] = b"SECTSYNC";
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 // The header: MAGIC at 0, VERSION at 8, the kind at 12, the payload's
 // length at 16, then:
 /// Who took the mutex last, for people (`sect info`): the low 32 bits of
@@ -49,6 +57,9 @@ const VERSION: u32 = 3;
 const HOLDER_NAMESPACE: usize = 24;
 const HOLDER_PID: usize = 28;
 const OBJECT: usize = 64;
+/// An event's or semaphore's bell word, and where a ring writes.
+const BELL: usize = OBJECT + 8;
+const RUNG: usize = OBJECT + 12;
 const PAYLOAD: usize = 128;
 const _: () = assert!(OBJECT + raw::MUTEX_SIZE <= PAYLOAD);
 
@@ -375,6 +386,39 @@ impl Shared {
     fn second(&self) -> &AtomicU32 {
         self.word(OBJECT + 4)
     }
+
+    /// An event's or semaphore's bell.
+    fn bell(&self) -> Doorbell<'_> {
+        Doorbell { shared: self }
+    }
+
+    /// A descriptor that becomes readable when the bell rings.
+    fn readiness(&self) -> Result<crate::sys::Readiness> {
+        crate::sys::linux::bell::watch(self._object.fd(), "watch")
+            .map_err(|e| e.with_name(&self.name))
+    }
+}
+
+/// The bell of an event's or semaphore's waiters in event loops.
+struct Doorbell<'a> {
+    shared: &'a Shared,
+}
+
+impl words::Bell for Doorbell<'_> {
+    fn announce(&self) {
+        self.shared.word(BELL).store(1, Ordering::SeqCst);
+    }
+
+    fn take_announcement(&self) -> bool {
+        // Read first: the line stays shared while nobody announces.
+        let word = self.shared.word(BELL);
+        word.load(Ordering::SeqCst) != 0 && word.swap(0, Ordering::SeqCst) != 0
+    }
+
+    fn ring(&self) -> Result<()> {
+        crate::sys::linux::bell::ring(self.shared._object.fd(), RUNG as u64)
+            .map_err(|e| e.with_name(&self.shared.name))
+    }
 }
 
 /// An event: its word (set bit, count of sets) at 64, `manual` (0 or 1)
@@ -416,7 +460,24 @@ impl Event {
     }
 
     pub(crate) fn set(&self) -> Result<()> {
-        words::set(&self.shared.first())
+        words::set(&self.shared.first(), &self.shared.bell())
+    }
+
+    pub(crate) fn poll_wait(&self) -> Result<bool> {
+        Ok(words::poll_wait(
+            &self.shared.first(),
+            &self.shared.bell(),
+            self.manual,
+        ))
+    }
+
+    pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
+        self.shared.readiness()
+    }
+
+    /// Which object this is in this process (its mapping's address).
+    pub(crate) fn identity(&self) -> usize {
+        self.shared.map.ptr() as usize
     }
 
     pub(crate) fn reset(&self) -> Result<()> {
@@ -471,8 +532,21 @@ impl Semaphore {
         words::acquire(&self.shared.first(), self.max, deadline)
     }
 
+    pub(crate) fn poll_acquire(&self) -> Result<bool> {
+        words::poll_acquire(&self.shared.first(), &self.shared.bell(), self.max)
+    }
+
+    pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
+        self.shared.readiness()
+    }
+
+    /// Which object this is in this process (its mapping's address).
+    pub(crate) fn identity(&self) -> usize {
+        self.shared.map.ptr() as usize
+    }
+
     pub(crate) fn release(&self, n: u32) -> Result<()> {
-        words::release(&self.shared.first(), self.max, n)?.map_err(|c| {
+        words::release(&self.shared.first(), &self.shared.bell(), self.max, n)?.map_err(|c| {
             Error::new(ErrorKind::InvalidRange, "release")
                 .with_name(&self.shared.name)
                 .with_detail(format!(

@@ -39,7 +39,33 @@
 //! A sleeper sleeps only while its word still holds the value it saw
 //! (the futex contract), so a signal between its look and its sleep makes
 //! the sleep return at once: no wake-up is lost to that race either.
+//!
+//! # Waiters in an event loop: the bell
+//!
+//! A task on an event loop cannot sleep on a futex; it waits for a
+//! descriptor (`mod.rs`: an inotify watch of the object's file) that a
+//! [`Bell`] makes readable. It announces itself in the bell's word
+//! instead, then looks again:
+//!
+//! ```text
+//!  waiter (poll)    look (take if set / a count); else
+//!                   announce: store 1 (SeqCst), fence (SeqCst); look again;
+//!                   nothing: wait for the descriptor, then poll again
+//!  signaller        set / release as above, wake all sleepers, then
+//!                   fence (SeqCst); if the bell's word is not 0, swap 0
+//!                   in and ring (every waiter's descriptor fires)
+//! ```
+//!
+//! The two fences order each side's store before its load, so either the
+//! waiter's second look sees the signal or the signaller sees the
+//! announcement and rings (loom: `no_lost_bell_*`). Every waiter watches
+//! on its own, so one ring reaches all; those that find nothing announce
+//! again. A hostile value in the bell's word costs a spurious ring.
 
+#[cfg(loom)]
+use loom::sync::atomic::fence;
+#[cfg(not(loom))]
+use std::sync::atomic::fence;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -61,13 +87,39 @@ pub(crate) trait Word {
     fn corrupted(&self, what: String) -> crate::error::Error;
 }
 
+/// The doorbell of waiters in an event loop (see the module docs).
+pub(crate) trait Bell {
+    /// Marks "a waiter in an event loop may wait" (SeqCst).
+    fn announce(&self);
+    /// Whether a waiter announced itself, clearing the mark (SeqCst).
+    fn take_announcement(&self) -> bool;
+    /// Makes every announced waiter's descriptor readable.
+    fn ring(&self) -> Result<()>;
+}
+
+/// A waiter's announcement, ordered before its second look.
+fn announce(bell: &impl Bell) {
+    bell.announce();
+    fence(Ordering::SeqCst);
+}
+
+/// After a signal: rings if a waiter announced itself.
+fn ring_if_announced(bell: &impl Bell) -> Result<()> {
+    // Pairs with the fence in `announce`.
+    fence(Ordering::SeqCst);
+    if bell.take_announcement() {
+        bell.ring()?;
+    }
+    Ok(())
+}
+
 /// An event word's "set" bit; the bits above count `set` calls (wrapping).
 const SET: u32 = 1;
 /// One `set` in the count.
 const ONE_SET: u32 = 2;
 
 /// Sets an event: the set bit, and one more in the count of sets.
-pub(crate) fn set(word: &impl Word) -> Result<()> {
+pub(crate) fn set(word: &impl Word, bell: &impl Bell) -> Result<()> {
     let mut w = word.load(Ordering::Relaxed);
     loop {
         // Release (in the swap): what the setter wrote before is visible
@@ -77,7 +129,8 @@ pub(crate) fn set(word: &impl Word) -> Result<()> {
             Err(now) => w = now,
         }
     }
-    word.wake_all()
+    word.wake_all()?;
+    ring_if_announced(bell)
 }
 
 /// Clears an event's set bit (the count of sets stays).
@@ -123,6 +176,48 @@ pub(crate) fn wait(word: &impl Word, manual: bool, deadline: Option<Instant>) ->
     }
 }
 
+/// Takes the event if it is set (clearing it, if auto-reset), without
+/// waiting.
+fn try_wait(word: &impl Word, manual: bool) -> bool {
+    let mut w = word.load(Ordering::Acquire);
+    loop {
+        if w & SET == 0 {
+            return false;
+        }
+        if manual {
+            return true;
+        }
+        match word.compare_exchange(w, w & !SET) {
+            Ok(_) => return true,
+            Err(now) => w = now,
+        }
+    }
+}
+
+/// An event loop's wait: takes the event if it is set (as [`wait`]
+/// would, without sleeping); otherwise announces the waiter on `bell` and
+/// looks again. `false`: wait for the bell's descriptor, then poll again.
+/// A manual-reset event set and reset while nobody polled is not seen
+/// (only sleepers are released by a set they did not look at).
+pub(crate) fn poll_wait(word: &impl Word, bell: &impl Bell, manual: bool) -> bool {
+    if try_wait(word, manual) {
+        return true;
+    }
+    announce(bell);
+    try_wait(word, manual)
+}
+
+/// An event loop's acquire: as [`poll_wait`], for a semaphore's count.
+pub(crate) fn poll_acquire(count: &impl Word, bell: &impl Bell, max: u32) -> Result<bool> {
+    // A deadline already passed: one look, no sleep.
+    let now = Some(Instant::now());
+    if acquire(count, max, now)? {
+        return Ok(true);
+    }
+    announce(bell);
+    acquire(count, max, now)
+}
+
 /// Takes one count of a semaphore; `false` if `deadline` passed first. A
 /// count above `max` is `Corrupted`.
 pub(crate) fn acquire(count: &impl Word, max: u32, deadline: Option<Instant>) -> Result<bool> {
@@ -147,7 +242,12 @@ pub(crate) fn acquire(count: &impl Word, max: u32, deadline: Option<Instant>) ->
 
 /// Returns `n` counts unless that passes `max`; `Err(count)` (with the
 /// count seen) if it would, and then nothing was released.
-pub(crate) fn release(count: &impl Word, max: u32, n: u32) -> Result<std::result::Result<(), u32>> {
+pub(crate) fn release(
+    count: &impl Word,
+    bell: &impl Bell,
+    max: u32,
+    n: u32,
+) -> Result<std::result::Result<(), u32>> {
     let mut c = count.load(Ordering::Acquire);
     loop {
         if c > max {
@@ -162,6 +262,7 @@ pub(crate) fn release(count: &impl Word, max: u32, n: u32) -> Result<std::result
         }
     }
     count.wake_all()?;
+    ring_if_announced(bell)?;
     Ok(Ok(()))
 }
 
@@ -187,6 +288,10 @@ mod model {
         sleepers: Condvar,
         /// How many threads sleep in `wait` right now.
         asleep: AtomicU32,
+        /// The bell's word, and the descriptor it makes readable.
+        announced: AtomicU32,
+        rang: Mutex<bool>,
+        bell: Condvar,
     }
 
     impl Futex {
@@ -196,7 +301,34 @@ mod model {
                 lock: Mutex::new(()),
                 sleepers: Condvar::new(),
                 asleep: AtomicU32::new(0),
+                announced: AtomicU32::new(0),
+                rang: Mutex::new(false),
+                bell: Condvar::new(),
             })
+        }
+
+        /// An event loop waiting for the descriptor, then clearing it.
+        fn wait_for_bell(&self) {
+            let mut rang = self.rang.lock().unwrap();
+            while !*rang {
+                rang = self.bell.wait(rang).unwrap();
+            }
+            *rang = false;
+        }
+    }
+
+    impl Bell for Futex {
+        fn announce(&self) {
+            self.announced.store(1, Ordering::SeqCst);
+        }
+        fn take_announcement(&self) -> bool {
+            self.announced.load(Ordering::SeqCst) != 0
+                && self.announced.swap(0, Ordering::SeqCst) != 0
+        }
+        fn ring(&self) -> Result<()> {
+            *self.rang.lock().unwrap() = true;
+            self.bell.notify_all();
+            Ok(())
         }
     }
 
@@ -295,12 +427,12 @@ mod model {
                 let word = word.clone();
                 thread::spawn(move || assert!(wait(&*word, false, None).unwrap()))
             };
-            set(&*word).unwrap();
+            set(&*word, &*word).unwrap();
             waiter.join().unwrap();
             // The one set was taken by the live waiter. Another set ends
             // the doomed one if it is still asleep.
             assert_eq!(word.load(Ordering::SeqCst) & SET, 0);
-            set(&*word).unwrap();
+            set(&*word, &*word).unwrap();
             doomed.join().unwrap();
         });
     }
@@ -323,7 +455,7 @@ mod model {
             while word.asleep.load(Ordering::SeqCst) < 2 {
                 thread::yield_now();
             }
-            set(&*word).unwrap();
+            set(&*word, &*word).unwrap();
             reset(&*word);
             for w in waiters {
                 w.join().unwrap();
@@ -346,11 +478,49 @@ mod model {
                 let count = count.clone();
                 thread::spawn(move || assert!(acquire(&*count, 2, None).unwrap()))
             };
-            release(&*count, 2, 1).unwrap().unwrap();
+            release(&*count, &*count, 2, 1).unwrap().unwrap();
             waiter.join().unwrap();
             assert_eq!(count.load(Ordering::SeqCst), 0);
-            release(&*count, 2, 1).unwrap().unwrap();
+            release(&*count, &*count, 2, 1).unwrap().unwrap();
             doomed.join().unwrap();
+        });
+    }
+
+    /// A waiter in an event loop (announce, look again, wait for the
+    /// bell) and a `set` from another thread: the waiter always gets it.
+    /// Without the fence in `announce` or in `ring_if_announced` the
+    /// model finds the interleaving where neither sees the other: a
+    /// waiter asleep on its descriptor beside a set event.
+    #[test]
+    fn no_lost_bell_event() {
+        loom::model(|| {
+            let word = Futex::new(0);
+            let setter = {
+                let word = word.clone();
+                thread::spawn(move || set(&*word, &*word).unwrap())
+            };
+            while !poll_wait(&*word, &*word, false) {
+                word.wait_for_bell();
+            }
+            assert_eq!(word.load(Ordering::SeqCst) & SET, 0, "taken");
+            setter.join().unwrap();
+        });
+    }
+
+    /// The same for a semaphore's count.
+    #[test]
+    fn no_lost_bell_semaphore() {
+        loom::model(|| {
+            let count = Futex::new(0);
+            let releaser = {
+                let count = count.clone();
+                thread::spawn(move || release(&*count, &*count, 1, 1).unwrap().unwrap())
+            };
+            while !poll_acquire(&*count, &*count, 1).unwrap() {
+                count.wait_for_bell();
+            }
+            assert_eq!(count.load(Ordering::SeqCst), 0, "taken");
+            releaser.join().unwrap();
         });
     }
 }

@@ -249,6 +249,21 @@ impl Event {
         raw::reset_event(&self.handle).map_err(|e| error("reset", &self.name, e))
     }
 
+    /// Takes the event if it is set; nothing to announce (the object's
+    /// own handle is the readiness).
+    pub(crate) fn poll_wait(&self) -> Result<bool> {
+        self.wait(Some(Instant::now()))
+    }
+
+    pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
+        Ok(crate::sys::Readiness::from_handle(self.duplicate()?))
+    }
+
+    /// Which object this is in this process (its handle's value).
+    pub(crate) fn identity(&self) -> usize {
+        std::os::windows::io::AsRawHandle::as_raw_handle(&self.handle) as usize
+    }
+
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<bool> {
         match raw::wait(&self.handle, deadline).map_err(|e| error("wait", &self.name, e))? {
             Wait::Signaled | Wait::Abandoned => Ok(true),
@@ -293,6 +308,23 @@ impl Semaphore {
             Wait::Signaled | Wait::Abandoned => Ok(true),
             Wait::TimedOut => Ok(false),
         }
+    }
+
+    pub(crate) fn poll_acquire(&self) -> Result<bool> {
+        self.acquire(Some(Instant::now()))
+    }
+
+    pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
+        let handle = self
+            .handle
+            .try_clone()
+            .map_err(|e| error("duplicate", &self.name, e))?;
+        Ok(crate::sys::Readiness::from_handle(handle))
+    }
+
+    /// Which object this is in this process (its handle's value).
+    pub(crate) fn identity(&self) -> usize {
+        std::os::windows::io::AsRawHandle::as_raw_handle(&self.handle) as usize
     }
 
     pub(crate) fn release(&self, n: u32) -> Result<()> {

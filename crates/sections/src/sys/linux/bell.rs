@@ -1,0 +1,106 @@
+//! Bells on Linux: a write into a file, heard by an inotify watch of it.
+//! A channel's waker (`waker.rs`) and the events and semaphores (`sync`)
+//! ring theirs this way; [`Readiness`] is what a waiter in an event loop
+//! waits on.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+
+/// Rings a bell: a one-word write of zeros at `at` of the file, which
+/// every inotify watch of it reports.
+pub(crate) fn ring(file: BorrowedFd<'_>, at: u64) -> Result<()> {
+    rustix::io::pwrite(file, &[0u8; 4], at)
+        .map(drop)
+        .map_err(|e| Error::os("ring", e.into()))
+}
+
+/// A descriptor that becomes readable when `file` is written (a bell
+/// rings): an inotify instance of its own watching it.
+pub(crate) fn watch(file: BorrowedFd<'_>, op: &'static str) -> Result<Readiness> {
+    use rustix::fs::inotify;
+    let limits = "inotify instances and watches are limited per user \
+                  (fs.inotify.max_user_instances, max_user_watches; one per \
+                  readiness, Select entry or async endpoint)";
+    let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+        .map_err(|e| Error::os(op, e.into()).with_detail(limits))?;
+    // Our own descriptor's file: the inode this object is, whatever a
+    // name points to now.
+    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    inotify::add_watch(&fd, path.as_str(), inotify::WatchFlags::MODIFY)
+        .map_err(|e| Error::os(op, e.into()).with_detail(format!("is /proc mounted? {limits}")))?;
+    Ok(Readiness { fd })
+}
+
+/// What an event loop waits on for a channel endpoint: a descriptor that
+/// becomes readable when the other side published something (a message,
+/// room, or its leaving) after this endpoint armed it (see
+/// [`Receiver::poll_recv`](crate::channel::Receiver::poll_recv) and
+/// [`Sender::poll_loan`](crate::channel::Sender::poll_loan)), or an event
+/// or semaphore was signalled after a poll found nothing
+/// ([`Event::poll_wait`](crate::sync::Event::poll_wait),
+/// [`Semaphore::poll_acquire`](crate::sync::Semaphore::poll_acquire)). Use it with
+/// epoll, `poll`, tokio's `AsyncFd`, mio or async-io; after it is
+/// readable, [`clear`](Self::clear) it and try again.
+///
+/// It is an inotify instance of its own watching the channel's file (an
+/// anonymous channel's bell file), so every waiter hears every bell.
+/// Readiness may be spurious (a look finds
+/// nothing: arm and wait again), and a peer that dies rings nothing: wait
+/// with a coarse timeout (the blocking [`Select`](crate::channel::Select)
+/// looks every 100 ms) and try again.
+#[derive(Debug)]
+pub struct Readiness {
+    fd: OwnedFd,
+}
+
+impl Readiness {
+    /// Consumes what made it readable, so that it waits again.
+    pub fn clear(&self) {
+        let mut buf = [0u8; 4096];
+        // An inotify read returns whole events, each at most 16 bytes and
+        // a name of up to 256: a read that left room for one more emptied
+        // the queue, and the next event makes it readable again.
+        while matches!(rustix::io::read(&self.fd, &mut buf[..]), Ok(n) if n > buf.len() - 512) {}
+    }
+}
+
+impl AsFd for Readiness {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Readiness {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Waits until one of `ready` is readable or `until` passes: the indexes
+/// of those that are (none: the time passed, or a signal came).
+pub(crate) fn wait_any(ready: &[&Readiness], until: Option<Instant>) -> Result<Vec<usize>> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut fds: Vec<PollFd<'_>> = ready
+        .iter()
+        .map(|r| PollFd::new(&r.fd, PollFlags::IN))
+        .collect();
+    let timeout = until.map(|u| {
+        let left = u.saturating_duration_since(Instant::now());
+        rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        }
+    });
+    match poll(&mut fds, timeout.as_ref()) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+        Err(e) => return Err(Error::os("select", e.into())),
+    }
+    Ok(fds
+        .iter()
+        .enumerate()
+        .filter(|(_, fd)| !fd.revents().is_empty())
+        .map(|(i, _)| i)
+        .collect())
+}
