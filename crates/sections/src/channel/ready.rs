@@ -87,8 +87,9 @@ impl Receiver {
 
     /// Whether a message (or an error) is there, arming the bell first
     /// when nothing is: `poll_recv` without taking the message (for the
-    /// async adapter, which takes it after its loop).
-    #[cfg_attr(not(all(target_os = "linux", feature = "tokio")), allow(dead_code))]
+    /// async adapter, which takes it after its loop; unused where the
+    /// adapter is not built).
+    #[allow(dead_code)]
     pub(crate) fn arm_and_look(&self) -> Result<bool> {
         if !self.claim.claimed_here() {
             return Err(super::peers::forked_copy(&self.shared.ring, "receive"));
@@ -132,31 +133,16 @@ impl Sender {
     /// As [`loan`](Self::loan) ([`ErrorKind::Disconnected`] when the
     /// receiver is gone).
     pub fn poll_loan(&mut self, len: usize) -> Result<Option<Loan<'_>>> {
-        let res = match self.reserve_until(len, Some(Instant::now()))? {
-            Some(res) => Some(res),
-            None => {
-                self.shared.announce_bell(Side::Senders);
-                if self.receiver_gone(Look::Liveness) {
-                    return Err(self
-                        .shared
-                        .ring
-                        .err(ErrorKind::Disconnected, "send")
-                        .with_detail("the receiver is gone"));
-                }
-                self.reserve_until(len, Some(Instant::now()))?
-            }
-        };
-        Ok(res.map(|res| Loan {
-            sender: self,
-            res,
-            done: false,
-        }))
+        Ok(if self.reserve_armed(len)? {
+            Some(self.reserved_loan())
+        } else {
+            None
+        })
     }
 
-    /// `poll_loan` in two steps, for the async adapter: reserves `len`
-    /// bytes (kept for `reserved_loan`) if there is room, arming the bell
-    /// when there is not.
-    #[cfg_attr(not(all(target_os = "linux", feature = "tokio")), allow(dead_code))]
+    /// `poll_loan` in two steps (the async adapter holds no loan across
+    /// an await): reserves `len` bytes (kept for `reserved_loan`) if there
+    /// is room, arming the bell when there is not.
     pub(crate) fn reserve_armed(&mut self, len: usize) -> Result<bool> {
         if let Some(res) = self.reserved.take() {
             // A reservation nobody made a loan of: cancelled.
@@ -183,7 +169,6 @@ impl Sender {
     ///
     /// # Panics
     /// When nothing is reserved (`reserve_armed` said `false`).
-    #[cfg_attr(not(all(target_os = "linux", feature = "tokio")), allow(dead_code))]
     pub(crate) fn reserved_loan(&mut self) -> Loan<'_> {
         let res = self
             .reserved

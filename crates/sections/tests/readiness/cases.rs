@@ -469,6 +469,23 @@ fn two_waiters_one_side() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A peer in a PID namespace of its own; `None` (the test skips, saying
+/// so) where unshare cannot make one, an error if SECTIONS_REQUIRE_ROOT
+/// says it must.
+fn peer_in_new_pid_namespace(role: &str, args: &[&str]) -> Result<Option<peer::Peer>, Failed> {
+    #[cfg(target_os = "linux")]
+    if let Some(peer) = peer::spawn_in_new_pid_namespace(role, args) {
+        return Ok(Some(peer));
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (role, args);
+    if std::env::var_os("SECTIONS_REQUIRE_ROOT").is_some() {
+        return Err("unshare cannot make a PID namespace, and SECTIONS_REQUIRE_ROOT is set".into());
+    }
+    eprintln!("skipped: a PID namespace of its own needs root and unshare");
+    Ok(None)
+}
+
 #[cfg(target_os = "linux")]
 fn across_pid_namespaces() -> Result<(), Failed> {
     let ns = private_namespace("select");
@@ -478,16 +495,11 @@ fn across_pid_namespaces() -> Result<(), Failed> {
     let _channels = (0..n)
         .map(|i| o.create(&format!("c{i}")))
         .collect::<sections::Result<Vec<_>>>()?;
-    let Some(mut peer) = peer::spawn_in_new_pid_namespace(
+    let Some(mut peer) = peer_in_new_pid_namespace(
         "select-receive",
         &[&ns.arg, &n.to_string(), &count.to_string()],
-    ) else {
-        if std::env::var_os("SECTIONS_REQUIRE_ROOT").is_some() {
-            return Err(
-                "unshare cannot make a PID namespace, and SECTIONS_REQUIRE_ROOT is set".into(),
-            );
-        }
-        eprintln!("skipped: a PID namespace of its own needs root and unshare");
+    )?
+    else {
         return Ok(());
     };
     peer.expect("ready");
@@ -516,7 +528,7 @@ mod tokio_cases {
     use super::*;
     use sections::aio::{AsyncReceiver, AsyncSender};
 
-    fn runtime() -> tokio::runtime::Runtime {
+    pub(super) fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -267,32 +267,27 @@ fn select_until_all(m: &mut MixedObjects, count: u64, seed: u64) -> Result<(), F
 }
 
 fn select_mixed() -> Result<(), Failed> {
-    let ns = private_namespace("syncsel");
-    let mut m = mixed_objects(&ns.arg)?;
-    let (count, seed) = (3_000u64, 17u64);
-    let mut peer = spawn("signal", &[&ns.arg, &count.to_string(), &seed.to_string()]);
-    peer.expect("ready");
-    select_until_all(&mut m, count, seed)?;
-    peer.expect("done");
-    peer.finish();
-    Ok(())
+    select_mixed_with(3_000, 17, false)
 }
 
 #[cfg(target_os = "linux")]
 fn select_mixed_across_pid_namespaces() -> Result<(), Failed> {
+    select_mixed_with(1_000, 5, true)
+}
+
+/// A select over a receiver, an event and a semaphore that a process
+/// signals `count` times at random (from `seed`), in a PID namespace of
+/// its own if `elsewhere`.
+fn select_mixed_with(count: u64, seed: u64, elsewhere: bool) -> Result<(), Failed> {
     let ns = private_namespace("syncsel");
     let mut m = mixed_objects(&ns.arg)?;
-    let (count, seed) = (1_000u64, 5u64);
-    let Some(mut peer) = peer::spawn_in_new_pid_namespace(
-        "signal",
-        &[&ns.arg, &count.to_string(), &seed.to_string()],
-    ) else {
-        if std::env::var_os("SECTIONS_REQUIRE_ROOT").is_some() {
-            return Err(
-                "unshare cannot make a PID namespace, and SECTIONS_REQUIRE_ROOT is set".into(),
-            );
-        }
-        eprintln!("skipped: a PID namespace of its own needs root and unshare");
+    let args = [ns.arg.as_str(), &count.to_string(), &seed.to_string()];
+    let peer = if elsewhere {
+        super::peer_in_new_pid_namespace("signal", &args)?
+    } else {
+        Some(spawn("signal", &args))
+    };
+    let Some(mut peer) = peer else {
         return Ok(());
     };
     peer.expect("ready");
@@ -368,15 +363,9 @@ fn hostile_bell() -> Result<(), Failed> {
 
 #[cfg(all(target_os = "linux", feature = "tokio"))]
 mod tokio_sync {
+    use super::super::tokio_cases::runtime;
     use super::*;
     use sections::aio::{AsyncEvent, AsyncSemaphore};
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
 
     /// 2,000 rounds of ping (set by a blocking process, awaited here) and
     /// pong; then 2,000 counts released at random pace by that process
