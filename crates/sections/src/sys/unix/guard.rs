@@ -301,12 +301,19 @@ fn zero_fill(from: usize, to: usize) -> bool {
 }
 
 /// Unmaps `from..to` (whole mappings of a view, so nothing splits) and
-/// maps private zero pages at exactly that range again.
+/// maps private zero pages at exactly that range again. `false` if the
+/// range could not be unmapped (nothing changed). If it was unmapped and
+/// the zero pages cannot take its place (another thread mapped something
+/// into the hole), the view's range now belongs to someone else, and its
+/// safe accessors would read and write that: nothing can be returned to,
+/// so the process aborts.
 fn refill(from: usize, to: usize) -> bool {
     const MAP_FIXED_NOREPLACE: libc::c_int = 0x10_0000;
+    const LOST: &[u8] = b"sections: a truncated view's pages could not be replaced \
+        (another mapping took their place); aborting\n";
     // SAFETY: the range is a live view of ours; its accesses after this
-    // return read the zero pages mapped below, or fault as any access to
-    // an unmapped address would.
+    // return read the zero pages mapped below. write and abort are
+    // async-signal-safe.
     unsafe {
         if libc::munmap(from as *mut c_void, to - from) != 0 {
             return false;
@@ -326,7 +333,8 @@ fn refill(from: usize, to: usize) -> bool {
             // A kernel that ignores the flag put it elsewhere.
             libc::munmap(mapped, to - from);
         }
-        false
+        libc::write(libc::STDERR_FILENO, LOST.as_ptr().cast(), LOST.len());
+        libc::abort()
     }
 }
 
@@ -375,7 +383,9 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
             // moment. Give the view back, then take the same range as zero
             // pages: the same count of mappings. (`MAP_FIXED_NOREPLACE`:
             // if another thread mapped into the hole in between, it is not
-            // clobbered, and this fault keeps its default effect.)
+            // clobbered, and the process aborts: the view's addresses are
+            // that mapping's now. If the view cannot even be unmapped, this
+            // fault keeps its default effect.)
             slot.first_bad.fetch_min(start, Ordering::SeqCst);
             if refill(start, end) {
                 return;
