@@ -37,25 +37,70 @@ use crate::view::View;
 /// closely: how soon a peer that died is noticed.
 pub const LOOK_AGAIN: Duration = Duration::from_millis(100);
 
-fn register(ready: Readiness) -> Result<AsyncFd<Readiness>> {
-    const OP: &str = "register with tokio";
-    let outside = || {
-        Error::new(ErrorKind::Unsupported, OP)
-            .with_detail("an async endpoint is made inside a tokio runtime with I/O enabled")
-    };
-    // Registering outside a runtime panics: say so instead.
-    tokio::runtime::Handle::try_current().map_err(|_| outside())?;
-    // SAFETY: `Readiness` owns its descriptor (an `OwnedFd`) for as long as
-    // it lives, and `as_raw_fd` always returns that one.
-    unsafe { AsyncFd::register_with_interest(ready, Interest::READABLE) }
-        .map_err(|e| Error::os(OP, e.into()))
+/// An object's readiness registered with tokio's reactor, and a notice
+/// for the other tasks that await the same object: the task that clears
+/// the readiness tells them, so that none sleeps on a readiness another
+/// task consumed after it looked.
+#[derive(Debug)]
+struct Bell {
+    fd: AsyncFd<Readiness>,
+    heard: tokio::sync::Notify,
 }
 
-/// Sleeps until `ready` fires or [`LOOK_AGAIN`] passes, and clears it.
-async fn wait(ready: &AsyncFd<Readiness>) {
-    if let Ok(Ok(mut guard)) = tokio::time::timeout(LOOK_AGAIN, ready.readable()).await {
-        guard.get_inner().clear();
-        guard.clear_ready();
+impl Bell {
+    fn register(ready: Readiness) -> Result<Bell> {
+        const OP: &str = "register with tokio";
+        let outside = || {
+            Error::new(ErrorKind::Unsupported, OP)
+                .with_detail("an async endpoint is made inside a tokio runtime with I/O enabled")
+        };
+        // Registering outside a runtime panics: say so instead.
+        tokio::runtime::Handle::try_current().map_err(|_| outside())?;
+        // SAFETY: `Readiness` owns its descriptor (an `OwnedFd`) for as long
+        // as it lives, and `as_raw_fd` always returns that one.
+        let fd = unsafe { AsyncFd::register_with_interest(ready, Interest::READABLE) }
+            .map_err(|e| Error::os(OP, e.into()))?;
+        Ok(Bell {
+            fd,
+            heard: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Calls `look` (which arms the object's bell when it finds nothing)
+    /// until it says `true`, sleeping between looks until the readiness
+    /// fires, another task of this object clears it, or [`LOOK_AGAIN`]
+    /// passes.
+    ///
+    /// # Errors
+    ///
+    /// What `look` returns; [`ErrorKind::Unsupported`] when the runtime
+    /// the object was registered with is gone (its reactor answers every
+    /// wait at once with an error: looping on that would spin).
+    async fn until(&self, mut look: impl FnMut() -> Result<bool>) -> Result<()> {
+        loop {
+            // Enabled before the look: a clear by another task after it
+            // is never missed.
+            let heard = self.heard.notified();
+            tokio::pin!(heard);
+            heard.as_mut().enable();
+            if look()? {
+                return Ok(());
+            }
+            tokio::select! {
+                ready = self.fd.readable() => {
+                    let mut guard = ready.map_err(|e| {
+                        Error::new(ErrorKind::Unsupported, "wait").with_detail(format!(
+                            "the tokio runtime this object was registered with is gone ({e})"
+                        ))
+                    })?;
+                    guard.get_inner().clear();
+                    guard.clear_ready();
+                    self.heard.notify_waiters();
+                }
+                () = &mut heard => {}
+                () = tokio::time::sleep(LOOK_AGAIN) => {}
+            }
+        }
     }
 }
 
@@ -98,7 +143,7 @@ async fn wait(ready: &AsyncFd<Readiness>) {
 #[derive(Debug)]
 pub struct AsyncReceiver {
     rx: Receiver,
-    ready: AsyncFd<Readiness>,
+    ready: Bell,
     /// How long `recv` spins before it arms the bell and sleeps.
     spin: Duration,
 }
@@ -116,7 +161,7 @@ impl AsyncReceiver {
     /// Inside a runtime built without I/O (`enable_io`), as tokio's
     /// `AsyncFd` does.
     pub fn new(rx: Receiver) -> Result<AsyncReceiver> {
-        let ready = register(rx.readiness()?)?;
+        let ready = Bell::register(rx.readiness()?)?;
         Ok(AsyncReceiver {
             rx,
             ready,
@@ -147,9 +192,8 @@ impl AsyncReceiver {
                 std::hint::spin_loop();
             }
         }
-        while !self.rx.arm_and_look()? {
-            wait(&self.ready).await;
-        }
+        let rx = &self.rx;
+        self.ready.until(|| rx.arm_and_look()).await?;
         self.rx.poll_recv()?.ok_or_else(|| {
             Error::new(ErrorKind::Corrupted, "receive")
                 .with_detail("a message that was ready is gone")
@@ -171,7 +215,7 @@ impl AsyncReceiver {
 #[derive(Debug)]
 pub struct AsyncSender {
     tx: Sender,
-    ready: AsyncFd<Readiness>,
+    ready: Bell,
 }
 
 impl AsyncSender {
@@ -181,7 +225,7 @@ impl AsyncSender {
     ///
     /// As [`AsyncReceiver::new`].
     pub fn new(tx: Sender) -> Result<AsyncSender> {
-        let ready = register(tx.readiness()?)?;
+        let ready = Bell::register(tx.readiness()?)?;
         Ok(AsyncSender { tx, ready })
     }
 
@@ -191,9 +235,8 @@ impl AsyncSender {
     ///
     /// As [`Sender::loan`].
     pub async fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
-        while !self.tx.reserve_armed(len)? {
-            wait(&self.ready).await;
-        }
+        let tx = &mut self.tx;
+        self.ready.until(|| tx.reserve_armed(len)).await?;
         Ok(self.tx.reserved_loan())
     }
 
@@ -252,7 +295,7 @@ impl AsyncSender {
 #[derive(Debug)]
 pub struct AsyncEvent {
     event: Event,
-    ready: AsyncFd<Readiness>,
+    ready: Bell,
 }
 
 impl AsyncEvent {
@@ -262,7 +305,7 @@ impl AsyncEvent {
     ///
     /// As [`AsyncReceiver::new`] and [`Event::readiness`].
     pub fn new(event: Event) -> Result<AsyncEvent> {
-        let ready = register(event.readiness()?)?;
+        let ready = Bell::register(event.readiness()?)?;
         Ok(AsyncEvent { event, ready })
     }
 
@@ -272,10 +315,7 @@ impl AsyncEvent {
     ///
     /// As [`Event::poll_wait`].
     pub async fn wait(&self) -> Result<()> {
-        while !self.event.poll_wait()? {
-            wait(&self.ready).await;
-        }
-        Ok(())
+        self.ready.until(|| self.event.poll_wait()).await
     }
 
     /// The event, for calls this type does not wrap (`set`, `reset`).
@@ -294,7 +334,7 @@ impl AsyncEvent {
 #[derive(Debug)]
 pub struct AsyncSemaphore {
     semaphore: Semaphore,
-    ready: AsyncFd<Readiness>,
+    ready: Bell,
 }
 
 impl AsyncSemaphore {
@@ -304,7 +344,7 @@ impl AsyncSemaphore {
     ///
     /// As [`AsyncReceiver::new`] and [`Semaphore::readiness`].
     pub fn new(semaphore: Semaphore) -> Result<AsyncSemaphore> {
-        let ready = register(semaphore.readiness()?)?;
+        let ready = Bell::register(semaphore.readiness()?)?;
         Ok(AsyncSemaphore { semaphore, ready })
     }
 
@@ -314,10 +354,7 @@ impl AsyncSemaphore {
     ///
     /// As [`Semaphore::poll_acquire`].
     pub async fn acquire(&self) -> Result<()> {
-        while !self.semaphore.poll_acquire()? {
-            wait(&self.ready).await;
-        }
-        Ok(())
+        self.ready.until(|| self.semaphore.poll_acquire()).await
     }
 
     /// The semaphore, for calls this type does not wrap (`release`).

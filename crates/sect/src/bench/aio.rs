@@ -7,7 +7,12 @@
 //!   its polls (how long the runtime thread was not free). Reported: the
 //!   p99 gap and the scan's throughput.
 //! - *Async channel*: 8-byte round trips and 64 KiB streaming between two
-//!   processes, both sides awaiting, against a tokio `UnixStream`.
+//!   processes, both sides awaiting, against a tokio `UnixStream`. Every
+//!   stream does the same work at its ends: the producer writes every
+//!   word of every block, the consumer sums every word, and the sums are
+//!   checked. The channel carries it twice: as a zero-copy pipeline does
+//!   (produced in the loan, summed in the message in place; the claim) and
+//!   as a socket is used (copied in and out).
 //! - *Select*: the CPU time 64 idle receivers cost over a second of
 //!   waiting (a note).
 
@@ -33,7 +38,7 @@ const SUITE: &str = "async";
 const STALL: &str = "stall (p99 gap between polls of a yielding task)";
 const SCAN: &str = "cold scan, yielding every MiB";
 const RTT: &str = "round trip, both sides awaiting";
-const STREAM: &str = "streaming 64 KiB messages, both sides awaiting";
+const STREAM: &str = "streaming 64 KiB blocks, each produced and summed, both sides awaiting";
 const CHUNK: usize = 1 << 20;
 /// How far ahead of the scan the async view is populated.
 const AHEAD: usize = 4 << 20;
@@ -163,8 +168,38 @@ async fn scan_fs(path: &Path, len: usize) -> Result<u64, Failure> {
     Ok(sum)
 }
 
-/// The peer side of the channel cases: echoes round trips, or counts a
-/// stream and answers with its byte count.
+/// Block `k` of a stream, as its producer writes it: every 8-byte word
+/// is `k << 16 ^ i`, so that every byte is written and the sum of a
+/// stream is known.
+fn produce(block: &mut [u8], k: u64) {
+    for (i, word) in block.chunks_exact_mut(8).enumerate() {
+        word.copy_from_slice(&((k << 16) ^ i as u64).to_le_bytes());
+    }
+}
+
+/// What a consumer of `blocks` blocks must have summed (`checksum` of
+/// each, added).
+fn stream_sum(blocks: u64) -> u64 {
+    let mut block = vec![0u8; MESSAGE];
+    (0..blocks).fold(0u64, |a, k| {
+        produce(&mut block, k);
+        a.wrapping_add(checksum(&block))
+    })
+}
+
+/// How a stream's blocks travel through the channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Blocks {
+    /// As a zero-copy pipeline uses it: produced in the loan, summed in
+    /// the received message.
+    InPlace,
+    /// As a socket is used: produced in a buffer and copied into the loan
+    /// (`write_at`), copied out of the message (`copy_to`) and summed there.
+    Copied,
+}
+
+/// The peer side of the channel cases: echoes round trips, or sums a
+/// stream (every 8-byte word of every block) and answers with the sum.
 pub fn peer(role: &str, arg: &str) -> Result<(), Failure> {
     let rt = runtime()?;
     rt.block_on(async {
@@ -177,20 +212,52 @@ pub fn peer(role: &str, arg: &str) -> Result<(), Failure> {
                     rx.spin(SPIN);
                 }
                 let mut tx = AsyncSender::new(o.open_sender("pong")?)?;
-                let mut buf = Vec::new();
+                let mut buf = vec![0u8; MESSAGE];
+                let (mut how, mut sum) = (Blocks::InPlace, 0u64);
                 loop {
-                    match rx.recv().await {
-                        Ok(m) => {
-                            buf.resize(m.len(), 0);
-                            m.copy_to(&mut buf)?;
-                        }
+                    let m = match rx.recv().await {
+                        Ok(m) => m,
                         Err(e) if e.kind() == sections::ErrorKind::Disconnected => return Ok(()),
                         Err(e) => return Err(e.into()),
-                    }
-                    if buf.len() == 8 {
-                        tx.send(&buf).await?;
-                    } else if buf.is_empty() {
-                        tx.send(b"streamed").await?;
+                    };
+                    match m.len() {
+                        8 => {
+                            let mut echo = [0u8; 8];
+                            m.copy_to(&mut echo)?;
+                            drop(m);
+                            tx.send(&echo).await?;
+                        }
+                        // A stream begins: how its blocks travel.
+                        1 => {
+                            let mut first = [0u8; 1];
+                            m.copy_to(&mut first)?;
+                            how = if first[0] == 0 {
+                                Blocks::InPlace
+                            } else {
+                                Blocks::Copied
+                            };
+                            sum = 0;
+                        }
+                        // It ends: answer with the sum.
+                        0 => {
+                            drop(m);
+                            tx.send(&sum.to_le_bytes()).await?;
+                        }
+                        len => {
+                            let block = match how {
+                                // SAFETY: the channel's protocol gives these
+                                // bytes to this receiver until the message
+                                // is dropped, and the bench's own sender
+                                // follows it.
+                                Blocks::InPlace => unsafe { m.as_slice() },
+                                Blocks::Copied => {
+                                    buf.resize(len, 0);
+                                    m.copy_to(&mut buf)?;
+                                    &buf[..]
+                                }
+                            };
+                            sum = sum.wrapping_add(checksum(block));
+                        }
                     }
                 }
             }
@@ -206,14 +273,17 @@ pub fn peer(role: &str, arg: &str) -> Result<(), Failure> {
                         s.read_exact(&mut small).await.map_err(fail)?;
                         s.write_all(&small).await.map_err(fail)?;
                     } else {
-                        // A stream: a count, then that many 64 KiB blocks.
+                        // A stream: a count, then that many 64 KiB
+                        // blocks, each summed; the answer is the sum.
                         let mut count = [0u8; 8];
                         s.read_exact(&mut count).await.map_err(fail)?;
                         let mut block = vec![0u8; MESSAGE];
+                        let mut sum = 0u64;
                         for _ in 0..u64::from_le_bytes(count) {
                             s.read_exact(&mut block).await.map_err(fail)?;
+                            sum = sum.wrapping_add(checksum(&block));
                         }
-                        s.write_all(b"streamed").await.map_err(fail)?;
+                        s.write_all(&sum.to_le_bytes()).await.map_err(fail)?;
                     }
                 }
             }
@@ -222,8 +292,14 @@ pub fn peer(role: &str, arg: &str) -> Result<(), Failure> {
     })
 }
 
-/// Median round trip (ns) and stream rate (GB/s) through the channel.
-fn channel_runs(dir: &Path, trips: usize, blocks: u64, spin: bool) -> Result<(f64, f64), Failure> {
+/// Median round trip (ns) and stream rates (GB/s: blocks in place, then
+/// copied) through the channel.
+fn channel_runs(
+    dir: &Path,
+    trips: usize,
+    blocks: u64,
+    spin: bool,
+) -> Result<(f64, [f64; 2]), Failure> {
     let ns = dir.join(if spin { "async-ns-spin" } else { "async-ns" });
     std::fs::create_dir_all(&ns).map_err(fail)?;
     let mut o = ChannelOptions::new();
@@ -235,6 +311,7 @@ fn channel_runs(dir: &Path, trips: usize, blocks: u64, spin: bool) -> Result<(f6
     } else {
         "async-channel"
     };
+    let want = stream_sum(blocks);
     let mut child = spawn(role, &ns.to_string_lossy(), |_| {})?;
     let rt = runtime()?;
     let result = rt.block_on(async {
@@ -257,21 +334,42 @@ fn channel_runs(dir: &Path, trips: usize, blocks: u64, spin: bool) -> Result<(f6
             drop(m);
             times.push(t.elapsed().as_nanos() as f64);
         }
-        let block = vec![7u8; MESSAGE];
-        let t = Instant::now();
-        for _ in 0..blocks {
-            let mut loan = tx.loan(MESSAGE).await?;
-            loan.write_at(0, &block)?;
-            loan.send();
-        }
-        tx.send(b"").await?;
-        drop(
-            tokio::time::timeout(PATIENCE, rx.recv())
+        let mut rates = [0.0; 2];
+        let mut block = vec![0u8; MESSAGE];
+        for (how, rate) in [Blocks::InPlace, Blocks::Copied]
+            .into_iter()
+            .zip(&mut rates)
+        {
+            tx.send(&[u8::from(how == Blocks::Copied)]).await?;
+            let t = Instant::now();
+            for k in 0..blocks {
+                let mut loan = tx.loan(MESSAGE).await?;
+                match how {
+                    // SAFETY: the reservation's bytes are this sender's
+                    // until it sends (the channel's protocol, which the
+                    // bench's own receiver follows).
+                    Blocks::InPlace => produce(unsafe { loan.as_mut_slice() }, k),
+                    Blocks::Copied => {
+                        produce(&mut block, k);
+                        loan.write_at(0, &block)?;
+                    }
+                }
+                loan.send();
+            }
+            tx.send(b"").await?;
+            let answer = tokio::time::timeout(PATIENCE, rx.recv())
                 .await
-                .map_err(|_| fail("the peer stopped answering"))??,
-        );
-        let rate = (blocks * MESSAGE as u64) as f64 / t.elapsed().as_secs_f64() / 1e9;
-        Ok::<_, Failure>((Stats::of(&times).median, rate))
+                .map_err(|_| fail("the peer stopped answering"))??;
+            *rate = (blocks * MESSAGE as u64) as f64 / t.elapsed().as_secs_f64() / 1e9;
+            let mut sum = [0u8; 8];
+            answer.copy_to(&mut sum)?;
+            if answer.len() != 8 || u64::from_le_bytes(sum) != want {
+                return Err(fail(format!(
+                    "the channel's stream ({how:?}) arrived damaged"
+                )));
+            }
+        }
+        Ok::<_, Failure>((Stats::of(&times).median, rates))
     });
     drop((ping, pong));
     let _ = child.kill();
@@ -283,6 +381,7 @@ fn channel_runs(dir: &Path, trips: usize, blocks: u64, spin: bool) -> Result<(f6
 fn uds_runs(dir: &Path, trips: usize, blocks: u64) -> Result<(f64, f64), Failure> {
     let path: PathBuf = dir.join("async.sock");
     let _ = std::fs::remove_file(&path);
+    let want = stream_sum(blocks);
     let rt = runtime()?;
     let listener = rt
         .block_on(async { tokio::net::UnixListener::bind(&path) })
@@ -300,16 +399,20 @@ fn uds_runs(dir: &Path, trips: usize, blocks: u64) -> Result<(f64, f64), Failure
             s.read_exact(&mut echo).await.map_err(fail)?;
             times.push(t.elapsed().as_nanos() as f64);
         }
-        let block = vec![7u8; MESSAGE];
+        let mut block = vec![0u8; MESSAGE];
         let t = Instant::now();
         let mut head = [1u8; 9];
         head[1..].copy_from_slice(&blocks.to_le_bytes());
         s.write_all(&head).await.map_err(fail)?;
-        for _ in 0..blocks {
+        for k in 0..blocks {
+            produce(&mut block, k);
             s.write_all(&block).await.map_err(fail)?;
         }
         s.read_exact(&mut echo).await.map_err(fail)?;
         let rate = (blocks * MESSAGE as u64) as f64 / t.elapsed().as_secs_f64() / 1e9;
+        if u64::from_le_bytes(echo) != want {
+            return Err(fail("the socket's stream arrived damaged"));
+        }
         Ok::<_, Failure>((Stats::of(&times).median, rate))
     });
     let _ = child.kill();
@@ -459,15 +562,16 @@ pub fn run(
     // The channel against a tokio UnixStream, both sides awaiting.
     let trips = if cfg.quick { 2_000 } else { 20_000 };
     let blocks = if cfg.quick { 2_000 } else { 10_000 };
-    let mut chan = (Vec::new(), Vec::new());
+    let mut chan = (Vec::new(), Vec::new(), Vec::new());
     let mut spun = Vec::new();
     let mut uds = (Vec::new(), Vec::new());
     let meter = Meter::start();
     for _ in 0..cfg.runs.max(1) {
         progress.set_message(format!("{SUITE}: channel, awaiting"));
-        let (rtt, rate) = channel_runs(&cfg.dir, trips, blocks, false)?;
+        let (rtt, [in_place, copied]) = channel_runs(&cfg.dir, trips, blocks, false)?;
         chan.0.push(rtt);
-        chan.1.push(rate);
+        chan.1.push(in_place);
+        chan.2.push(copied);
         let (rtt, _) = channel_runs(&cfg.dir, trips, 1, true)?;
         spun.push(rtt);
         progress.inc(1);
@@ -502,14 +606,21 @@ pub fn run(
         ),
         (
             STREAM,
-            "channel (aio), loans of 64 KiB",
+            "channel (aio), produced in the loan, summed in place",
             CaseId::AsyncChannelStream64K,
             Metric::Throughput,
             &chan.1,
         ),
         (
             STREAM,
-            "tokio UnixStream, 64 KiB writes",
+            "channel (aio), copied in (write_at) and out (copy_to)",
+            CaseId::AsyncChannelStream64KCopied,
+            Metric::Throughput,
+            &chan.2,
+        ),
+        (
+            STREAM,
+            "tokio UnixStream, written and read",
             CaseId::AsyncUdsStream64K,
             Metric::Throughput,
             &uds.1,

@@ -55,6 +55,7 @@ pub enum CaseId {
     AsyncChannelSpinRtt8,
     AsyncUdsRtt8,
     AsyncChannelStream64K,
+    AsyncChannelStream64KCopied,
     AsyncUdsStream64K,
 }
 

@@ -434,7 +434,7 @@ fn claims(results: &[CaseResult], cores: usize) -> Vec<Claim> {
         ratio(m(AsyncChannelStream64K), m(AsyncUdsStream64K)),
         AtLeast(4.0),
         &[AsyncChannelStream64K, AsyncUdsStream64K],
-        "streaming 64 KiB, both sides awaiting: aio channel GB/s over tokio UnixStream GB/s",
+        "streaming 64 KiB blocks, each produced and summed, both sides awaiting: aio channel (in place) GB/s over tokio UnixStream GB/s",
     ));
     // Only in a build with the other middleware (`--features peers`).
     if cfg!(feature = "peers") {

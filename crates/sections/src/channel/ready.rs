@@ -106,9 +106,9 @@ impl Receiver {
         self.shared.announce_bell(Side::Receiver);
     }
 
-    /// Which channel this receiver is on (for `Select`).
-    pub(crate) fn identity(&self) -> usize {
-        self.shared.view().as_ptr() as usize
+    /// Which receiver this is in this process (for `Select`).
+    pub(crate) fn identity(&self) -> u64 {
+        self.id
     }
 }
 

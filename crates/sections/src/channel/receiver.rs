@@ -60,6 +60,8 @@ pub struct Receiver {
     /// its messages): then a channel without senders is disconnected,
     /// whatever the shared "a sender came" word says.
     seen_sender: AtomicBool,
+    /// Which receiver this is in this process (for `Select`).
+    pub(super) id: u64,
 }
 
 impl Receiver {
@@ -78,6 +80,7 @@ impl Receiver {
             shared,
             claim: lock,
             seen_sender: AtomicBool::new(false),
+            id: crate::types::unique_id(),
         })
     }
 

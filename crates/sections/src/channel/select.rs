@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::receiver::Receiver;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sync::{Event, Semaphore};
-use crate::sys::{wait_any, Readiness, WAIT_ANY_TAKES_SYNC_OBJECTS};
+use crate::sys::{wait_any, Readiness, WAIT_ANY_MAX, WAIT_ANY_TAKES_SYNC_OBJECTS};
 
 /// How long a wait lasts before every receiver is looked at again, closely
 /// (a sender that died rings no bell).
@@ -25,7 +25,8 @@ pub enum Source<'a> {
     /// A channel's receiving end.
     Receiver(&'a Receiver),
     /// An event: reported once set, and then taken (cleared, if
-    /// auto-reset).
+    /// auto-reset; a manual-reset event is reported for as long as it is
+    /// set, as a wait on it returns at once).
     Event(&'a Event),
     /// A semaphore: reported once a count was taken for the caller.
     Semaphore(&'a Semaphore),
@@ -60,7 +61,7 @@ impl Source<'_> {
 
     /// Which object this is, and of what kind (for the check that a wait
     /// is given what the select was built for).
-    fn identity(&self) -> (u8, usize) {
+    fn identity(&self) -> (u8, u64) {
         match self {
             Source::Receiver(rx) => (0, rx.identity()),
             Source::Event(e) => (1, e.identity()),
@@ -127,7 +128,7 @@ impl Source<'_> {
 pub struct Select {
     ready: Vec<Readiness>,
     /// Identities of the sources it was built for.
-    of: Vec<(u8, usize)>,
+    of: Vec<(u8, u64)>,
     /// Where the next scan starts (so that a busy receiver does not
     /// starve the others).
     next: Cell<usize>,
@@ -139,9 +140,18 @@ impl Select {
     ///
     /// # Errors
     ///
-    /// As [`Receiver::readiness`] and [`Event::readiness`].
+    /// As [`Receiver::readiness`] and [`Event::readiness`];
+    /// [`ErrorKind::Unsupported`] for more than 64 sources on Windows.
     pub fn new<'a, S: Copy + Into<Source<'a>>>(sources: &[S]) -> Result<Select> {
         let sources: Vec<Source<'a>> = sources.iter().map(|&s| s.into()).collect();
+        if let Some(max) = WAIT_ANY_MAX.filter(|&max| sources.len() > max) {
+            return Err(
+                Error::new(ErrorKind::Unsupported, "select").with_detail(format!(
+                    "a select waits on at most {max} sources here, not {}",
+                    sources.len()
+                )),
+            );
+        }
         let ready = sources
             .iter()
             .map(Source::readiness)

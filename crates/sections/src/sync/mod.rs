@@ -229,12 +229,12 @@ impl SyncOptions {
     /// Creates a named event.
     pub fn create_event(&self, name: &str, reset: Reset, initially_set: bool) -> Result<Event> {
         imp::Event::create(&self.spec(), name, reset == Reset::Manual, initially_set)
-            .map(|imp| Event { imp })
+            .map(Event::new)
     }
 
     /// Opens a named event.
     pub fn open_event(&self, name: &str) -> Result<Event> {
-        imp::Event::open(&self.spec(), name).map(|imp| Event { imp })
+        imp::Event::open(&self.spec(), name).map(Event::new)
     }
 
     /// Opens the named event, creating it (with `reset`, unset) if needed.
@@ -250,12 +250,12 @@ impl SyncOptions {
     /// [`ErrorKind::InvalidRange`](crate::ErrorKind::InvalidRange) if
     /// `initial` is more than `max` or `max` is 0.
     pub fn create_semaphore(&self, name: &str, initial: u32, max: u32) -> Result<Semaphore> {
-        imp::Semaphore::create(&self.spec(), name, initial, max).map(|imp| Semaphore { imp })
+        imp::Semaphore::create(&self.spec(), name, initial, max).map(Semaphore::new)
     }
 
     /// Opens a named semaphore.
     pub fn open_semaphore(&self, name: &str) -> Result<Semaphore> {
-        imp::Semaphore::open(&self.spec(), name).map(|imp| Semaphore { imp })
+        imp::Semaphore::open(&self.spec(), name).map(Semaphore::new)
     }
 
     /// Opens the named semaphore, creating it if needed.
@@ -565,9 +565,18 @@ impl Drop for MutexGuard<'_> {
 #[derive(Debug)]
 pub struct Event {
     imp: imp::Event,
+    /// Which event this is in this process (for `Select`).
+    id: u64,
 }
 
 impl Event {
+    fn new(imp: imp::Event) -> Event {
+        Event {
+            imp,
+            id: crate::types::unique_id(),
+        }
+    }
+
     /// Sets the event: releases every waiter (manual) or one (auto).
     pub fn set(&self) -> Result<()> {
         self.imp.set()
@@ -609,9 +618,18 @@ impl Event {
 #[derive(Debug)]
 pub struct Semaphore {
     imp: imp::Semaphore,
+    /// Which semaphore this is in this process (for `Select`).
+    id: u64,
 }
 
 impl Semaphore {
+    fn new(imp: imp::Semaphore) -> Semaphore {
+        Semaphore {
+            imp,
+            id: crate::types::unique_id(),
+        }
+    }
+
     /// Takes one count, waiting for it.
     pub fn acquire(&self) -> Result<()> {
         self.imp.acquire(None).map(drop)

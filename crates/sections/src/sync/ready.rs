@@ -66,8 +66,8 @@ impl Event {
     }
 
     /// Which event this is in this process (for `Select`).
-    pub(crate) fn identity(&self) -> usize {
-        self.imp.identity()
+    pub(crate) fn identity(&self) -> u64 {
+        self.id
     }
 }
 
@@ -95,7 +95,7 @@ impl Semaphore {
     }
 
     /// Which semaphore this is in this process (for `Select`).
-    pub(crate) fn identity(&self) -> usize {
-        self.imp.identity()
+    pub(crate) fn identity(&self) -> u64 {
+        self.id
     }
 }

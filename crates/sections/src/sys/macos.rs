@@ -319,9 +319,6 @@ pub(crate) mod sync {
         pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
             match self.0 {}
         }
-        pub(crate) fn identity(&self) -> usize {
-            match self.0 {}
-        }
     }
 
     impl Semaphore {
@@ -338,9 +335,6 @@ pub(crate) mod sync {
             match self.0 {}
         }
         pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
-            match self.0 {}
-        }
-        pub(crate) fn identity(&self) -> usize {
             match self.0 {}
         }
         pub(crate) fn release(&self, _: u32) -> Result<()> {

@@ -229,6 +229,9 @@ pub(crate) use imp::{
 /// has taken it (Windows: the readiness is the object's own handle, and a
 /// wait takes it), rather than only said that a poll may find it.
 pub(crate) const WAIT_ANY_TAKES_SYNC_OBJECTS: bool = cfg!(windows);
+/// How many readiness `wait_any` takes at once (Windows:
+/// `MAXIMUM_WAIT_OBJECTS`).
+pub(crate) const WAIT_ANY_MAX: Option<usize> = if cfg!(windows) { Some(64) } else { None };
 
 // Descriptors: passing them over Unix sockets, reopening them.
 #[cfg(unix)]

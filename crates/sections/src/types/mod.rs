@@ -8,6 +8,14 @@ pub use access::Access;
 pub(crate) use names::RESERVED_PREFIX;
 pub use names::{validate_name, Namespace, MAX_NAME_LEN};
 
+/// A number no other call in this process returns: which object a value is
+/// (for `Select`'s check that it waits on what it was built for), where an
+/// address or a handle could be reused by another object.
+pub(crate) fn unique_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// How long a named section's name lives.
 ///
 /// # Examples

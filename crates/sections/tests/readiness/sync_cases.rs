@@ -18,6 +18,10 @@ pub fn tests() -> Vec<(&'static str, peer::TestFn)> {
             "select_takes_events_and_semaphores_signalled_by_another_process_exactly_once",
             select_mixed,
         ),
+        (
+            "a_select_refuses_sources_it_was_not_built_for",
+            select_identity,
+        ),
         #[cfg(target_os = "linux")]
         (
             "select_takes_an_event_set_from_another_pid_namespace",
@@ -37,6 +41,11 @@ pub fn tests() -> Vec<(&'static str, peer::TestFn)> {
         (
             "event_wait_futures_dropped_mid_wait_10000_times_take_nothing",
             tokio_sync::dropped_waits,
+        ),
+        #[cfg(all(target_os = "linux", feature = "tokio"))]
+        (
+            "an_async_wait_whose_runtime_is_gone_is_an_error_not_a_spin",
+            tokio_sync::runtime_gone,
         ),
     ]
 }
@@ -297,6 +306,26 @@ fn select_mixed_with(count: u64, seed: u64, elsewhere: bool) -> Result<(), Faile
     Ok(())
 }
 
+/// A select built for one event, given another made after the first was
+/// dropped (which may reuse its address, or on Windows its handle's
+/// value): refused, never a wait on the first one's readiness that reports
+/// the second (on Windows that would take the first one's set).
+fn select_identity() -> Result<(), Failed> {
+    let ns = private_namespace("syncsel");
+    let o = sync_opts(&ns.arg);
+    let first = o.create_event("a", Reset::Auto, false)?;
+    let select = Select::new(&[&first])?;
+    drop(first);
+    for round in 0..20 {
+        let other = o.create_event(&format!("b{round}"), Reset::Auto, true)?;
+        let e = select
+            .wait(&[&other], Some(Duration::from_millis(10)))
+            .expect_err("a select accepted a source it was not built for");
+        assert_eq!(e.kind(), sections::ErrorKind::InvalidRange, "{e}");
+    }
+    Ok(())
+}
+
 /// A peer that writes any values into an event's bell word and its rung
 /// word (here a view of the event's file, as a hostile process would)
 /// while a select waits on it: the waiter wakes for nothing now and then,
@@ -451,6 +480,55 @@ mod tokio_sync {
             Ok::<_, Failed>(())
         })?;
         peer.into_inner().finish();
+        Ok(())
+    }
+
+    /// An event registered with a runtime that was then dropped, awaited
+    /// on another runtime: its reactor answers every wait at once with an
+    /// error, which the wait returns (it looped on it, holding the thread
+    /// at 100% CPU, and a timeout around it never fired). Receivers and
+    /// senders share the waiting code.
+    pub fn runtime_gone() -> Result<(), Failed> {
+        let ns = private_namespace("aiosync");
+        let o = sync_opts(&ns.arg);
+        let first = runtime();
+        let event =
+            first.block_on(async { AsyncEvent::new(o.create_event("e", Reset::Auto, false)?) })?;
+        let channel = opts(&ns.arg).create("c")?;
+        let mut rx =
+            first.block_on(async { sections::aio::AsyncReceiver::new(channel.receiver()?) })?;
+        drop(first);
+        let started = Instant::now();
+        // On a thread of its own: a wait that spins never returns to a
+        // timeout around it.
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let outcomes = runtime().block_on(async {
+                let limit = Duration::from_secs(5);
+                let waited = tokio::time::timeout(limit, event.wait()).await;
+                let received = tokio::time::timeout(limit, rx.recv())
+                    .await
+                    .map(|r| r.map(drop));
+                (waited, received)
+            });
+            let _ = done.send(outcomes);
+        });
+        let (waited, received) = outcome.recv_timeout(Duration::from_secs(20)).map_err(|_| {
+            Failed::from("the waits never returned (spinning on a reactor that is gone)")
+        })?;
+        drop(channel);
+        for (what, outcome) in [("event", waited), ("receiver", received)] {
+            match outcome {
+                Ok(Err(e)) => assert_eq!(e.kind(), sections::ErrorKind::Unsupported, "{what}: {e}"),
+                Ok(Ok(())) => return Err(format!("{what}: a wait with nothing set returned").into()),
+                Err(_) => return Err(format!("{what}: the wait did not end (and its timeout fired only because the task yielded)").into()),
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
         Ok(())
     }
 }

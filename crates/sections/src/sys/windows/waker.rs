@@ -162,7 +162,7 @@ pub(crate) fn wait_any(ready: &[&Readiness], until: Option<Instant>) -> Result<V
     if ready.len() > 64 {
         return Err(
             Error::new(ErrorKind::Unsupported, "select").with_detail(format!(
-                "at most 64 receivers on Windows, not {}",
+                "a select waits on at most 64 sources on Windows, not {}",
                 ready.len()
             )),
         );

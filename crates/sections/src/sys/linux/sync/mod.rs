@@ -475,11 +475,6 @@ impl Event {
         self.shared.readiness()
     }
 
-    /// Which object this is in this process (its mapping's address).
-    pub(crate) fn identity(&self) -> usize {
-        self.shared.map.ptr() as usize
-    }
-
     pub(crate) fn reset(&self) -> Result<()> {
         words::reset(&self.shared.first());
         Ok(())
@@ -538,11 +533,6 @@ impl Semaphore {
 
     pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
         self.shared.readiness()
-    }
-
-    /// Which object this is in this process (its mapping's address).
-    pub(crate) fn identity(&self) -> usize {
-        self.shared.map.ptr() as usize
     }
 
     pub(crate) fn release(&self, n: u32) -> Result<()> {

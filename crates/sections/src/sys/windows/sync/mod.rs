@@ -259,11 +259,6 @@ impl Event {
         Ok(crate::sys::Readiness::from_handle(self.duplicate()?))
     }
 
-    /// Which object this is in this process (its handle's value).
-    pub(crate) fn identity(&self) -> usize {
-        std::os::windows::io::AsRawHandle::as_raw_handle(&self.handle) as usize
-    }
-
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<bool> {
         match raw::wait(&self.handle, deadline).map_err(|e| error("wait", &self.name, e))? {
             Wait::Signaled | Wait::Abandoned => Ok(true),
@@ -320,11 +315,6 @@ impl Semaphore {
             .try_clone()
             .map_err(|e| error("duplicate", &self.name, e))?;
         Ok(crate::sys::Readiness::from_handle(handle))
-    }
-
-    /// Which object this is in this process (its handle's value).
-    pub(crate) fn identity(&self) -> usize {
-        std::os::windows::io::AsRawHandle::as_raw_handle(&self.handle) as usize
     }
 
     pub(crate) fn release(&self, n: u32) -> Result<()> {
