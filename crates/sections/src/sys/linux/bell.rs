@@ -23,14 +23,50 @@ pub(crate) fn watch(file: BorrowedFd<'_>, op: &'static str) -> Result<Readiness>
     let limits = "inotify instances and watches are limited per user \
                   (fs.inotify.max_user_instances, max_user_watches; one per \
                   readiness, Select entry or async endpoint)";
-    let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
-        .map_err(|e| Error::os(op, e.into()).with_detail(limits))?;
+    let fd = match pooled() {
+        Some(fd) => fd,
+        None => inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+            .map_err(|e| Error::os(op, e.into()).with_detail(limits))?,
+    };
     // Our own descriptor's file: the inode this object is, whatever a
     // name points to now.
     let path = format!("/proc/self/fd/{}", file.as_raw_fd());
-    inotify::add_watch(&fd, path.as_str(), inotify::WatchFlags::MODIFY)
+    let wd = inotify::add_watch(&fd, path.as_str(), inotify::WatchFlags::MODIFY)
         .map_err(|e| Error::os(op, e.into()).with_detail(format!("is /proc mounted? {limits}")))?;
-    Ok(Readiness { fd })
+    Ok(Readiness { fd, wd })
+}
+
+/// Inotify instances of dropped readiness, their watch removed, for the
+/// next readiness of this process: closing an instance waits for a kernel
+/// grace period (milliseconds, on the dropping thread: an event loop's),
+/// removing a watch does not. At most [`POOLED`] are kept.
+static POOL: std::sync::Mutex<Pool> = std::sync::Mutex::new(Pool {
+    pid: 0,
+    fds: Vec::new(),
+});
+const POOLED: usize = 64;
+
+struct Pool {
+    /// The process the instances are this process's own in (a child made
+    /// by `fork` shares its parent's, and must not use them).
+    pid: u32,
+    fds: Vec<OwnedFd>,
+}
+
+/// An instance from the pool, emptied of events (the removed watch's
+/// `IN_IGNORED`, and any that came before it).
+fn pooled() -> Option<OwnedFd> {
+    let mut pool = POOL.lock().ok()?;
+    let pid = std::process::id();
+    if pool.pid != pid {
+        pool.fds.clear();
+        pool.pid = pid;
+    }
+    let fd = pool.fds.pop()?;
+    drop(pool);
+    let mut buf = [0u8; 4096];
+    while matches!(rustix::io::read(&fd, &mut buf[..]), Ok(n) if n > 0) {}
+    Some(fd)
 }
 
 /// What an event loop waits on for a channel endpoint: a descriptor that
@@ -53,6 +89,22 @@ pub(crate) fn watch(file: BorrowedFd<'_>, op: &'static str) -> Result<Readiness>
 #[derive(Debug)]
 pub struct Readiness {
     fd: OwnedFd,
+    wd: i32,
+}
+
+impl Drop for Readiness {
+    /// Removes the watch and gives a duplicate of the instance to the
+    /// pool, so that the close below does not end the instance (see
+    /// [`POOL`]).
+    fn drop(&mut self) {
+        let _ = rustix::fs::inotify::remove_watch(&self.fd, self.wd);
+        let Ok(mut pool) = POOL.lock() else { return };
+        if pool.pid == std::process::id() && pool.fds.len() < POOLED {
+            if let Ok(dup) = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0) {
+                pool.fds.push(dup);
+            }
+        }
+    }
 }
 
 impl Readiness {
