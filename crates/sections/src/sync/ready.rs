@@ -14,9 +14,16 @@ impl Event {
     /// spurious: poll, and wait again if the poll finds nothing.
     ///
     /// On Linux it is an inotify watch of the event's file (a set writes
-    /// into the file when an event-loop waiter announced itself); on
-    /// Windows a second handle to the event, so that a wait on it takes
-    /// what a wait on the event takes.
+    /// into the file when an event-loop waiter announced itself). On
+    /// Windows it is a second handle to the event, and a wait that returns
+    /// it has *taken* what a wait on the event takes (an auto-reset
+    /// event's set): count that as the wait's success, and do not poll
+    /// for it again ([`Select`](crate::channel::Select) does this on both
+    /// platforms).
+    ///
+    /// Each readiness holds an inotify instance on Linux: a user has
+    /// `fs.inotify.max_user_instances` of them (128 on many systems), for
+    /// all their processes; the error says so when it is reached.
     ///
     /// # Errors
     ///
@@ -73,7 +80,8 @@ impl Event {
 
 impl Semaphore {
     /// As [`Event::readiness`]: ready when a count is released after a
-    /// [`poll_acquire`](Self::poll_acquire) found none.
+    /// [`poll_acquire`](Self::poll_acquire) found none. On Windows a wait
+    /// that returns it has taken a count.
     ///
     /// # Errors
     ///

@@ -81,11 +81,13 @@ fn pooled() -> Option<OwnedFd> {
 /// readable, [`clear`](Self::clear) it and try again.
 ///
 /// It is an inotify instance of its own watching the channel's file (an
-/// anonymous channel's bell file), so every waiter hears every bell.
-/// Readiness may be spurious (a look finds
+/// anonymous channel's bell file, an event's or semaphore's file), so
+/// every waiter hears every bell. Readiness may be spurious (a look finds
 /// nothing: arm and wait again), and a peer that dies rings nothing: wait
 /// with a coarse timeout (the blocking [`Select`](crate::channel::Select)
-/// looks every 100 ms) and try again.
+/// looks every 100 ms) and try again. A child made by `fork` shares its
+/// parent's readiness (one instance: whichever clears it takes the
+/// other's wake-up): make a new one in the child.
 #[derive(Debug)]
 pub struct Readiness {
     fd: OwnedFd,
@@ -93,9 +95,9 @@ pub struct Readiness {
 }
 
 impl Drop for Readiness {
-    /// Removes the watch and gives a duplicate of the instance to the
-    /// pool, so that the close below does not end the instance (see
-    /// [`POOL`]).
+    // Removes the watch and gives a duplicate of the instance to the
+    // pool, so that the close after this does not end the instance (see
+    // `POOL`).
     fn drop(&mut self) {
         let _ = rustix::fs::inotify::remove_watch(&self.fd, self.wd);
         let Ok(mut pool) = POOL.lock() else { return };
