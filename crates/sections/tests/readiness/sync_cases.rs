@@ -327,10 +327,10 @@ fn select_identity() -> Result<(), Failed> {
 }
 
 /// A peer that writes any values into an event's bell word and its rung
-/// word (here a view of the event's file, as a hostile process would)
-/// while a select waits on it: the waiter wakes for nothing now and then,
-/// but reports the event only when it was set, and takes a set made in
-/// the middle of it all.
+/// word (here a view of the event's file and writes into the file, as a
+/// hostile process would) while a select waits on it: the waiter wakes
+/// for nothing again and again, but reports the event only when it was
+/// set, and takes every set made in the middle of it all.
 #[cfg(target_os = "linux")]
 fn hostile_bell() -> Result<(), Failed> {
     use sections::{Access, Section};
@@ -342,14 +342,24 @@ fn hostile_bell() -> Result<(), Failed> {
     let path = std::path::Path::new(&ns.arg).join("e");
     let view = Section::from_path(&path, Access::ReadWrite)?.map_all(Access::ReadWrite)?;
     let stop = AtomicBool::new(false);
+    let file = std::fs::OpenOptions::new().write(true).open(&path)?;
     std::thread::scope(|s| -> Result<(), Failed> {
-        let writer = s.spawn(|| -> sections::Result<u64> {
+        let writer = s.spawn(|| -> Result<u64, String> {
+            use std::os::unix::fs::FileExt;
             let mut seed = 3u64;
             let mut writes = 0;
             while !stop.load(Ordering::Relaxed) {
-                // The bell's word and the word a ring writes (64 + 8, + 12).
-                view.write_at(72, &(next(&mut seed) as u32).to_ne_bytes())?;
-                view.write_at(76, &(next(&mut seed) as u32).to_ne_bytes())?;
+                // The bell's word and the word a ring writes (64 + 8, + 12):
+                // stores into the mapping, and a write into the file as a
+                // ring is (which every watch hears: a spurious wake-up).
+                let word = (next(&mut seed) as u32).to_ne_bytes();
+                view.write_at(72, &word).map_err(|e| e.to_string())?;
+                let word = (next(&mut seed) as u32).to_ne_bytes();
+                if writes % 2 == 0 {
+                    view.write_at(76, &word).map_err(|e| e.to_string())?;
+                } else {
+                    file.write_all_at(&word, 76).map_err(|e| e.to_string())?;
+                }
                 writes += 1;
                 std::thread::sleep(Duration::from_micros(50));
             }
