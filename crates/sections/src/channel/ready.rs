@@ -110,6 +110,11 @@ impl Receiver {
     pub(crate) fn identity(&self) -> u64 {
         self.id
     }
+
+    /// What its readiness watches (for `Select`).
+    pub(crate) fn watch(&self) -> crate::sys::Watch<'_> {
+        self.shared.watch(Side::Receiver)
+    }
 }
 
 impl Sender {

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use super::receiver::Receiver;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sync::{Event, Semaphore};
-use crate::sys::{wait_any, Readiness, WAIT_ANY_MAX, WAIT_ANY_TAKES_SYNC_OBJECTS};
+use crate::sys::{
+    ready_for, wait_any, Readiness, Watch, WAIT_ANY_MAX, WAIT_ANY_TAKES_SYNC_OBJECTS,
+};
 
 /// How long a wait lasts before every receiver is looked at again, closely
 /// (a sender that died rings no bell).
@@ -50,12 +52,12 @@ impl<'a> From<&'a Semaphore> for Source<'a> {
     }
 }
 
-impl Source<'_> {
-    fn readiness(&self) -> Result<Readiness> {
-        match self {
-            Source::Receiver(rx) => rx.readiness(),
-            Source::Event(e) => e.readiness(),
-            Source::Semaphore(s) => s.readiness(),
+impl<'a> Source<'a> {
+    fn watch(&self) -> Result<Watch<'a>> {
+        match *self {
+            Source::Receiver(rx) => Ok(rx.watch()),
+            Source::Event(e) => e.watch(),
+            Source::Semaphore(s) => s.watch(),
         }
     }
 
@@ -91,8 +93,11 @@ impl Source<'_> {
 /// Waits on several receivers, events and semaphores ([`Source`]s): which
 /// receiver has a message (or an error, such as every sender gone) ready,
 /// or which event or semaphore it took. Built once for a set of sources,
-/// it waits on all their readiness together: no thread per source, no
-/// busy loop, and no CPU while nothing comes. Take what a receiver has
+/// it waits on all their bells together (Linux: one inotify instance
+/// watching every source's file; Windows: `WaitForMultipleObjects`): no
+/// thread per source, no busy loop, and no CPU while nothing comes. After
+/// any bell it looks at every source, starting after the one it reported
+/// last (so a busy source does not starve the others). Take what a receiver has
 /// with [`Receiver::poll_recv`] (it looks as closely as the select did: a
 /// sender that died shows as [`ErrorKind::Disconnected`] there, and not
 /// always to `try_recv`); stop selecting a receiver once it is
@@ -152,10 +157,13 @@ impl Select {
                 )),
             );
         }
-        let ready = sources
+        let watches = sources
             .iter()
-            .map(Source::readiness)
+            .map(Source::watch)
             .collect::<Result<Vec<_>>>()?;
+        // One readiness for all on Linux (an inotify instance watching
+        // every source's file), one per source on Windows.
+        let ready = ready_for(watches)?;
         Ok(Select {
             ready,
             of: sources.iter().map(Source::identity).collect(),

@@ -11,7 +11,7 @@ use super::layout::{RX_WAITING, TX_WAITING};
 use super::ring::{Look, Ring};
 use super::WaitStrategy;
 use crate::error::Result;
-use crate::sys::{Readiness, Side, Waker, BELL, SLEEPER};
+use crate::sys::{Readiness, Side, Waker, Watch, BELL, SLEEPER};
 use crate::view::View;
 
 /// How long one sleep lasts before liveness is checked again.
@@ -147,11 +147,14 @@ impl Shared {
         self.ring.announce(waiting_word(side), BELL);
     }
 
+    /// What a readiness of `side` watches.
+    pub(crate) fn watch(&self, side: Side) -> Watch<'_> {
+        self.waker.watch(side, self.object(), &self.ring.name)
+    }
+
     /// What becomes ready when `side`'s bell rings.
     pub(crate) fn readiness(&self, side: Side) -> Result<Readiness> {
-        self.waker
-            .readiness(side, self.object())
-            .map_err(|e| e.with_name(&self.ring.name))
+        crate::sys::ready_one(self.watch(side))
     }
 
     /// Sleeps (as `side`) until woken or `until`.

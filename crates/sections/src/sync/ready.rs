@@ -21,9 +21,10 @@ impl Event {
     /// for it again ([`Select`](crate::channel::Select) does this on both
     /// platforms).
     ///
-    /// Each readiness holds an inotify instance on Linux: a user has
-    /// `fs.inotify.max_user_instances` of them (128 on many systems), for
-    /// all their processes; the error says so when it is reached.
+    /// Each readiness holds an inotify instance on Linux (a `Select`, one
+    /// for all its sources): a user has `fs.inotify.max_user_instances` of
+    /// them (128 on many systems), for all their processes; the error says
+    /// so when it is reached.
     ///
     /// # Errors
     ///
@@ -52,7 +53,7 @@ impl Event {
     /// # Ok::<(), sections::Error>(())
     /// ```
     pub fn readiness(&self) -> Result<Readiness> {
-        self.imp.readiness()
+        crate::sys::ready_one(self.imp.watch()?)
     }
 
     /// Takes the event if it is set, as [`wait`](Self::wait) would
@@ -76,6 +77,11 @@ impl Event {
     pub(crate) fn identity(&self) -> u64 {
         self.id
     }
+
+    /// What its readiness watches (for `Select`).
+    pub(crate) fn watch(&self) -> Result<crate::sys::Watch<'_>> {
+        self.imp.watch()
+    }
 }
 
 impl Semaphore {
@@ -87,7 +93,7 @@ impl Semaphore {
     ///
     /// As [`Event::readiness`].
     pub fn readiness(&self) -> Result<Readiness> {
-        self.imp.readiness()
+        crate::sys::ready_one(self.imp.watch()?)
     }
 
     /// Takes one count if there is one, without sleeping; otherwise arms
@@ -105,5 +111,10 @@ impl Semaphore {
     /// Which semaphore this is in this process (for `Select`).
     pub(crate) fn identity(&self) -> u64 {
         self.id
+    }
+
+    /// What its readiness watches (for `Select`).
+    pub(crate) fn watch(&self) -> Result<crate::sys::Watch<'_>> {
+        self.imp.watch()
     }
 }

@@ -316,7 +316,7 @@ pub(crate) mod sync {
         pub(crate) fn poll_wait(&self) -> Result<bool> {
             match self.0 {}
         }
-        pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
+        pub(crate) fn watch(&self) -> Result<crate::sys::Watch<'_>> {
             match self.0 {}
         }
     }
@@ -334,7 +334,7 @@ pub(crate) mod sync {
         pub(crate) fn poll_acquire(&self) -> Result<bool> {
             match self.0 {}
         }
-        pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
+        pub(crate) fn watch(&self) -> Result<crate::sys::Watch<'_>> {
             match self.0 {}
         }
         pub(crate) fn release(&self, _: u32) -> Result<()> {
@@ -393,7 +393,7 @@ impl Waker {
         match self.0 {}
     }
 
-    pub(crate) fn readiness(&self, _: crate::sys::Side, _: &Object) -> Result<Readiness> {
+    pub(crate) fn watch<'a>(&'a self, _: crate::sys::Side, _: &'a Object, _: &'a str) -> Watch<'a> {
         match self.0 {}
     }
 }
@@ -410,6 +410,16 @@ impl Readiness {
     /// Consumes what made it ready (never reached on macOS).
     pub fn clear(&self) {
         match self.0 {}
+    }
+}
+
+/// What a readiness would watch: nothing is ever made on macOS.
+pub(crate) struct Watch<'a>(std::convert::Infallible, std::marker::PhantomData<&'a ()>);
+
+pub(crate) fn ready_for(watches: Vec<Watch<'_>>) -> Result<Vec<Readiness>> {
+    match watches.into_iter().next() {
+        Some(w) => match w.0 {},
+        None => Ok(Vec::new()),
     }
 }
 

@@ -223,8 +223,17 @@ pub(crate) use imp::{header_reader, map_elf, map_pe, open_image_file, page_cache
 /// readiness (re-exported by `channel` and `sync`).
 pub use imp::Readiness;
 pub(crate) use imp::{
-    peer_held, peer_held_at, process_of, process_token, sync, wait_any, PeerLock, Waker, WakerShare,
+    peer_held, peer_held_at, process_of, process_token, ready_for, sync, wait_any, PeerLock, Waker,
+    WakerShare, Watch,
 };
+
+/// The readiness of one watch.
+pub(crate) fn ready_one(watch: Watch<'_>) -> crate::error::Result<Readiness> {
+    ready_for(vec![watch])?.pop().ok_or_else(|| {
+        crate::error::Error::new(crate::error::ErrorKind::Unsupported, "watch")
+            .with_detail("no readiness was made")
+    })
+}
 /// Whether a `wait_any` that returns an event's or semaphore's readiness
 /// has taken it (Windows: the readiness is the object's own handle, and a
 /// wait takes it), rather than only said that a poll may find it.

@@ -29,6 +29,11 @@ pub fn tests() -> Vec<(&'static str, peer::TestFn)> {
         ),
         #[cfg(target_os = "linux")]
         (
+            "a_select_over_300_events_takes_each_set_by_the_right_index",
+            select_many,
+        ),
+        #[cfg(target_os = "linux")]
+        (
             "a_hostile_bell_word_costs_spurious_wake_ups_never_a_false_report_or_a_hang",
             hostile_bell,
         ),
@@ -142,6 +147,16 @@ pub fn run_role(role: &str, args: &[String]) -> Option<Result<(), Box<dyn std::e
                 println!("done");
                 wait_stdin_eof();
             }
+            "set-named" => {
+                // set-named DIR: sets the event each line of stdin names
+                let o = sync_opts(arg(0));
+                println!("ready");
+                let mut line = String::new();
+                while std::io::stdin().read_line(&mut line)? > 0 {
+                    o.open_event(line.trim())?.set()?;
+                    line.clear();
+                }
+            }
             "set-on-demand" => {
                 // set-on-demand DIR: sets "e" once per line of stdin
                 let event = sync_opts(arg(0)).open_event("e")?;
@@ -185,7 +200,7 @@ pub fn run_role(role: &str, args: &[String]) -> Option<Result<(), Box<dyn std::e
         }
         Ok(())
     };
-    matches!(role, "signal" | "set-on-demand" | "ping").then(run)
+    matches!(role, "signal" | "set-on-demand" | "set-named" | "ping").then(run)
 }
 
 /// The objects of a mixed select, in namespace `dir`.
@@ -323,6 +338,40 @@ fn select_identity() -> Result<(), Failed> {
             .expect_err("a select accepted a source it was not built for");
         assert_eq!(e.kind(), sections::ErrorKind::InvalidRange, "{e}");
     }
+    Ok(())
+}
+
+/// A select over 300 events (more than a user's default 128 inotify
+/// instances, which one per source would pass): one instance watches them
+/// all, and sets made by another process to events picked at random are
+/// each taken, by the right index.
+#[cfg(target_os = "linux")]
+fn select_many() -> Result<(), Failed> {
+    let ns = private_namespace("syncmany");
+    let o = sync_opts(&ns.arg);
+    let n = 300usize;
+    let events = (0..n)
+        .map(|i| o.create_event(&format!("e{i}"), Reset::Auto, false))
+        .collect::<sections::Result<Vec<_>>>()?;
+    // One instance per source would pass the user's limit (128 here).
+    let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")?;
+    println!("inotify instances per user: {}", limit.trim());
+    let select = Select::new(&events.iter().collect::<Vec<_>>())?;
+    let mut peer = spawn("set-named", &[&ns.arg]);
+    peer.expect("ready");
+    let mut seed = 41u64;
+    for round in 0..200 {
+        let i = (next(&mut seed) % n as u64) as usize;
+        peer.send(&format!("e{i}"));
+        let got = select.wait(
+            &events.iter().collect::<Vec<_>>(),
+            Some(Duration::from_secs(10)),
+        )?;
+        if got != Some(i) {
+            return Err(format!("round {round}: set e{i}, the select said {got:?}").into());
+        }
+    }
+    peer.finish();
     Ok(())
 }
 

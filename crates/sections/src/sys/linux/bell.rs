@@ -16,24 +16,58 @@ pub(crate) fn ring(file: BorrowedFd<'_>, at: u64) -> Result<()> {
         .map_err(|e| Error::os("ring", e.into()))
 }
 
-/// A descriptor that becomes readable when `file` is written (a bell
-/// rings): an inotify instance of its own watching it.
-pub(crate) fn watch(file: BorrowedFd<'_>, op: &'static str) -> Result<Readiness> {
+/// What a readiness watches: a file a bell writes into (a named channel's
+/// section, an anonymous channel's bell file, an event's or semaphore's
+/// file), and for errors what it is.
+pub(crate) struct Watch<'a> {
+    file: BorrowedFd<'a>,
+    op: &'static str,
+    name: &'a str,
+}
+
+impl<'a> Watch<'a> {
+    pub(crate) fn new(file: BorrowedFd<'a>, op: &'static str, name: &'a str) -> Watch<'a> {
+        Watch { file, op, name }
+    }
+}
+
+/// Readiness for `watches`, as few as the platform allows: here one, an
+/// inotify instance of its own (so that every waiter hears every bell)
+/// with a watch of each file; none for none.
+pub(crate) fn ready_for(watches: Vec<Watch<'_>>) -> Result<Vec<Readiness>> {
     use rustix::fs::inotify;
+    let Some(first) = watches.first() else {
+        return Ok(Vec::new());
+    };
     let limits = "inotify instances and watches are limited per user \
-                  (fs.inotify.max_user_instances, max_user_watches; one per \
-                  readiness, Select entry or async endpoint)";
+                  (fs.inotify.max_user_instances, max_user_watches; an instance \
+                  per readiness, Select or async object, a watch per source)";
     let fd = match pooled() {
         Some(fd) => fd,
         None => inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
-            .map_err(|e| Error::os(op, e.into()).with_detail(limits))?,
+            .map_err(|e| {
+                Error::os(first.op, e.into())
+                    .with_name(first.name)
+                    .with_detail(limits)
+            })?,
     };
-    // Our own descriptor's file: the inode this object is, whatever a
-    // name points to now.
-    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
-    let wd = inotify::add_watch(&fd, path.as_str(), inotify::WatchFlags::MODIFY)
-        .map_err(|e| Error::os(op, e.into()).with_detail(format!("is /proc mounted? {limits}")))?;
-    Ok(Readiness { fd, wd })
+    let mut ready = Readiness {
+        fd,
+        wds: Vec::with_capacity(watches.len()),
+    };
+    for w in &watches {
+        // Our own descriptor's file: the inode this object is, whatever a
+        // name points to now.
+        let path = format!("/proc/self/fd/{}", w.file.as_raw_fd());
+        let wd = inotify::add_watch(&ready.fd, path.as_str(), inotify::WatchFlags::MODIFY)
+            .map_err(|e| {
+                Error::os(w.op, e.into())
+                    .with_name(w.name)
+                    .with_detail(format!("is /proc mounted? {limits}"))
+            })?;
+        ready.wds.push(wd);
+    }
+    Ok(vec![ready])
 }
 
 /// Inotify instances of dropped readiness, their watch removed, for the
@@ -91,7 +125,8 @@ fn pooled() -> Option<OwnedFd> {
 #[derive(Debug)]
 pub struct Readiness {
     fd: OwnedFd,
-    wd: i32,
+    /// Its watches (one per file; several for a `Select`).
+    wds: Vec<i32>,
 }
 
 impl Drop for Readiness {
@@ -99,7 +134,9 @@ impl Drop for Readiness {
     // pool, so that the close after this does not end the instance (see
     // `POOL`).
     fn drop(&mut self) {
-        let _ = rustix::fs::inotify::remove_watch(&self.fd, self.wd);
+        for &wd in &self.wds {
+            let _ = rustix::fs::inotify::remove_watch(&self.fd, wd);
+        }
         let Ok(mut pool) = POOL.lock() else { return };
         if pool.pid == std::process::id() && pool.fds.len() < POOLED {
             if let Ok(dup) = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0) {

@@ -27,8 +27,8 @@ pub(crate) use super::unix::{
     advise, flush, from_file, granularity, lock, lock_limit_hint, open_path, page_size, prefetch,
     resident_pages, unlock, unmap, Guard,
 };
-pub(crate) use bell::wait_any;
 pub use bell::Readiness;
+pub(crate) use bell::{ready_for, wait_any, Watch};
 pub(crate) use image::{
     header_reader, map_elf, map_pe, open_image_file, page_cache, present_pages,
 };

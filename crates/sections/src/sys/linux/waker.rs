@@ -30,7 +30,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
-use super::bell::{ring, watch, Readiness};
+use super::bell::{ring, Watch};
 use super::object::Object;
 use super::sync::{futex_wait, futex_wake};
 use crate::error::{Error, ErrorKind, Result};
@@ -222,15 +222,13 @@ impl Waker {
         }
     }
 
-    /// A descriptor that becomes readable when the bell rings: an inotify
-    /// instance of its own watching the channel's file (or bell file).
-    pub(crate) fn readiness(&self, _side: Side, object: &Object) -> Result<Readiness> {
-        watch(
-            match &self.bells {
-                Bells::Named => object.fd(),
-                Bells::File(file) => file.as_fd(),
-            },
-            "watch channel",
-        )
+    /// What a readiness of `side` watches: the channel's file (or bell
+    /// file), where its bell writes.
+    pub(crate) fn watch<'a>(&'a self, _side: Side, object: &'a Object, name: &'a str) -> Watch<'a> {
+        let file = match &self.bells {
+            Bells::Named => object.fd(),
+            Bells::File(file) => file.as_fd(),
+        };
+        Watch::new(file, "watch channel", name)
     }
 }

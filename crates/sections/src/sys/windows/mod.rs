@@ -28,7 +28,7 @@ pub(crate) use view::{
     advise, flush, lock, lock_limit_hint, prefetch, resident_pages, unlock, unmap, Guard,
 };
 pub use waker::Readiness;
-pub(crate) use waker::{wait_any, Waker, WakerShare};
+pub(crate) use waker::{ready_for, wait_any, Waker, WakerShare, Watch};
 
 use std::io;
 use std::os::windows::ffi::OsStrExt;

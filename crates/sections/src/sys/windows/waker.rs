@@ -86,11 +86,15 @@ impl Waker {
         self.event(side).set()
     }
 
-    /// A handle that is signalled when `side`'s bell rings.
-    pub(crate) fn readiness(&self, side: Side, _object: &Object) -> Result<Readiness> {
-        Ok(Readiness {
-            handle: self.event(side).duplicate()?,
-        })
+    /// What a readiness of `side` waits on: a handle to its event, which
+    /// is signalled when its bell rings.
+    pub(crate) fn watch<'a>(
+        &'a self,
+        side: Side,
+        _object: &'a Object,
+        _name: &'a str,
+    ) -> Watch<'a> {
+        Watch::of(self.event(side).duplicate())
     }
 
     fn event(&self, side: Side) -> &Event {
@@ -132,12 +136,32 @@ pub struct Readiness {
     handle: OwnedHandle,
 }
 
-impl Readiness {
-    /// Readiness that is this handle's signalled state.
-    pub(crate) fn from_handle(handle: OwnedHandle) -> Readiness {
-        Readiness { handle }
-    }
+/// What a readiness waits on: a handle of its own to an event (a channel
+/// side's, or a sync object's own), or the error duplicating it gave.
+pub(crate) struct Watch<'a> {
+    handle: Result<OwnedHandle>,
+    _of: std::marker::PhantomData<&'a ()>,
+}
 
+impl Watch<'_> {
+    pub(crate) fn of(handle: Result<OwnedHandle>) -> Self {
+        Watch {
+            handle,
+            _of: std::marker::PhantomData,
+        }
+    }
+}
+
+/// Readiness for `watches`: one per handle (a wait on many is
+/// `WaitForMultipleObjects`).
+pub(crate) fn ready_for(watches: Vec<Watch<'_>>) -> Result<Vec<Readiness>> {
+    watches
+        .into_iter()
+        .map(|w| w.handle.map(|handle| Readiness { handle }))
+        .collect()
+}
+
+impl Readiness {
     /// Nothing to consume on Windows: the wait that saw the event reset
     /// it.
     pub fn clear(&self) {}

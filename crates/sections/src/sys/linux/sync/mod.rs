@@ -392,10 +392,9 @@ impl Shared {
         Doorbell { shared: self }
     }
 
-    /// A descriptor that becomes readable when the bell rings.
-    fn readiness(&self) -> Result<crate::sys::Readiness> {
-        crate::sys::linux::bell::watch(self._object.fd(), "watch")
-            .map_err(|e| e.with_name(&self.name))
+    /// What a readiness watches: the object's file, where its bell writes.
+    fn watch(&self) -> crate::sys::Watch<'_> {
+        crate::sys::Watch::new(self._object.fd(), "watch", &self.name)
     }
 }
 
@@ -471,8 +470,8 @@ impl Event {
         ))
     }
 
-    pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
-        self.shared.readiness()
+    pub(crate) fn watch(&self) -> Result<crate::sys::Watch<'_>> {
+        Ok(self.shared.watch())
     }
 
     pub(crate) fn reset(&self) -> Result<()> {
@@ -531,8 +530,8 @@ impl Semaphore {
         words::poll_acquire(&self.shared.first(), &self.shared.bell(), self.max)
     }
 
-    pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
-        self.shared.readiness()
+    pub(crate) fn watch(&self) -> Result<crate::sys::Watch<'_>> {
+        Ok(self.shared.watch())
     }
 
     pub(crate) fn release(&self, n: u32) -> Result<()> {

@@ -255,8 +255,8 @@ impl Event {
         self.wait(Some(Instant::now()))
     }
 
-    pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
-        Ok(crate::sys::Readiness::from_handle(self.duplicate()?))
+    pub(crate) fn watch(&self) -> Result<crate::sys::Watch<'_>> {
+        Ok(crate::sys::Watch::of(Ok(self.duplicate()?)))
     }
 
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<bool> {
@@ -309,12 +309,12 @@ impl Semaphore {
         self.acquire(Some(Instant::now()))
     }
 
-    pub(crate) fn readiness(&self) -> Result<crate::sys::Readiness> {
+    pub(crate) fn watch(&self) -> Result<crate::sys::Watch<'_>> {
         let handle = self
             .handle
             .try_clone()
             .map_err(|e| error("duplicate", &self.name, e))?;
-        Ok(crate::sys::Readiness::from_handle(handle))
+        Ok(crate::sys::Watch::of(Ok(handle)))
     }
 
     pub(crate) fn release(&self, n: u32) -> Result<()> {
