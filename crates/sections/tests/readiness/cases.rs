@@ -50,6 +50,11 @@ pub fn main() {
             "a_receiver_in_another_pid_namespace_wakes_by_its_bell",
             across_pid_namespaces,
         ),
+        #[cfg(target_os = "linux")]
+        (
+            "hostile_waiting_words_make_select_and_tokio_wake_late_or_for_nothing_never_lose_a_message",
+            hostile_waiting_words,
+        ),
         #[cfg(all(target_os = "linux", feature = "tokio"))]
         (
             "a_tokio_receiver_gets_100000_messages_from_two_blocking_sender_processes",
@@ -467,6 +472,99 @@ fn two_waiters_one_side() -> Result<(), Failed> {
         assert_eq!(rx.poll_recv()?.expect("sent").to_vec(), b"one bell");
     }
     Ok(())
+}
+
+/// A thread that writes any values into a named channel's two waiting
+/// words (offsets 448 and 452: the sleeper and bell bits of each side)
+/// and, every other time, writes into the channel's file as a ring does,
+/// every 50 µs; while it runs, a select and then a tokio receiver take
+/// 5,000 messages each from a sender process that pauses at random. Every
+/// message arrives, in order: a wake-up may come for nothing, or late (a
+/// bell bit cleared by the writer leaves the receiver to its 100 ms look),
+/// never a wrong report, a lost message or a hang.
+#[cfg(target_os = "linux")]
+fn hostile_waiting_words() -> Result<(), Failed> {
+    use std::os::unix::fs::FileExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let ns = private_namespace("hostilewait");
+    let o = opts(&ns.arg);
+    let count = 5_000u64;
+    let _channels = (o.create("c")?, o.create("d")?);
+    let views = ["c", "d"]
+        .iter()
+        .map(|name| {
+            sections::Section::options()
+                .namespace(&Namespace::at(&ns.arg))
+                .open(name)?
+                .map_all(sections::Access::ReadWrite)
+        })
+        .collect::<sections::Result<Vec<_>>>()?;
+    let files = ["c", "d"]
+        .iter()
+        .map(|name| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(std::path::Path::new(&ns.arg).join(name))
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| -> Result<(), Failed> {
+        let writer = s.spawn(|| -> Result<u64, String> {
+            let mut seed = 77u64;
+            let mut writes = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for (view, file) in views.iter().zip(&files) {
+                    for at in [448, 452] {
+                        let word = (next(&mut seed) as u32).to_ne_bytes();
+                        view.write_at(at, &word).map_err(|e| e.to_string())?;
+                    }
+                    if writes % 2 == 1 {
+                        file.write_all_at(&[0u8; 4], 508)
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+                writes += 1;
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            Ok(writes)
+        });
+        let result = (|| -> Result<(), Failed> {
+            let mut rx = o.open_receiver("c")?;
+            let mut peer = spawn("feed", &[&ns.arg, "c", "0", &count.to_string(), "9"]);
+            peer.expect("ready");
+            select_all(std::slice::from_mut(&mut rx), count)?;
+            peer.expect("sent");
+            peer.finish();
+            #[cfg(feature = "tokio")]
+            {
+                let rx = o.open_receiver("d")?;
+                let mut peer = spawn("feed", &[&ns.arg, "d", "0", &count.to_string(), "13"]);
+                peer.expect("ready");
+                tokio_cases::runtime().block_on(async {
+                    let mut rx = sections::aio::AsyncReceiver::new(rx)?;
+                    for seq in 0..count {
+                        let m = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                            .await
+                            .map_err(|_| Failed::from(format!("message {seq}: waited 30 s")))??;
+                        if m.to_vec() != message(0, seq) {
+                            return Err(Failed::from(format!(
+                                "message {seq} damaged or out of order"
+                            )));
+                        }
+                    }
+                    Ok::<_, Failed>(())
+                })?;
+                peer.expect("sent");
+                peer.finish();
+            }
+            Ok(())
+        })();
+        stop.store(true, Ordering::Relaxed);
+        let writes = writer.join().unwrap()?;
+        println!("{writes} rounds of hostile writes into the waiting words");
+        result
+    })
 }
 
 /// A peer in a PID namespace of its own; `None` (the test skips, saying
