@@ -299,6 +299,7 @@ fn channel_runs(
     trips: usize,
     blocks: u64,
     spin: bool,
+    want: u64,
 ) -> Result<(f64, [f64; 2]), Failure> {
     let ns = dir.join(if spin { "async-ns-spin" } else { "async-ns" });
     std::fs::create_dir_all(&ns).map_err(fail)?;
@@ -311,7 +312,6 @@ fn channel_runs(
     } else {
         "async-channel"
     };
-    let want = stream_sum(blocks);
     let mut child = spawn(role, &ns.to_string_lossy(), |_| {})?;
     let rt = runtime()?;
     let result = rt.block_on(async {
@@ -378,10 +378,9 @@ fn channel_runs(
 }
 
 /// The same over a tokio `UnixStream`.
-fn uds_runs(dir: &Path, trips: usize, blocks: u64) -> Result<(f64, f64), Failure> {
+fn uds_runs(dir: &Path, trips: usize, blocks: u64, want: u64) -> Result<(f64, f64), Failure> {
     let path: PathBuf = dir.join("async.sock");
     let _ = std::fs::remove_file(&path);
-    let want = stream_sum(blocks);
     let rt = runtime()?;
     let listener = rt
         .block_on(async { tokio::net::UnixListener::bind(&path) })
@@ -565,18 +564,20 @@ pub fn run(
     let mut chan = (Vec::new(), Vec::new(), Vec::new());
     let mut spun = Vec::new();
     let mut uds = (Vec::new(), Vec::new());
+    // What the streams' consumers must sum (computed once, untimed).
+    let (want, want_one) = (stream_sum(blocks), stream_sum(1));
     let meter = Meter::start();
     for _ in 0..cfg.runs.max(1) {
         progress.set_message(format!("{SUITE}: channel, awaiting"));
-        let (rtt, [in_place, copied]) = channel_runs(&cfg.dir, trips, blocks, false)?;
+        let (rtt, [in_place, copied]) = channel_runs(&cfg.dir, trips, blocks, false, want)?;
         chan.0.push(rtt);
         chan.1.push(in_place);
         chan.2.push(copied);
-        let (rtt, _) = channel_runs(&cfg.dir, trips, 1, true)?;
+        let (rtt, _) = channel_runs(&cfg.dir, trips, 1, true, want_one)?;
         spun.push(rtt);
         progress.inc(1);
         progress.set_message(format!("{SUITE}: tokio UnixStream"));
-        let (rtt, rate) = uds_runs(&cfg.dir, trips, blocks)?;
+        let (rtt, rate) = uds_runs(&cfg.dir, trips, blocks, want)?;
         uds.0.push(rtt);
         uds.1.push(rate);
         progress.inc(1);

@@ -71,18 +71,24 @@ impl<'a> Source<'a> {
         }
     }
 
-    /// Whether it is ready (a receiver) or was just taken (the others);
-    /// `closely`: a receiver's look asks whether its senders live.
-    fn poll(&self, closely: bool) -> Result<bool> {
-        match self {
-            Source::Receiver(rx) => Ok(rx.is_ready_now(closely)),
-            Source::Event(e) => e.poll_wait(),
-            Source::Semaphore(s) => s.poll_acquire(),
+    /// Whether it is ready (a receiver) or was just taken (the others).
+    /// The first look of a round (`armed` false) is the cheap one: a
+    /// receiver's does not ask whether its senders live, and an event's or
+    /// semaphore's only tries, announcing no waiter (so a signaller does
+    /// not ring for a select that found something at once). The look
+    /// after arming does both.
+    fn poll(&self, armed: bool) -> Result<bool> {
+        match (self, armed) {
+            (Source::Receiver(rx), _) => Ok(rx.is_ready_now(armed)),
+            (Source::Event(e), false) => e.wait_timeout(Duration::ZERO),
+            (Source::Event(e), true) => e.poll_wait(),
+            (Source::Semaphore(s), false) => s.try_acquire(),
+            (Source::Semaphore(s), true) => s.poll_acquire(),
         }
     }
 
     /// Announces a waiter, so that the next message rings the bell (an
-    /// event's or semaphore's poll announced already).
+    /// event's or semaphore's armed poll announces itself).
     fn arm(&self) {
         if let Source::Receiver(rx) = self {
             rx.arm();
@@ -201,9 +207,9 @@ impl Select {
         let n = sources.len();
         loop {
             let start = self.next.get();
-            let ready = |close: bool| -> Result<Option<usize>> {
+            let ready = |armed: bool| -> Result<Option<usize>> {
                 for i in (0..n).map(|k| (start + k) % n) {
-                    if sources[i].poll(close)? {
+                    if sources[i].poll(armed)? {
                         return Ok(Some(i));
                     }
                 }

@@ -157,16 +157,6 @@ pub fn run_role(role: &str, args: &[String]) -> Option<Result<(), Box<dyn std::e
                     line.clear();
                 }
             }
-            "set-on-demand" => {
-                // set-on-demand DIR: sets "e" once per line of stdin
-                let event = sync_opts(arg(0)).open_event("e")?;
-                println!("ready");
-                let mut line = String::new();
-                while std::io::stdin().read_line(&mut line)? > 0 {
-                    event.set()?;
-                    line.clear();
-                }
-            }
             "ping" => {
                 // ping DIR COUNT: sets "ping" and waits for "pong", COUNT
                 // times; then releases COUNT counts of "s", at random pace
@@ -200,7 +190,7 @@ pub fn run_role(role: &str, args: &[String]) -> Option<Result<(), Box<dyn std::e
         }
         Ok(())
     };
-    matches!(role, "signal" | "set-on-demand" | "set-named" | "ping").then(run)
+    matches!(role, "signal" | "set-named" | "ping").then(run)
 }
 
 /// The objects of a mixed select, in namespace `dir`.
@@ -427,10 +417,10 @@ fn hostile_bell() -> Result<(), Failed> {
                 return Err("the wait ended early".into());
             }
             // A set from another process is taken, once.
-            let mut peer = spawn("set-on-demand", &[&ns.arg]);
+            let mut peer = spawn("set-named", &[&ns.arg]);
             peer.expect("ready");
             for round in 0..50 {
-                peer.send("set");
+                peer.send("e");
                 if select.wait(&sources, Some(Duration::from_secs(10)))? != Some(0) {
                     return Err(format!("round {round}: the set was not taken").into());
                 }
@@ -513,7 +503,7 @@ mod tokio_sync {
     pub fn dropped_waits() -> Result<(), Failed> {
         let ns = private_namespace("aiosync");
         let event = sync_opts(&ns.arg).create_event("e", Reset::Auto, false)?;
-        let mut peer = spawn("set-on-demand", &[&ns.arg]);
+        let mut peer = spawn("set-named", &[&ns.arg]);
         peer.expect("ready");
         let peer = std::cell::RefCell::new(peer);
         runtime().block_on(async {
@@ -526,7 +516,7 @@ mod tokio_sync {
                     () = std::future::ready(()) => Ok(()),
                 };
                 dropped?;
-                peer.borrow_mut().send("set");
+                peer.borrow_mut().send("e");
                 let started = Instant::now();
                 tokio::time::timeout(Duration::from_secs(30), event.wait())
                     .await

@@ -98,9 +98,17 @@ fn pooled() -> Option<OwnedFd> {
     }
     let fd = pool.fds.pop()?;
     drop(pool);
-    let mut buf = [0u8; 4096];
-    while matches!(rustix::io::read(&fd, &mut buf[..]), Ok(n) if n > 0) {}
+    drain(fd.as_fd());
     Some(fd)
+}
+
+/// Reads an inotify instance's queue empty.
+fn drain(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 4096];
+    // An inotify read returns whole events, each at most 16 bytes and a
+    // name of up to 256: a read that left room for one more emptied the
+    // queue, and the next event makes it readable again.
+    while matches!(rustix::io::read(fd, &mut buf[..]), Ok(n) if n > buf.len() - 512) {}
 }
 
 /// What an event loop waits on for a channel endpoint: a descriptor that
@@ -149,11 +157,7 @@ impl Drop for Readiness {
 impl Readiness {
     /// Consumes what made it readable, so that it waits again.
     pub fn clear(&self) {
-        let mut buf = [0u8; 4096];
-        // An inotify read returns whole events, each at most 16 bytes and
-        // a name of up to 256: a read that left room for one more emptied
-        // the queue, and the next event makes it readable again.
-        while matches!(rustix::io::read(&self.fd, &mut buf[..]), Ok(n) if n > buf.len() - 512) {}
+        drain(self.fd.as_fd());
     }
 }
 
